@@ -1,0 +1,152 @@
+"""Settings for both services: loaded by dynaconf, validated by pydantic, passed down explicitly.
+
+Sources, later ones winning: ``settings.toml``, ``.secrets.toml`` (both in the config directory,
+``BIOMETRICS_CONFIG_DIR`` or the working directory), then environment variables
+``BIOMETRICS_<SECTION>__<KEY>``. Values from the environment are parsed as TOML (``6`` is an int).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dynaconf import Dynaconf
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+ENV_PREFIX = "BIOMETRICS"
+CONFIG_DIR_VARIABLE = "BIOMETRICS_CONFIG_DIR"
+SETTINGS_FILES = ("settings.toml", ".secrets.toml")
+
+
+class SettingsError(Exception):
+    """The configuration is missing or invalid; the message names every bad key, never a value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class KafkaSettings(_Section):
+    """Connection and topic: shared by the producer and the consumer."""
+
+    bootstrap_servers: str
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+    sasl_mechanism: Literal["", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+    sasl_username: SecretStr
+    sasl_password: SecretStr
+    ssl_cafile: str
+    client_id: str = Field(min_length=1)
+    topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    topic_partitions: int = Field(ge=1)
+    topic_replication_factor: int = Field(ge=1)
+    request_timeout_ms: int = Field(ge=1000)
+
+    @model_validator(mode="after")
+    def _sasl_is_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [
+                name
+                for name, value in (
+                    ("sasl_mechanism", self.sasl_mechanism),
+                    ("sasl_username", self.sasl_username.get_secret_value()),
+                    ("sasl_password", self.sasl_password.get_secret_value()),
+                )
+                if not value
+            ]
+            if missing:
+                raise ValueError(
+                    f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
+                )
+        if self.ssl_cafile and not Path(self.ssl_cafile).is_file():
+            raise ValueError("ssl_cafile does not name a readable file")
+        return self
+
+
+class ProducerSettings(_Section):
+    """aiokafka producer tuning; the defaults favour durability."""
+
+    acks: Literal["all", "0", "1"] = "all"
+    enable_idempotence: bool
+    linger_ms: int = Field(ge=0)
+    max_batch_size: int = Field(ge=1024)
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"]
+    delivery_timeout_ms: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _idempotence_needs_acks_all(self) -> ProducerSettings:
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError('enable_idempotence needs acks = "all"')
+        return self
+
+
+class ConsumerSettings(_Section):
+    """aiokafka consumer settings; offsets are always committed by hand after handling."""
+
+    group_id: str = Field(min_length=1)
+    auto_offset_reset: Literal["earliest", "latest"]
+    max_poll_records: int = Field(ge=1)
+    poll_timeout_ms: int = Field(ge=1)
+    session_timeout_ms: int = Field(ge=1000)
+    shutdown_timeout_s: float = Field(gt=0)
+
+
+class HttpSettings(_Section):
+    """The producer's HTTP server and request limits."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(ge=0, le=65535)
+    max_body_bytes: int = Field(ge=1)
+    max_batch_events: int = Field(ge=1)
+    shutdown_timeout_s: float = Field(gt=0)
+
+
+class Settings(_Section):
+    """Everything both services can be configured with."""
+
+    kafka: KafkaSettings
+    producer: ProducerSettings
+    consumer: ConsumerSettings
+    http: HttpSettings
+
+    def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
+        """Return a copy pointing at other brokers (used when a local Kafka is started)."""
+        kafka = self.kafka.model_copy(update={"bootstrap_servers": bootstrap_servers})
+        return self.model_copy(update={"kafka": kafka})
+
+
+def load_settings(config_dir: Path | None = None) -> Settings:
+    """Load and validate the settings; raise SettingsError naming each bad key."""
+    directory = config_dir or Path(os.environ.get(CONFIG_DIR_VARIABLE) or Path.cwd())
+    if not (directory / SETTINGS_FILES[0]).is_file():
+        raise SettingsError(
+            f"{SETTINGS_FILES[0]} not found in {directory}; "
+            f"run from the project directory or set {CONFIG_DIR_VARIABLE}"
+        )
+    raw = Dynaconf(
+        envvar_prefix=ENV_PREFIX,
+        root_path=str(directory),
+        settings_files=[str(directory / name) for name in SETTINGS_FILES],
+        merge_enabled=True,
+    ).as_dict()
+    try:
+        return Settings.model_validate(_lower_keys(raw))
+    except ValidationError as error:
+        raise SettingsError(_describe(error)) from None
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key).lower(): _lower_keys(item) for key, item in value.items()}
+    return value
+
+
+def _describe(error: ValidationError) -> str:
+    # Only locations and messages: pydantic's default text echoes input values, which may be secrets.
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        key = ".".join(str(part) for part in item["loc"]) or "settings"
+        variable = f"{ENV_PREFIX}_{'__'.join(str(part).upper() for part in item['loc'])}"
+        lines.append(f"{key} ({variable}): {item['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
