@@ -1,0 +1,21 @@
+"""What both services share: the event schema, the settings, Kafka client options and logging."""
+
+from shared.kafka import KafkaNotConfiguredError, client_options, ensure_topic
+from shared.logs import configure_logging
+from shared.schema import Biometrics, encode_key, encode_value, parse_event, parse_events
+from shared.settings import Settings, SettingsError, load_settings
+
+__all__ = [
+    "Biometrics",
+    "KafkaNotConfiguredError",
+    "Settings",
+    "SettingsError",
+    "client_options",
+    "configure_logging",
+    "encode_key",
+    "encode_value",
+    "ensure_topic",
+    "load_settings",
+    "parse_event",
+    "parse_events",
+]

@@ -143,7 +143,7 @@ def _lower_keys(value: Any) -> Any:
 
 
 def _describe(error: ValidationError) -> str:
-    # Only locations and messages: pydantic's default text echoes input values, which may be secrets.
+    # Locations and messages only: pydantic's own text echoes input values, which may be secrets.
     lines = []
     for item in error.errors(include_input=False, include_url=False):
         key = ".".join(str(part) for part in item["loc"]) or "settings"

@@ -1,0 +1,46 @@
+"""Run the producer: `python -m producer_service` or `biometrics-producer`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from producer_service.app import create_app
+from shared.kafka import KafkaNotConfiguredError, client_options
+from shared.logs import configure_logging
+from shared.settings import SettingsError, load_settings
+
+_log = logging.getLogger("producer_service")
+
+
+def main() -> None:
+    """Load the settings, then serve until SIGTERM/SIGINT; exit 2 on bad configuration."""
+    try:
+        settings = load_settings()
+        client_options(settings.kafka)
+    except (SettingsError, KafkaNotConfiguredError) as error:
+        print(f"biometrics-producer: {error}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging()
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.http.host,
+        port=settings.http.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.http.shutdown_timeout_s),
+    )
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        # uvicorn logs why (the lifespan failed, the port is taken); the exit code says it too.
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""HTTP errors, all rendered as one JSON shape by the handlers registered in create_app.
+
+    ApiError                  {"error": code, "message": text, "details": [...]}
+    ├── InvalidJsonError      400 the body is not JSON
+    ├── PayloadTooLargeError  413 the body is over http.max_body_bytes
+    ├── UnsupportedMediaError 415 the content type is not application/json
+    ├── SchemaViolationError  422 the JSON breaks the schema; details name each field by path
+    └── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
+
+Starlette's own HTTPExceptions (404, 405) and unexpected errors (500) take the same shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from producer_service.publisher import PublishError
+
+RETRY_AFTER_SECONDS = 5
+
+_log = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+class ApiError(Exception):
+    """An error the client should see, with a stable code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        details: Sequence[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = list(details)
+        self.headers = dict(headers or {})
+
+
+class InvalidJsonError(ApiError):
+    """The body could not be parsed as JSON."""
+
+    status = 400
+    code = "invalid_json"
+
+
+class PayloadTooLargeError(ApiError):
+    """The body is larger than the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaError(ApiError):
+    """The request did not say it carries JSON."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class SchemaViolationError(ApiError):
+    """The JSON does not match the Biometrics schema."""
+
+    status = 422
+    code = "schema_violation"
+
+
+class BrokerUnavailableError(ApiError):
+    """Kafka could not take the records now; the client should retry later."""
+
+    status = 503
+    code = "broker_unavailable"
+
+
+def from_validation_error(error: ValidationError) -> ApiError:
+    """Malformed JSON becomes 400; anything else names each bad field by its path, as 422."""
+    problems = error.errors(include_url=False, include_input=False, include_context=False)
+    if any(problem["type"] == "json_invalid" for problem in problems):
+        return InvalidJsonError(f"request body is not valid JSON: {problems[0]['msg']}")
+    details = [{"path": _path(problem["loc"]), "message": problem["msg"]} for problem in problems]
+    return SchemaViolationError(f"{len(details)} field(s) violate the schema", details)
+
+
+def from_publish_error(error: PublishError) -> ApiError:
+    """A failed or timed-out delivery becomes 503 with Retry-After."""
+    message = f"Kafka did not acknowledge the records: {error.reason}"
+    if error.delivered:
+        message += f" ({error.delivered} of {error.total} were acknowledged; a retry repeats them)"
+    return BrokerUnavailableError(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _path(location: Sequence[int | str]) -> str:
+    parts: list[str] = []
+    for part in location:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(f".{part}" if parts else part)
+    return "".join(parts) or "body"
+
+
+def render(error: ApiError) -> Response:
+    """The one JSON shape of every error response."""
+    body = {"error": error.code, "message": error.message, "details": error.details}
+    return Response(orjson.dumps(body), error.status, error.headers, media_type="application/json")
+
+
+async def handle_api_error(request: Request, exc: Exception) -> Response:
+    """Exception handler for ApiError."""
+    assert isinstance(exc, ApiError)
+    return render(exc)
+
+
+async def handle_publish_error(request: Request, exc: Exception) -> Response:
+    """Exception handler for PublishError."""
+    assert isinstance(exc, PublishError)
+    return render(from_publish_error(exc))
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTPException (404, 405, 413...) in our shape."""
+    assert isinstance(exc, HTTPException)
+    error = ApiError(exc.detail, headers=exc.headers)
+    error.status, error.code = exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error")
+    return render(error)
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
+    """Anything unforeseen: 500 in our shape; the traceback goes to the log, not the client."""
+    _log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return render(ApiError("internal error"))
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: handle_api_error,
+    PublishError: handle_publish_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected_error,
+}
