@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shared.kafka import KafkaNotConfiguredError, client_options
+from shared.settings import SettingsError, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("BIOMETRICS_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_safe_for_kafka() -> None:
+    settings = load_settings(ROOT)
+    assert settings.producer.acks == "all"
+    assert settings.producer.enable_idempotence is True
+    assert settings.kafka.topic == "BiometricsImported"
+    assert settings.http.max_body_bytes == 1024 * 1024
+    assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8000)
+
+
+def test_environment_variables_override_nested_keys_with_typed_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__TOPIC_PARTITIONS", "12")
+    settings = load_settings(ROOT)
+    assert settings.kafka.bootstrap_servers == "broker-1:9092,broker-2:9092"
+    assert settings.kafka.topic_partitions == 12
+
+
+def test_a_bad_value_is_reported_by_key_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_HTTP__PORT", "70000")
+    with pytest.raises(SettingsError, match=r"http\.port \(BIOMETRICS_HTTP__PORT\)"):
+        load_settings(ROOT)
+
+
+def test_a_misspelt_key_is_an_error_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_KAFKA__BOOTSTRAP_SERVER", "broker:9092")
+    with pytest.raises(SettingsError, match=r"kafka\.bootstrap_server "):
+        load_settings(ROOT)
+
+
+def test_weakening_acks_while_idempotent_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_PRODUCER__ACKS", '"1"')
+    with pytest.raises(SettingsError, match="enable_idempotence needs acks"):
+        load_settings(ROOT)
+
+
+def test_secrets_never_appear_in_errors_or_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_USERNAME", "api-key-visible-name")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_PASSWORD", "s3cr3t-value")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "PLAIN")
+    settings = load_settings(ROOT)
+    assert "s3cr3t-value" not in repr(settings)
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "NOPE")
+    with pytest.raises(SettingsError) as error:
+        load_settings(ROOT)
+    assert "s3cr3t-value" not in str(error.value)
+
+
+def test_sasl_without_credentials_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "PLAIN")
+    with pytest.raises(SettingsError, match="needs sasl_username, sasl_password"):
+        load_settings(ROOT)
+
+
+def test_confluent_cloud_is_configuration_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS", "pkc-123.region.cloud:9092")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "PLAIN")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_USERNAME", "key")
+    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_PASSWORD", "secret")
+    options = client_options(load_settings(ROOT).kafka)
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "PLAIN"
+    assert options["sasl_plain_password"] == "secret"
+    assert options["ssl_context"] is not None
+
+
+def test_a_missing_bootstrap_server_is_a_clear_error() -> None:
+    with pytest.raises(KafkaNotConfiguredError, match="BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"):
+        client_options(load_settings(ROOT).kafka)
+
+
+def test_a_directory_without_settings_is_named(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=f"settings.toml not found in {tmp_path}"):
+        load_settings(tmp_path)
