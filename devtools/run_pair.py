@@ -1,0 +1,92 @@
+"""Run the pair for development: a local Kafka when none is configured, then both services.
+
+`python -m devtools.run_pair` (or `./dev run`). Ctrl-C or SIGTERM stops the services first, so
+the producer flushes and the consumer commits, and the broker last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import ExitStack
+from typing import Any
+
+from devtools.local_kafka import LocalKafka
+from shared.settings import SettingsError, load_settings
+
+_SERVICES = ("producer_service", "consumer_service")
+
+
+def main() -> int:
+    """Start what is missing, supervise both services, stop everything in order."""
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"run: {error}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with ExitStack() as stack:
+        env = dict(os.environ)
+        if not settings.kafka.bootstrap_servers:
+            _say("no Kafka configured: starting a local Apache Kafka")
+            kafka = stack.enter_context(LocalKafka())
+            env["BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
+            _say(f"local Kafka on {kafka.bootstrap_servers} (pid {kafka.pid})")
+        services = [
+            subprocess.Popen([sys.executable, "-m", name], env=env) for name in _SERVICES
+        ]
+        stack.callback(_stop_all, services, settings.http.shutdown_timeout_s + 5)
+        url = f"http://{settings.http.host}:{settings.http.port}"
+        if _wait_until_healthy(f"{url}/healthz", services, stop):
+            _say(f"ready: POST {url}/biometrics; consumed events appear below as JSON lines")
+        while not stop.wait(0.2):
+            if any(service.poll() is not None for service in services):
+                _say("a service exited; stopping the pair")
+                break
+        return max((_exit_code(service) for service in services), default=0)
+
+
+def _wait_until_healthy(url: str, services: list[Any], stop: threading.Event) -> bool:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not stop.is_set():
+        if any(service.poll() is not None for service in services):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            stop.wait(0.2)
+    return False
+
+
+def _stop_all(services: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    for service in services:
+        if service.poll() is None:
+            service.send_signal(signal.SIGTERM)
+    for service in services:
+        try:
+            service.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
+
+
+def _exit_code(service: subprocess.Popen[bytes]) -> int:
+    code = service.wait()
+    # A service stopped by our own SIGTERM counts as a clean exit.
+    return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
+
+
+def _say(message: str) -> None:
+    print(f"run: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Helpers for the broker tests: settings for a fresh topic, an in-process producer server,
+an independent reader of the topic and a consumer whose log lines can be awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+
+from consumer_service import run_consumer
+from producer_service import create_app
+from producer_service.app import PublisherFactory
+from producer_service.publisher import KafkaPublisher
+from shared.logs import JsonFormatter
+from shared.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_for(bootstrap: str, topic: str, group_id: str, partitions: int = 3) -> Settings:
+    """The project's settings, pointed at the test broker, topic and group."""
+    settings = load_settings(ROOT)
+    kafka = settings.kafka.model_copy(
+        update={"bootstrap_servers": bootstrap, "topic": topic, "topic_partitions": partitions}
+    )
+    consumer = settings.consumer.model_copy(update={"group_id": group_id, "poll_timeout_ms": 200})
+    return settings.model_copy(update={"kafka": kafka, "consumer": consumer})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with an event set once start-up has finished (or failed)."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()
+
+
+@asynccontextmanager
+async def serving_producer(
+    settings: Settings, publisher_factory: PublisherFactory = KafkaPublisher
+) -> AsyncIterator[tuple[str, _Server]]:
+    """Serve the producer app on a free port in this loop; yield its URL and the server."""
+    config = uvicorn.Config(
+        create_app(settings, publisher_factory),
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(30):
+        await server.ready.wait()
+    if not server.started:
+        await task
+        raise RuntimeError("the producer did not start; see the log")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def read_topic(
+    bootstrap: str, topic: str, count: int, timeout_s: float = 30
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read the first `count` records of every partition with a fresh, group-less consumer."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for partition_records in batch.values():
+                    records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def committed_offsets(bootstrap: str, group_id: str) -> dict[int, int]:
+    """The group's committed offset per partition, as the broker reports it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group_id)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in offsets.items()}
+
+
+class LineCollector(logging.Handler):
+    """Keeps each log record as the JSON line the service would print; lets a test await them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+        self._changed.set()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The consumed-event lines so far."""
+        return [line for line in self.lines if line["message"] == "event consumed"]
+
+    async def wait_for_events(self, count: int, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """Wait until at least `count` event lines have been written."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.events()) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.events()
+
+
+@asynccontextmanager
+async def running_consumer(settings: Settings) -> AsyncIterator[LineCollector]:
+    """Run consumer_service's loop in this event loop; stop it (as SIGTERM would) on exit."""
+    collector = LineCollector()
+    root = logging.getLogger()
+    root.addHandler(collector)
+    previous_level = root.level
+    root.setLevel(logging.INFO)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumer(settings, stop))
+    try:
+        yield collector
+    finally:
+        stop.set()
+        try:
+            async with asyncio.timeout(30):
+                await task
+        finally:
+            root.removeHandler(collector)
+            root.setLevel(previous_level)
