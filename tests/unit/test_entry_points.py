@@ -1,0 +1,44 @@
+"""The services' command lines refuse bad configuration before touching the network."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.unit.test_settings import ROOT
+
+
+def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
+    return subprocess.run(
+        [sys.executable, "-m", module],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("module", ["producer_service", "consumer_service"])
+def test_a_bad_setting_stops_the_service_naming_the_key_but_not_the_secret(module: str) -> None:
+    result = _run(
+        module,
+        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        BIOMETRICS_KAFKA__SECURITY_PROTOCOL="SASL_SSL",
+        BIOMETRICS_KAFKA__SASL_MECHANISM="GSSAPI",
+        BIOMETRICS_KAFKA__SASL_PASSWORD="do-not-print-me",
+    )
+    assert result.returncode == 2
+    assert "BIOMETRICS_KAFKA__SASL_MECHANISM" in result.stderr
+    assert "do-not-print-me" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize("module", ["producer_service", "consumer_service"])
+def test_no_bootstrap_servers_is_a_clear_start_up_error(module: str) -> None:
+    result = _run(module)
+    assert result.returncode == 2
+    assert "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS" in result.stderr
