@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -35,11 +36,13 @@ def main() -> None:
         log_config=None,
         timeout_graceful_shutdown=int(settings.http.shutdown_timeout_s),
     )
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        # uvicorn logs why (the lifespan failed, the port is taken); the exit code says it too.
-        sys.exit(3)
+    # uvicorn re-raises the stop signal once it has shut down gracefully; with these handlers
+    # that ends in exit 0, as for the consumer, rather than in death by SIGTERM.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    # A failed start-up (broker unreachable, port taken) is logged and exits 3.
+    uvicorn.Server(config).run()
+    _log.info("producer exited")
 
 
 if __name__ == "__main__":
