@@ -39,9 +39,7 @@ def main() -> int:
             kafka = stack.enter_context(LocalKafka())
             env["BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
             _say(f"local Kafka on {kafka.bootstrap_servers} (pid {kafka.pid})")
-        services = [
-            subprocess.Popen([sys.executable, "-m", name], env=env) for name in _SERVICES
-        ]
+        services = [subprocess.Popen([sys.executable, "-m", name], env=env) for name in _SERVICES]
         stack.callback(_stop_all, services, settings.http.shutdown_timeout_s + 5)
         url = f"http://{settings.http.host}:{settings.http.port}"
         if _wait_until_healthy(f"{url}/healthz", services, stop):
