@@ -1,0 +1,181 @@
+"""Fixtures for integration tests: a real Apache Kafka broker, fresh topics and group ids."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import socket
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from devtools import LocalKafka
+from devtools.local_kafka import kafka_version
+
+_BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
+_HERE = Path(__file__).parent
+_TOPIC_READY_TIMEOUT_S = 30.0
+
+
+class TopicFactory(Protocol):
+    """Creates a fresh topic and returns its name once its metadata is visible."""
+
+    async def __call__(self, partitions: int = 3) -> str: ...
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration with `kafka`."""
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            item.add_marker(pytest.mark.kafka)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers from $BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS, Docker, or a local JVM."""
+    if servers := os.environ.get(_BOOTSTRAP_ENV):
+        yield servers
+    elif _docker_answers():
+        with _kafka_container() as servers:
+            yield servers
+    else:
+        with _local_kafka() as servers:
+            yield servers
+
+
+@pytest.fixture
+async def topic_factory(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
+    """Yield make_topic(partitions=3) -> name; the topics it made are deleted afterwards."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    created: list[str] = []
+
+    async def make_topic(partitions: int = 3) -> str:
+        name = f"test-{uuid.uuid4().hex}"
+        new_topic = NewTopic(name, num_partitions=partitions, replication_factor=1)
+        response = await admin.create_topics([new_topic])
+        created.append(name)
+        _raise_for_topic_errors(response.to_object())
+        await _wait_until_visible(admin, name, partitions)
+        return name
+
+    try:
+        yield make_topic
+    finally:
+        if created:
+            with contextlib.suppress(Exception):
+                await admin.delete_topics(created)
+        await admin.close()
+
+
+@pytest.fixture
+def group_id() -> str:
+    """A consumer group id no other test uses."""
+    return f"test-group-{uuid.uuid4().hex}"
+
+
+def _docker_answers() -> bool:
+    """Tell, within a few seconds, whether a Docker engine is reachable."""
+    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
+        return False
+    # docker-py leaks its socket when the engine does not answer; collect it here, quietly,
+    # rather than let the ResourceWarning surface (as an error) in some later test.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            import docker  # type: ignore[import-untyped]
+
+            client = docker.from_env(timeout=3)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except Exception:
+            return False
+        finally:
+            gc.collect()
+
+
+@contextlib.contextmanager
+def _kafka_container() -> Iterator[str]:
+    """Run the official apache/kafka image of the same version LocalKafka uses."""
+    # testcontainers' KafkaContainer drives Confluent images only (cp-kafka, with its own
+    # start scripts), so the Apache image is configured here through its KAFKA_* variables.
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    port = _free_port()
+    container = DockerContainer(f"apache/kafka:{kafka_version()}")
+    host = container.get_container_host_ip()
+    container.with_bind_ports(9092, port).with_envs(
+        KAFKA_NODE_ID="1",
+        KAFKA_PROCESS_ROLES="broker,controller",
+        KAFKA_LISTENERS="PLAINTEXT://0.0.0.0:9092,CONTROLLER://localhost:9093",
+        KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://{host}:{port}",
+        KAFKA_CONTROLLER_LISTENER_NAMES="CONTROLLER",
+        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
+        KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="1",
+        KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS="1",
+        KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="1",
+        KAFKA_TRANSACTION_STATE_LOG_MIN_ISR="1",
+        KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS="0",
+        KAFKA_AUTO_CREATE_TOPICS_ENABLE="false",
+        KAFKA_NUM_PARTITIONS="1",
+    ).waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))
+    with container:
+        yield f"{host}:{port}"
+
+
+@contextlib.contextmanager
+def _local_kafka() -> Iterator[str]:
+    """Run LocalKafka, failing (never skipping) with the reason when no broker can be had."""
+    kafka, reason = LocalKafka(), ""
+    try:
+        kafka.start()
+    except Exception as error:
+        reason = str(error)  # failed outside the handler, so the report shows no chained traceback
+    if reason:
+        pytest.fail(
+            f"no Kafka broker for integration tests: {_BOOTSTRAP_ENV} is unset, no Docker "
+            f"engine answers, and LocalKafka could not start one:\n{reason}",
+            pytrace=False,
+        )
+    try:
+        yield kafka.bootstrap_servers
+    finally:
+        kafka.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _raise_for_topic_errors(response: dict[str, Any]) -> None:
+    """Raise when a CreateTopics response reports a per-topic error."""
+    for topic in response["topic_errors"]:
+        if topic["error_code"] != 0:
+            reason = topic.get("error_message") or f"error code {topic['error_code']}"
+            raise RuntimeError(f"creating topic {topic['topic']!r} failed: {reason}")
+
+
+async def _wait_until_visible(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
+    """Poll metadata until the topic has all its partitions, each with a leader."""
+    async with asyncio.timeout(_TOPIC_READY_TIMEOUT_S):
+        while True:
+            (topic,) = await admin.describe_topics([name])
+            found = topic["partitions"]
+            has_leaders = all(partition["leader"] >= 0 for partition in found)
+            if topic["error_code"] == 0 and len(found) == partitions and has_leaders:
+                return
+            await asyncio.sleep(0.05)
