@@ -48,7 +48,8 @@ def main() -> int:
             if any(service.poll() is not None for service in services):
                 _say("a service exited; stopping the pair")
                 break
-        return max((_exit_code(service) for service in services), default=0)
+        _stop_all(services, settings.http.shutdown_timeout_s + 5)
+        return max(_exit_code(service) for service in services)
 
 
 def _wait_until_healthy(url: str, services: list[Any], stop: threading.Event) -> bool:
@@ -65,6 +66,7 @@ def _wait_until_healthy(url: str, services: list[Any], stop: threading.Event) ->
 
 
 def _stop_all(services: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """SIGTERM each running service (they flush and commit), then wait; safe to call twice."""
     for service in services:
         if service.poll() is None:
             service.send_signal(signal.SIGTERM)

@@ -1,0 +1,68 @@
+"""The README's run command: with no Kafka configured it starts one, then both services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+
+import httpx2 as httpx
+import orjson
+import pytest
+
+from tests.integration.harness import ROOT
+from tests.support import event_body
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
+    while line := (await stream.readline()).decode():
+        if re.search(pattern, line):
+            return line
+    raise AssertionError(f"the stream ended before a line matching {pattern!r}")
+
+
+async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
+    env["BIOMETRICS_HTTP__PORT"] = str(port)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "devtools.run_pair",
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        async with asyncio.timeout(120):
+            kafka_line = await _read_until(process.stderr, r"local Kafka on .* \(pid \d+\)")
+            await _read_until(process.stderr, r"ready: POST")
+        kafka_pid = int(re.findall(r"pid (\d+)", kafka_line)[0])
+        body = event_body()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            response = await client.post("/biometrics", json=body)
+        assert response.status_code == 202, response.text
+        async with asyncio.timeout(10):
+            line = await _read_until(process.stdout, "event consumed")
+        assert orjson.loads(line)["key"] == body["deviceId"]
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(60):
+            assert await process.wait() == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(kafka_pid, 0)  # the local Kafka must not outlive the run command
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
