@@ -10,22 +10,15 @@ import sys
 import uvloop
 
 from consumer_service.service import run_consumer
-from shared.kafka import KafkaNotConfiguredError, client_options
-from shared.logs import configure_logging
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings
+from shared.startup import start_service
 
 _log = logging.getLogger("consumer_service")
 
 
 def main() -> None:
     """Load the settings and consume until SIGTERM/SIGINT; exit 2 on bad configuration."""
-    try:
-        settings = load_settings()
-        client_options(settings.kafka)
-    except (SettingsError, KafkaNotConfiguredError) as error:
-        print(f"biometrics-consumer: {error}", file=sys.stderr)
-        sys.exit(2)
-    configure_logging()
+    settings = start_service("biometrics-consumer")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         sys.exit(runner.run(_serve(settings)))
 

@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 
 import uvicorn
 
 from producer_service.app import create_app
-from shared.kafka import KafkaNotConfiguredError, client_options
-from shared.logs import configure_logging
-from shared.settings import SettingsError, load_settings
+from shared.startup import start_service
 
 _log = logging.getLogger("producer_service")
 
 
 def main() -> None:
     """Load the settings, then serve until SIGTERM/SIGINT; exit 2 on bad configuration."""
-    try:
-        settings = load_settings()
-        client_options(settings.kafka)
-    except (SettingsError, KafkaNotConfiguredError) as error:
-        print(f"biometrics-producer: {error}", file=sys.stderr)
-        sys.exit(2)
-    configure_logging()
+    settings = start_service("biometrics-producer")
     config = uvicorn.Config(
         create_app(settings),
         host=settings.http.host,
