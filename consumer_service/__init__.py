@@ -1,7 +1,21 @@
 """The consuming service: read Biometrics events, log each as JSON, commit after handling."""
 
-from consumer_service.handler import log_record
-from consumer_service.loop import RecordSource, consume
+from consumer_service.dead_letters import DeadLetterPublisher, DeadLetters
+from consumer_service.loop import CommitOnRevoke, PendingOffsets, RecordSource, consume
+from consumer_service.processor import RecordProcessor
 from consumer_service.service import consumer_options, run_consumer
+from consumer_service.sink import Sink, StreamSink
 
-__all__ = ["RecordSource", "consume", "consumer_options", "log_record", "run_consumer"]
+__all__ = [
+    "CommitOnRevoke",
+    "DeadLetterPublisher",
+    "DeadLetters",
+    "PendingOffsets",
+    "RecordProcessor",
+    "RecordSource",
+    "Sink",
+    "StreamSink",
+    "consume",
+    "consumer_options",
+    "run_consumer",
+]

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from producer_service.endpoints import healthz, post_biometrics, post_biometrics_batch
+from producer_service.endpoints import healthz, post_biometrics, post_biometrics_batch, readyz
 from producer_service.errors import EXCEPTION_HANDLERS
 from producer_service.publisher import KafkaPublisher, Publisher
 from shared.settings import Settings
@@ -32,10 +32,12 @@ def create_app(
             Route("/biometrics", post_biometrics, methods=["POST"]),
             Route("/biometrics/batch", post_biometrics_batch, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.max_body_bytes = settings.http.max_body_bytes
+    app.state.body_timeout_s = settings.http.body_timeout_s
     app.state.max_batch_events = settings.http.max_batch_events
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import orjson
@@ -11,6 +12,7 @@ from starlette.responses import Response
 
 from producer_service.errors import (
     PayloadTooLargeError,
+    RequestTimeoutError,
     UnsupportedMediaError,
     from_validation_error,
 )
@@ -45,6 +47,14 @@ async def healthz(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
+async def readyz(request: Request) -> Response:
+    """200 when Kafka answers and has the topic, so events can be taken; 503 otherwise."""
+    publisher: Publisher = request.state.publisher
+    if await publisher.ready():
+        return Response(b'{"status":"ready"}', media_type="application/json")
+    return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
+
+
 async def _json_body(request: Request) -> bytes:
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media_type != "application/json":
@@ -58,11 +68,16 @@ async def _json_body(request: Request) -> bytes:
     # Content-Length may be absent (chunked) or wrong: count what really arrives.
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(_too_large(limit))
-        chunks.append(chunk)
+    timeout: float = request.app.state.body_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLargeError(_too_large(limit))
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeoutError(f"request body took longer than {timeout:g} s") from None
     return b"".join(chunks)
 
 

@@ -2,10 +2,12 @@
 
     ApiError                  {"error": code, "message": text, "details": [...]}
     ├── InvalidJsonError      400 the body is not JSON
+    ├── RequestTimeoutError   408 the body did not arrive within http.body_timeout_s
     ├── PayloadTooLargeError  413 the body is over http.max_body_bytes
     ├── UnsupportedMediaError 415 the content type is not application/json
     ├── SchemaViolationError  422 the JSON breaks the schema; details name each field by path
-    └── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
+    ├── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
+    └── OverloadedError        503 too much awaits acknowledgement already; Retry-After is set
 
 Starlette's own HTTPExceptions (404, 405) and unexpected errors (500) take the same shape.
 """
@@ -22,9 +24,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from producer_service.publisher import PublishError
+from producer_service.publisher import OverloadedError, PublishError
 
 RETRY_AFTER_SECONDS = 5
+OVERLOADED_RETRY_AFTER_SECONDS = 1
 
 _log = logging.getLogger(__name__)
 
@@ -63,6 +66,13 @@ class PayloadTooLargeError(ApiError):
     code = "payload_too_large"
 
 
+class RequestTimeoutError(ApiError):
+    """The client did not send its body in time."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class UnsupportedMediaError(ApiError):
     """The request did not say it carries JSON."""
 
@@ -82,6 +92,13 @@ class BrokerUnavailableError(ApiError):
 
     status = 503
     code = "broker_unavailable"
+
+
+class ServiceOverloadedError(ApiError):
+    """The producer already holds as much unacknowledged data as it may; try again shortly."""
+
+    status = 503
+    code = "overloaded"
 
 
 def from_validation_error(error: ValidationError) -> ApiError:
@@ -129,6 +146,12 @@ async def handle_publish_error(request: Request, exc: Exception) -> Response:
     return render(from_publish_error(exc))
 
 
+async def handle_overload(request: Request, exc: Exception) -> Response:
+    """Exception handler for OverloadedError: 503 at once, with a short Retry-After."""
+    retry_after = {"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)}
+    return render(ServiceOverloadedError(f"overloaded: {exc}", headers=retry_after))
+
+
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's HTTPException (404, 405, 413...) in our shape."""
     assert isinstance(exc, HTTPException)
@@ -146,6 +169,7 @@ async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
 EXCEPTION_HANDLERS = {
     ApiError: handle_api_error,
     PublishError: handle_publish_error,
+    OverloadedError: handle_overload,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected_error,
 }

@@ -1,6 +1,6 @@
 """What both services share: the event schema, the settings, Kafka client options and logging."""
 
-from shared.kafka import KafkaNotConfiguredError, client_options, ensure_topic
+from shared.kafka import KafkaNotConfiguredError, client_options, ensure_topics
 from shared.logs import configure_logging
 from shared.schema import Biometrics, encode_key, encode_value, parse_event, parse_events
 from shared.settings import Settings, SettingsError, load_settings
@@ -14,7 +14,7 @@ __all__ = [
     "configure_logging",
     "encode_key",
     "encode_value",
-    "ensure_topic",
+    "ensure_topics",
     "load_settings",
     "parse_event",
     "parse_events",

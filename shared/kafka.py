@@ -1,14 +1,21 @@
-"""What both services say to Kafka: client options built from settings, and the topic they share."""
+"""What both services say to Kafka: client options from settings, and the topics they share."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.helpers import create_ssl_context
 
 from shared.settings import KafkaSettings
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class KafkaNotConfiguredError(Exception):
@@ -37,21 +44,43 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
     return options
 
 
-async def ensure_topic(kafka: KafkaSettings) -> bool:
-    """Create the events topic unless it exists; return whether this call created it."""
+async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]:
+    """Create the named topics unless they exist; return the ones this call created."""
     admin = AIOKafkaAdminClient(**client_options(kafka))
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(kafka.topic, kafka.topic_partitions, kafka.topic_replication_factor)]
+            [
+                NewTopic(name, kafka.topic_partitions, kafka.topic_replication_factor)
+                for name in names
+            ]
         )
     finally:
         await admin.close()
-    for _topic, code, message, *_ in response.topic_errors:
+    created = []
+    for topic, code, message, *_ in response.topic_errors:
         if code == 0:
-            return True
-        error = for_code(code)
-        if error is TopicAlreadyExistsError:
-            return False
-        raise error(f"could not create topic {kafka.topic}: {message}")
-    return False
+            created.append(topic)
+        elif for_code(code) is not TopicAlreadyExistsError:
+            raise for_code(code)(f"could not create topic {topic}: {message}")
+    return created
+
+
+async def retry_until_connected(
+    connect: Callable[[], Awaitable[T]], kafka: KafkaSettings, what: str
+) -> T:
+    """Call `connect` until the broker answers, logging each miss; cancel to give up."""
+    while True:
+        try:
+            return await connect()
+        except (KafkaConnectionError, ConnectionError) as error:
+            reason = str(error) or type(error).__name__
+        except KafkaError as error:
+            if not error.retriable:
+                raise
+            reason = str(error) or type(error).__name__
+        _log.warning(
+            "Kafka is not reachable; retrying",
+            extra={"while": what, "reason": reason, "retry_in_s": kafka.connect_retry_s},
+        )
+        await asyncio.sleep(kafka.connect_retry_s)

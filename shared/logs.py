@@ -13,20 +13,29 @@ import orjson
 _RESERVED = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+def json_line(created: float, level: str, logger: str, message: str, **fields: Any) -> bytes:
+    """One log line, newline included, in the shape every log line of the project has."""
+    entry: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        **fields,
+    }
+    return orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
+
+
 class JsonFormatter(logging.Formatter):
     """Format a record as one JSON line: time, level, logger, message and any `extra` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update((k, v) for k, v in vars(record).items() if k not in _RESERVED)
+        fields = {k: v for k, v in vars(record).items() if k not in _RESERVED}
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+            fields["exception"] = self.formatException(record.exc_info)
+        line = json_line(
+            record.created, record.levelname.lower(), record.name, record.getMessage(), **fields
+        )
+        return line[:-1].decode()
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:

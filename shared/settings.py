@@ -39,9 +39,11 @@ class KafkaSettings(_Section):
     ssl_cafile: str
     client_id: str = Field(min_length=1)
     topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    dead_letter_topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     topic_partitions: int = Field(ge=1)
     topic_replication_factor: int = Field(ge=1)
     request_timeout_ms: int = Field(ge=1000)
+    connect_retry_s: float = Field(gt=0)
 
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> KafkaSettings:
@@ -59,6 +61,8 @@ class KafkaSettings(_Section):
                 raise ValueError(
                     f"security_protocol {self.security_protocol} needs {', '.join(missing)}"
                 )
+        if self.dead_letter_topic == self.topic:
+            raise ValueError("dead_letter_topic must differ from topic")
         if self.ssl_cafile and not Path(self.ssl_cafile).is_file():
             raise ValueError("ssl_cafile does not name a readable file")
         return self
@@ -73,6 +77,8 @@ class ProducerSettings(_Section):
     max_batch_size: int = Field(ge=1024)
     compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"]
     delivery_timeout_ms: int = Field(ge=1)
+    max_in_flight_records: int = Field(ge=1)
+    max_in_flight_bytes: int = Field(ge=1024)
 
     @model_validator(mode="after")
     def _idempotence_needs_acks_all(self) -> ProducerSettings:
@@ -90,6 +96,9 @@ class ConsumerSettings(_Section):
     poll_timeout_ms: int = Field(ge=1)
     session_timeout_ms: int = Field(ge=1000)
     shutdown_timeout_s: float = Field(gt=0)
+    max_record_bytes: int = Field(ge=1024)
+    handler_retries: int = Field(ge=0)
+    retry_backoff_ms: int = Field(ge=0)
 
 
 class HttpSettings(_Section):
@@ -99,6 +108,7 @@ class HttpSettings(_Section):
     port: int = Field(ge=0, le=65535)
     max_body_bytes: int = Field(ge=1)
     max_batch_events: int = Field(ge=1)
+    body_timeout_s: float = Field(gt=0)
     shutdown_timeout_s: float = Field(gt=0)
 
 

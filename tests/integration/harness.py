@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,7 +19,6 @@ from consumer_service import run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
 from producer_service.publisher import KafkaPublisher
-from shared.logs import JsonFormatter
 from shared.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,17 +110,15 @@ async def committed_offsets(bootstrap: str, group_id: str) -> dict[int, int]:
     return {tp.partition: meta.offset for tp, meta in offsets.items()}
 
 
-class LineCollector(logging.Handler):
-    """Keeps each log record as the JSON line the service would print; lets a test await them."""
+class LineCollector:
+    """A consumer sink that keeps each line it is given and lets a test await them."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter())
         self.lines: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(orjson.loads(self.format(record)))
+    def write(self, line: bytes) -> None:
+        self.lines.append(orjson.loads(line))
         self._changed.set()
 
     def events(self) -> list[dict[str, Any]]:
@@ -142,19 +138,11 @@ class LineCollector(logging.Handler):
 async def running_consumer(settings: Settings) -> AsyncIterator[LineCollector]:
     """Run consumer_service's loop in this event loop; stop it (as SIGTERM would) on exit."""
     collector = LineCollector()
-    root = logging.getLogger()
-    root.addHandler(collector)
-    previous_level = root.level
-    root.setLevel(logging.INFO)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_consumer(settings, stop))
+    task = asyncio.create_task(run_consumer(settings, stop, sink=collector))
     try:
         yield collector
     finally:
         stop.set()
-        try:
-            async with asyncio.timeout(30):
-                await task
-        finally:
-            root.removeHandler(collector)
-            root.setLevel(previous_level)
+        async with asyncio.timeout(30):
+            await task

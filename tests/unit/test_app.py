@@ -9,6 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from producer_service import Delivery, PublishError, create_app
+from producer_service.publisher import OverloadedError
 from shared.schema import Biometrics
 from shared.settings import Settings, load_settings
 from tests.support import event_body
@@ -22,7 +23,8 @@ class RecordingPublisher:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.kafka.topic
         self.published: list[Biometrics] = []
-        self.failure: PublishError | None = None
+        self.failure: Exception | None = None
+        self.is_ready = True
         self.entered = self.exited = False
 
     async def __aenter__(self) -> RecordingPublisher:
@@ -36,6 +38,9 @@ class RecordingPublisher:
         tb: TracebackType | None,
     ) -> None:
         self.exited = True
+
+    async def ready(self) -> bool:
+        return self.is_ready
 
     async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
         if self.failure is not None:
@@ -196,3 +201,20 @@ def test_the_lifespan_opens_and_closes_the_publisher(
     with TestClient(create_app(settings, lambda _: publisher)):
         assert publisher.entered and not publisher.exited
     assert publisher.exited
+
+
+def test_overload_is_503_at_once_with_a_short_retry_after(
+    client: TestClient, publisher: RecordingPublisher
+) -> None:
+    publisher.failure = OverloadedError("20000 records await acknowledgement already")
+    response = client.post("/biometrics", json=event_body())
+    assert response.status_code == 503
+    assert response.json()["error"] == "overloaded"
+    assert response.headers["retry-after"] == "1"
+
+
+def test_readyz_follows_the_publisher(client: TestClient, publisher: RecordingPublisher) -> None:
+    assert client.get("/readyz").status_code == 200
+    publisher.is_ready = False
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200

@@ -1,24 +1,19 @@
 from __future__ import annotations
 
 import asyncio
-import io
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import orjson
-import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from consumer_service import consume, log_record
-from shared.logs import configure_logging
-from tests.support import event_body
+from consumer_service import CommitOnRevoke, PendingOffsets, consume
 
 TOPIC = "BiometricsImported"
+P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 
 
-def _record(partition: int, offset: int, value: bytes | None, key: bytes = b"k") -> Any:
+def record(partition: int, offset: int, value: bytes | None = b"v", key: bytes = b"k") -> Any:
     return ConsumerRecord(
         TOPIC, partition, offset, 0, 0, key, value, None, len(key), len(value or b""), []
     )
@@ -30,8 +25,9 @@ class FakeSource:
     def __init__(self, batches: Sequence[Mapping[TopicPartition, list[Any]]], stop: asyncio.Event):
         self._batches = list(batches)
         self._stop = stop
+        self.assigned: set[TopicPartition] = {P0, P1}
         self.commits: list[dict[TopicPartition, int]] = []
-        self.fail_commits = False
+        self.failing_commits = 0
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
@@ -42,102 +38,99 @@ class FakeSource:
         return self._batches.pop(0)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        if self.fail_commits:
+        if self.failing_commits:
+            self.failing_commits -= 1
             raise CommitFailedError("rebalanced")
         self.commits.append(dict(offsets))
 
+    def assignment(self) -> Collection[TopicPartition]:
+        return self.assigned
 
-@pytest.fixture
-def json_lines() -> Iterator[Any]:
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    stream = io.StringIO()
-    configure_logging(stream=stream)
 
-    def read() -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+async def _run(source: FakeSource, stop: asyncio.Event, process: Any = None) -> list[int]:
+    seen: list[int] = []
 
-    yield read
-    root.handlers[:], level = saved
-    root.setLevel(level)
+    async def remember(r: Any) -> None:
+        seen.append(r.offset)
+
+    await consume(
+        source, process or remember, stop, PendingOffsets(), poll_timeout_ms=10, max_records=10
+    )
+    return seen
 
 
 async def test_offsets_are_committed_as_last_offset_plus_one_per_partition() -> None:
     stop = asyncio.Event()
-    p0, p1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-    batch = {p0: [_record(0, 5, b"a"), _record(0, 6, b"b")], p1: [_record(1, 9, b"c")]}
-    source = FakeSource([batch], stop)
-    handled: list[int] = []
-    count = await consume(
-        source, lambda r: handled.append(r.offset), stop, poll_timeout_ms=10, max_records=10
-    )
-    assert count == 3
-    assert handled == [5, 6, 9]
-    assert source.commits == [{p0: 7, p1: 10}]
+    source = FakeSource([{P0: [record(0, 5), record(0, 6)], P1: [record(1, 9)]}], stop)
+    assert await _run(source, stop) == [5, 6, 9]
+    assert source.commits == [{P0: 7, P1: 10}]
 
 
-async def test_a_failing_handler_leaves_its_batch_uncommitted() -> None:
+async def test_a_failing_record_leaves_itself_and_the_rest_of_its_batch_uncommitted() -> None:
     stop = asyncio.Event()
-    p0 = TopicPartition(TOPIC, 0)
-    source = FakeSource([{p0: [_record(0, 0, b"a")]}, {p0: [_record(0, 1, b"b")]}], stop)
+    source = FakeSource([{P0: [record(0, 0)]}, {P0: [record(0, 1), record(0, 2)]}], stop)
 
-    def handle(record: Any) -> None:
-        if record.offset == 1:
-            raise OSError("stdout is gone")
+    async def process(r: Any) -> None:
+        if r.offset == 1:
+            raise RuntimeError("dead-letter topic unreachable")
 
-    with pytest.raises(OSError, match="stdout is gone"):
-        await consume(source, handle, stop, poll_timeout_ms=10, max_records=10)
-    assert source.commits == [{p0: 1}]
+    try:
+        await _run(source, stop, process)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the failure was swallowed")
+    assert source.commits == [{P0: 1}]
 
 
 async def test_the_batch_in_hand_is_finished_and_committed_after_stop() -> None:
     stop = asyncio.Event()
-    p0 = TopicPartition(TOPIC, 0)
-    source = FakeSource([{p0: [_record(0, 0, b"a"), _record(0, 1, b"b")]}], stop)
-    handled: list[int] = []
+    source = FakeSource([{P0: [record(0, 0), record(0, 1)]}], stop)
+    seen: list[int] = []
 
-    def handle(record: Any) -> None:
+    async def process(r: Any) -> None:
         stop.set()  # the signal arrives mid-batch
-        handled.append(record.offset)
+        seen.append(r.offset)
 
-    await consume(source, handle, stop, poll_timeout_ms=10, max_records=10)
-    assert handled == [0, 1]
-    assert source.commits == [{p0: 2}]
+    await _run(source, stop, process)
+    assert seen == [0, 1]
+    assert source.commits == [{P0: 2}]
 
 
-async def test_a_commit_lost_to_a_rebalance_does_not_stop_the_loop() -> None:
+async def test_a_failed_commit_is_carried_by_the_next_one() -> None:
     stop = asyncio.Event()
-    p0 = TopicPartition(TOPIC, 0)
-    source = FakeSource([{p0: [_record(0, 0, b"a")]}, {p0: [_record(0, 1, b"b")]}], stop)
-    source.fail_commits = True
-    handled: list[int] = []
-    await consume(
-        source, lambda r: handled.append(r.offset), stop, poll_timeout_ms=10, max_records=10
-    )
-    assert handled == [0, 1]
+    source = FakeSource([{P0: [record(0, 0)], P1: [record(1, 0)]}, {P0: [record(0, 1)]}], stop)
+    source.failing_commits = 1
+    assert await _run(source, stop) == [0, 0, 1]
+    assert source.commits == [{P0: 2, P1: 1}]
 
 
-def test_a_consumed_event_is_one_json_line_with_its_coordinates(json_lines: Any) -> None:
-    body = event_body()
-    log_record(_record(2, 41, orjson.dumps(body), key=body["deviceId"].encode()))
-    [line] = json_lines()
-    assert line["message"] == "event consumed"
-    assert (line["topic"], line["partition"], line["offset"]) == (TOPIC, 2, 41)
-    assert line["key"] == body["deviceId"]
-    assert line["event"]["deviceId"] == body["deviceId"]
-    assert line["event"]["heartRates"][0]["value"] == body["heartRates"][0]["value"]
+async def test_records_of_a_partition_revoked_mid_batch_are_left_to_its_new_owner() -> None:
+    stop = asyncio.Event()
+    source = FakeSource([{P0: [record(0, 0), record(0, 1)], P1: [record(1, 0)]}], stop)
+
+    async def process(r: Any) -> None:
+        source.assigned = {P1}  # a rebalance takes P0 away while the first record is handled
+
+    seen = []
+
+    async def remember(r: Any) -> None:
+        await process(r)
+        seen.append((r.partition, r.offset))
+
+    await _run(source, stop, remember)
+    assert seen == [(0, 0), (1, 0)]
+    assert source.commits == [{P1: 1}]
 
 
-@pytest.mark.parametrize(
-    "value",
-    [b"not json", orjson.dumps({"deviceId": "x"}), None],
-    ids=["not-json", "wrong-schema", "tombstone"],
-)
-def test_an_undecodable_record_is_logged_as_an_error_with_its_coordinates(
-    json_lines: Any, value: bytes | None
-) -> None:
-    log_record(_record(1, 7, value))
-    [line] = json_lines()
-    assert line["level"] == "error"
-    assert (line["topic"], line["partition"], line["offset"]) == (TOPIC, 1, 7)
-    assert line["error"]
+async def test_revoking_partitions_commits_what_was_handled_on_them() -> None:
+    stop = asyncio.Event()
+    source = FakeSource([], stop)
+    pending = PendingOffsets()
+    pending.handled(record(0, 3))
+    pending.handled(record(1, 8))
+    listener = CommitOnRevoke(pending)
+    listener.source = source
+    await listener.on_partitions_revoked([P0])
+    assert source.commits == [{P0: 4}]
+    assert pending.take() == {P1: 9}

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import orjson
+import pytest
+
+from consumer_service import RecordProcessor, StreamSink
+from tests.support import event_body
+from tests.unit.test_consumer_loop import TOPIC, record
+
+
+class RecordingDeadLetters:
+    """Keeps what would go to the dead-letter topic."""
+
+    def __init__(self) -> None:
+        self.letters: list[tuple[Any, str]] = []
+
+    async def set_aside(self, record: Any, reason: str) -> None:
+        self.letters.append((record, reason))
+
+
+class FlakySink:
+    """Fails the first `failures` writes, then keeps lines."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.lines: list[bytes] = []
+
+    def write(self, line: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("stdout closed")
+        self.lines.append(line)
+
+
+def _processor(sink: Any, dead_letters: RecordingDeadLetters, retries: int = 2) -> RecordProcessor:
+    return RecordProcessor(
+        sink, dead_letters, max_record_bytes=4096, retries=retries, retry_backoff_s=0
+    )
+
+
+async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
+    stream = io.BytesIO()
+    dead_letters = RecordingDeadLetters()
+    body = event_body()
+    await _processor(StreamSink(stream), dead_letters).process(
+        record(2, 41, orjson.dumps(body), key=body["deviceId"].encode())
+    )
+    [raw] = stream.getvalue().splitlines()
+    line = orjson.loads(raw)
+    assert line["message"] == "event consumed"
+    assert (line["topic"], line["partition"], line["offset"]) == (TOPIC, 2, 41)
+    assert line["key"] == body["deviceId"]
+    assert line["event"]["heartRates"][0]["value"] == body["heartRates"][0]["value"]
+    assert dead_letters.letters == []
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"not json", "Invalid JSON"),
+        (orjson.dumps({"deviceId": "x"}), "deviceId"),
+        (None, "no value"),
+        (b" " * 5000, "max_record_bytes"),
+    ],
+    ids=["not-json", "wrong-schema", "tombstone", "oversized"],
+)
+async def test_a_poison_record_is_set_aside_with_its_reason_and_not_written(
+    value: bytes | None, reason: str
+) -> None:
+    sink, dead_letters = FlakySink(0), RecordingDeadLetters()
+    processor = _processor(sink, dead_letters)
+    await processor.process(record(1, 7, value))
+    [(letter, why)] = dead_letters.letters
+    assert (letter.partition, letter.offset) == (1, 7)
+    assert reason in why
+    assert sink.lines == []
+    assert processor.counts.dead_lettered == 1
+
+
+async def test_a_failing_sink_is_retried_then_succeeds() -> None:
+    sink, dead_letters = FlakySink(2), RecordingDeadLetters()
+    processor = _processor(sink, dead_letters, retries=2)
+    await processor.process(record(0, 0, orjson.dumps(event_body())))
+    assert len(sink.lines) == 1
+    assert processor.counts.retries == 2
+    assert dead_letters.letters == []
+
+
+async def test_a_sink_failing_past_the_retries_sets_the_record_aside() -> None:
+    sink, dead_letters = FlakySink(3), RecordingDeadLetters()
+    processor = _processor(sink, dead_letters, retries=2)
+    await processor.process(record(0, 0, orjson.dumps(event_body())))
+    assert sink.lines == []
+    [(_, why)] = dead_letters.letters
+    assert "handling failed 3 times" in why and "stdout closed" in why
