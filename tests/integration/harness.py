@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -146,3 +150,104 @@ async def running_consumer(settings: Settings) -> AsyncIterator[LineCollector]:
         stop.set()
         async with asyncio.timeout(30):
             await task
+
+
+class ServiceProcess:
+    """A service run as a real process; its stdout JSON lines are read as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[dict[str, Any]] = []
+        self.other_output: list[bytes] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        # Reading all the time keeps a full pipe from ever blocking the service.
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
+            try:
+                self.lines.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                self.other_output.append(raw)
+            self._changed.set()
+        self._changed.set()
+
+    def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The lines so far for which predicate holds."""
+        return [line for line in self.lines if predicate(line)]
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout_s: float = 60
+    ) -> list[dict[str, Any]]:
+        """Wait until `count` lines match; fail if the process ends first."""
+        async with asyncio.timeout(timeout_s):
+            while len(found := self.matching(predicate)) < count:
+                if self._reader.done():
+                    raise AssertionError(
+                        f"the service ended; last lines: {self.lines[-10:]} {self.other_output}"
+                    )
+                self._changed.clear()
+                await self._changed.wait()
+        return found
+
+    async def wait_for_message(self, message: str, timeout_s: float = 60) -> dict[str, Any]:
+        """Wait for the first line whose message contains `message`."""
+        [line, *_] = await self.wait_for(lambda line: message in line["message"], 1, timeout_s)
+        return line
+
+    async def url(self) -> str:
+        """The producer's base URL, from uvicorn's start-up line."""
+        line = await self.wait_for_message("Uvicorn running on")
+        match = re.search(r"http://[\d.]+:\d+", line["message"])
+        assert match is not None, line
+        return match.group()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The consumer's event lines so far."""
+        return self.matching(lambda line: line["message"] == "event consumed")
+
+    async def finish(self, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+        """Send the signal, wait for the exit code and the last of the output."""
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        async with asyncio.timeout(timeout_s):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+
+def service_env(bootstrap: str, topic: str, group_id: str, **settings: str) -> dict[str, str]:
+    """The environment of a service process: this one's, pointed at the test broker and topic."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
+    env |= {
+        "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "BIOMETRICS_KAFKA__TOPIC": topic,
+        "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
+        "BIOMETRICS_CONSUMER__GROUP_ID": group_id,
+        "BIOMETRICS_HTTP__PORT": "0",
+    }
+    env |= {f"BIOMETRICS_{key.upper()}": value for key, value in settings.items()}
+    return env
+
+
+@asynccontextmanager
+async def service_process(module: str, env: dict[str, str]) -> AsyncIterator[ServiceProcess]:
+    """Start `python -m module`; kill it on exit if the test has not stopped it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    service = ServiceProcess(process)
+    try:
+        yield service
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await service._reader
