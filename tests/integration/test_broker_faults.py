@@ -10,12 +10,13 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
 from devtools.local_kafka import LocalKafka
-from tests.integration.harness import read_topic, service_env, service_process
+from tests.integration.harness import free_port, read_topic, service_env, service_process
 from tests.support import event_body
 
 DELIVERY_TIMEOUT_S = 3
@@ -122,3 +123,37 @@ async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_ev
     )
     assert missing == []
     assert duplicated == []
+
+
+async def test_services_started_without_a_broker_wait_for_it_and_then_work(
+    tmp_path: Path,
+) -> None:
+    kafka = LocalKafka(port=free_port(), controller_port=free_port(), data_dir=tmp_path / "kafka")
+    topic = "faults-broker-absent"
+    env = service_env(kafka.bootstrap_servers, topic, "absent-group", KAFKA__CONNECT_RETRY_S="0.5")
+    body = event_body()
+    try:
+        async with (
+            service_process("producer_service", env) as producer,
+            service_process("consumer_service", env) as consumer,
+            httpx.AsyncClient(base_url=await producer.url(), timeout=30) as client,
+        ):
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 503
+            early = await client.post("/biometrics", json=body)
+            assert early.status_code == 503
+            assert early.headers["retry-after"].isdigit()
+            await consumer.wait_for_message("Kafka is not reachable")
+
+            await asyncio.to_thread(kafka.start)
+            await _until_status(client, "/readyz", 200, timeout_s=60)
+            late = await client.post("/biometrics", json=body)
+            assert late.status_code == 202, late.text
+            [line] = await consumer.wait_for(
+                lambda line: line["message"] == "event consumed", timeout_s=60
+            )
+            assert line["key"] == body["deviceId"]
+            codes = await asyncio.gather(producer.finish(), consumer.finish())
+        assert codes == [0, 0]
+    finally:
+        await asyncio.to_thread(kafka.stop)

@@ -6,22 +6,14 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import sys
 
 import httpx2 as httpx
 import orjson
 import pytest
 
-from tests.integration.harness import ROOT
+from tests.integration.harness import ROOT, free_port
 from tests.support import event_body
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
@@ -32,7 +24,7 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
 
 
 async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
     env["BIOMETRICS_HTTP__PORT"] = str(port)
     process = await asyncio.create_subprocess_exec(
