@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -24,3 +25,29 @@ def event_body(device_id: str | None = None, readings: int = 3, **overrides: Any
     }
     body.update(overrides)
     return body
+
+
+class RecordingDeadLetters:
+    """Keeps what would go to the dead-letter topic."""
+
+    def __init__(self) -> None:
+        self.letters: list[tuple[Any, str]] = []
+
+    async def set_aside(self, record: Any, reason: str) -> None:
+        self.letters.append((record, reason))
+
+
+class FlakySink:
+    """Fails the first `failures` writes, then keeps lines."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.lines: list[bytes] = []
+        self.written = asyncio.Event()
+
+    def write(self, line: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("stdout closed")
+        self.lines.append(line)
+        self.written.set()

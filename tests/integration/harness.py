@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import uvicorn
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from consumer_service import run_consumer
@@ -27,6 +27,8 @@ from producer_service.publisher import KafkaPublisher
 from shared.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
+
+RawRecord = tuple[bytes | None, bytes | None]
 
 
 def free_port() -> int:
@@ -41,7 +43,12 @@ def settings_for(bootstrap: str, topic: str, group_id: str, partitions: int = 3)
     """The project's settings, pointed at the test broker, topic and group."""
     settings = load_settings(ROOT)
     kafka = settings.kafka.model_copy(
-        update={"bootstrap_servers": bootstrap, "topic": topic, "topic_partitions": partitions}
+        update={
+            "bootstrap_servers": bootstrap,
+            "topic": topic,
+            "dead_letter_topic": f"{topic}.DLQ",
+            "topic_partitions": partitions,
+        }
     )
     consumer = settings.consumer.model_copy(update={"group_id": group_id, "poll_timeout_ms": 200})
     return settings.model_copy(update={"kafka": kafka, "consumer": consumer})
@@ -260,3 +267,18 @@ async def service_process(module: str, env: dict[str, str]) -> AsyncIterator[Ser
             process.kill()
             await process.wait()
         await service._reader
+
+
+async def fill_topic(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]
+) -> None:
+    """Write raw (key, value) records straight into the topic, as any other client could."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_request_size=2 * 1024 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=key, value=value) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()

@@ -7,32 +7,8 @@ import orjson
 import pytest
 
 from consumer_service import RecordProcessor, StreamSink
-from tests.support import event_body
+from tests.support import FlakySink, RecordingDeadLetters, event_body
 from tests.unit.test_consumer_loop import TOPIC, record
-
-
-class RecordingDeadLetters:
-    """Keeps what would go to the dead-letter topic."""
-
-    def __init__(self) -> None:
-        self.letters: list[tuple[Any, str]] = []
-
-    async def set_aside(self, record: Any, reason: str) -> None:
-        self.letters.append((record, reason))
-
-
-class FlakySink:
-    """Fails the first `failures` writes, then keeps lines."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.lines: list[bytes] = []
-
-    def write(self, line: bytes) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise OSError("stdout closed")
-        self.lines.append(line)
 
 
 def _processor(sink: Any, dead_letters: RecordingDeadLetters, retries: int = 2) -> RecordProcessor:
