@@ -1,11 +1,17 @@
-"""Builders of sample events shared by the unit and integration tests."""
+"""Sample events and small fakes shared by the unit and integration tests."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 from typing import Any
 from uuid import uuid4
+
+from producer_service import Delivery
+from shared.schema import Biometrics
+from shared.settings import Settings
 
 
 def event_body(device_id: str | None = None, readings: int = 3, **overrides: Any) -> dict[str, Any]:
@@ -51,3 +57,36 @@ class FlakySink:
             raise OSError("stdout closed")
         self.lines.append(line)
         self.written.set()
+
+
+class RecordingPublisher:
+    """A publisher that records what it was asked to publish, and can be told to fail."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.topic = settings.kafka.topic
+        self.published: list[Biometrics] = []
+        self.failure: Exception | None = None
+        self.is_ready = True
+        self.entered = self.exited = False
+
+    async def __aenter__(self) -> RecordingPublisher:
+        self.entered = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.exited = True
+
+    async def ready(self) -> bool:
+        return self.is_ready
+
+    async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
+        if self.failure is not None:
+            raise self.failure
+        first = len(self.published)
+        self.published.extend(events)
+        return [Delivery(self.topic, 0, first + i) for i in range(len(events))]

@@ -1,71 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import orjson
-import pytest
 from starlette.testclient import TestClient
 
-from producer_service import Delivery, PublishError, create_app
+from producer_service import PublishError, create_app
 from producer_service.publisher import OverloadedError
-from shared.schema import Biometrics
-from shared.settings import Settings, load_settings
-from tests.support import event_body
+from shared.settings import Settings
+from tests.support import RecordingPublisher, event_body
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class RecordingPublisher:
-    """A publisher that records what it was asked to publish, and can be told to fail."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.kafka.topic
-        self.published: list[Biometrics] = []
-        self.failure: Exception | None = None
-        self.is_ready = True
-        self.entered = self.exited = False
-
-    async def __aenter__(self) -> RecordingPublisher:
-        self.entered = True
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.exited = True
-
-    async def ready(self) -> bool:
-        return self.is_ready
-
-    async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
-        if self.failure is not None:
-            raise self.failure
-        first = len(self.published)
-        self.published.extend(events)
-        return [Delivery(self.topic, 0, first + i) for i in range(len(events))]
-
-
-@pytest.fixture
-def settings() -> Settings:
-    settings = load_settings(ROOT)
-    http = settings.http.model_copy(update={"max_body_bytes": 64 * 1024, "max_batch_events": 10})
-    return settings.model_copy(update={"http": http})
-
-
-@pytest.fixture
-def publisher(settings: Settings) -> RecordingPublisher:
-    return RecordingPublisher(settings)
-
-
-@pytest.fixture
-def client(settings: Settings, publisher: RecordingPublisher) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, lambda _: publisher)) as client:
-        yield client
 
 
 def _post(client: TestClient, path: str, body: object) -> object:
