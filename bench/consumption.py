@@ -1,0 +1,133 @@
+"""The consumer rows: consumer_service draining a pre-filled topic (handling, logging to a file,
+committing) against a bare getmany loop that does nothing; and the consumer's profile."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from bench.context import Bench, say
+from bench.eventlog import EventLog
+from bench.handoff import receive
+from bench.meter import CpuMeter
+from bench.process import python_module
+from bench.profiler import Recording, start_recording, top_frames
+from bench.results import Row
+from bench.topics import count_records, create_topic
+
+_STARTED_LINE = b'"message":"consumer started"'
+_MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
+
+
+def measure(bench: Bench) -> None:
+    """Fill one topic, then let each consumer read all of it with a group of its own."""
+    if not (bench.wants("consumer", "consumer_ceiling") or bench.options.profile):
+        return
+    count = bench.options.consumer_events
+    topic = _prefill(bench, count)
+    if bench.wants("consumer"):
+        say(f"consumer: consumer_service draining {count} events")
+        bench.report.rows.append(_service(bench, topic, count))
+    if bench.wants("consumer_ceiling"):
+        say(f"consumer ceiling: a bare getmany loop over {count} events")
+        bench.report.rows.append(_bare(bench, topic, count))
+    if bench.options.profile:
+        say("profiling the consumer (py-spy)")
+        output = bench.directory / "profile-consumer.txt"
+        row = _service(bench, topic, count, profile=output)
+        bench.report.profiles["consumer"] = {
+            "file": str(output),
+            "load": f"draining {count} events, under py-spy",
+            "events_per_s": row.events_per_s,
+            **top_frames(output),
+        }
+
+
+def _prefill(bench: Bench, count: int) -> str:
+    say(f"filling a topic with {count} events for the consumer rows")
+    topic = create_topic(bench.bootstrap, "consume", bench.settings.kafka.topic_partitions)
+    argv = python_module("bench.bare_producer", str(bench.files.records), f"--count={count}")
+    with bench.log("prefill").open("wb") as log:
+        process = bench.processes.start(
+            argv, bench.processes.pinning.service, env=bench.env(topic), stdout=log, stderr=log
+        )
+        code, _ = bench.processes.wait_measured(process, timeout_s=count / _MIN_EVENTS_PER_S + 60)
+    stored = count_records(bench.bootstrap, topic)
+    if code != 0 or stored != count:
+        raise RuntimeError(
+            f"filling {topic} stored {stored} of {count}; see {bench.log('prefill')}"
+        )
+    return topic
+
+
+def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) -> Row:
+    name = "consumer" if profile is None else "consumer-profiled"
+    path = bench.log(name)
+    env = bench.env(topic, group=bench.group("consumer"))
+    with path.open("wb") as out, bench.log(f"{name}-stderr").open("wb") as err:
+        process = bench.processes.start(
+            python_module("consumer_service"), bench.processes.pinning.service,
+            env=env, stdout=out, stderr=err,
+        )  # fmt: skip
+        recording: Recording | None = None
+        try:
+            if profile is not None:
+                # Attach once imports are done, so the profile shows consuming, not start-up.
+                _wait_for_line(path, _STARTED_LINE, process)
+                recording = start_recording(bench.processes, process.pid, profile)
+            events = EventLog(path)
+            with CpuMeter(bench.cpu_pids(consumer=process.pid)) as cpu:
+                events.wait_for(count, count / _MIN_EVENTS_PER_S + 60, process)
+        finally:
+            if recording is not None:
+                recording.stop(bench.processes)
+            code = bench.processes.stop(process)
+    logged, seconds = events.span()
+    if code != 0 or logged < count:
+        raise RuntimeError(f"consumer_service logged {logged} of {count} (exit {code}); see {path}")
+    return Row(
+        "consumer",
+        "consumer: consumer_service, log to file, commit",
+        logged - 1,  # counted from the first line's time to the last's
+        seconds,
+        errors=0,
+        cpu=cpu.shares(),
+        details={"topic": topic, "events_in_topic": count, "log": str(path)},
+    )
+
+
+def _bare(bench: Bench, topic: str, count: int) -> Row:
+    env = bench.env(topic, group=bench.group("bare"))
+    argv = python_module(
+        "bench.bare_consumer", f"--expect={count}", f"--min-seconds={bench.options.seconds}"
+    )
+    with bench.log("consumer-ceiling").open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
+        started = time.monotonic()
+        process = bench.processes.start(
+            argv, bench.processes.pinning.service, env=env, stdout=log, stderr=log
+        )
+        code, cpu_s = bench.processes.wait_measured(
+            process, timeout_s=bench.options.seconds + count / _MIN_EVENTS_PER_S + 60
+        )
+        consumer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
+    if code != 0:
+        raise RuntimeError(f"the bare consumer exited with {code}")
+    result = receive(bench.log("consumer-ceiling").read_text())
+    return Row(
+        "consumer_ceiling",
+        "consumer ceiling: bare getmany loop",
+        result["records"],
+        result["seconds"],
+        errors=0,
+        cpu=cpu.shares(consumer=consumer_cpu),
+        details={"topic": topic, "passes": result["passes"]},
+    )
+
+
+def _wait_for_line(path: Path, marker: bytes, writer: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while marker not in path.read_bytes():
+        if writer.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"no {marker.decode()} line in {path}")
+        time.sleep(0.05)

@@ -1,0 +1,136 @@
+"""The end-to-end row: events POSTed by wrk at a fixed rate (half the best single-event
+throughput of this run), timed from the request leaving wrk to the consumer's log line for it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.context import Bench, say
+from bench.eventlog import EventLog
+from bench.meter import CpuMeter
+from bench.process import free_port, python_module, wait_until_serving
+from bench.results import Row
+from bench.stats import percentile
+from bench.topics import create_topic
+from bench.wrk import run_paced_wrk
+
+DEFAULT_RATE = 500.0
+# Enough free connections that the schedule, not the answers, sets when requests leave.
+E2E_CONNECTIONS = 128
+_CATCH_UP_S = 30.0
+
+
+def measure(bench: Bench) -> None:
+    """Run the producer and the consumer on a fresh topic, pace the load, join the two logs."""
+    if not bench.wants("end_to_end"):
+        return
+    rate, basis = _rate(bench)
+    say(f"end to end: {rate:.0f} events/s ({basis}) for {bench.options.seconds:g} s")
+    with _pair(bench) as (url, producer, consumer, events):
+        _warm_up(url, bench, consumer, events)
+        sent_file = bench.directory / "e2e-sent.tsv"
+        pids = bench.cpu_pids(producer=producer.pid, consumer=consumer.pid)
+        with CpuMeter(pids) as cpu:
+            result = run_paced_wrk(
+                bench.processes, url, "/biometrics", bench.files.template, sent_file, rate,
+                E2E_CONNECTIONS, bench.options.seconds,
+            )  # fmt: skip
+        sent = dict(_read_sent(sent_file))
+        deadline = time.monotonic() + _CATCH_UP_S
+        while not sent.keys() <= (logged := events.times()).keys():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    latencies = [(logged[key] - at) * 1000 for key, at in sent.items() if key in logged]
+    missing = len(sent) - len(latencies)
+    bench.report.rows.append(
+        Row(
+            "end_to_end",
+            f"end to end: POST to log line at {rate:.0f}/s",
+            len(latencies),
+            result.seconds,
+            p50_ms=percentile(latencies, 50),
+            p99_ms=percentile(latencies, 99),
+            errors=max(result.errors, missing),
+            cpu=cpu.shares(wrk=result.cpu_percent),
+            details={
+                "rate": rate,
+                "rate_basis": basis,
+                "achieved_rate": result.requests / result.seconds,
+                "connections": E2E_CONNECTIONS,
+                "sent": len(sent),
+                "missing_in_log": missing,
+                "http_p50_ms": result.p50_ms,
+                "http_p99_ms": result.p99_ms,
+                "max_ms": max(latencies, default=0.0),
+            },
+        )
+    )
+
+
+def _rate(bench: Bench) -> tuple[float, str]:
+    if bench.options.e2e_rate:
+        return bench.options.e2e_rate, "--e2e-rate"
+    singles = [row for row in bench.report.rows if row.name.startswith("single_c")]
+    if not singles:
+        return DEFAULT_RATE, "default: no single-event row ran"
+    best = max(singles, key=lambda row: row.events_per_s)
+    return best.events_per_s / 2, f"half of {best.name}'s {best.events_per_s:.0f}/s"
+
+
+@contextmanager
+def _pair(
+    bench: Bench,
+) -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes], EventLog]]:
+    """The producer on the service core, the consumer beside wrk, on one fresh topic."""
+    topic = create_topic(bench.bootstrap, "e2e", bench.settings.kafka.topic_partitions)
+    port = free_port()
+    pinning = bench.processes.pinning
+    log = bench.log("e2e-consumer")
+    with bench.log("e2e-producer").open("wb") as producer_log, log.open("wb") as consumer_log:
+        producer = bench.processes.start(
+            python_module("producer_service"), pinning.service,
+            env=bench.env(topic, port=port), stdout=producer_log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        consumer = bench.processes.start(
+            python_module("consumer_service"), pinning.load,
+            env=bench.env(topic, group=bench.group("e2e")), stdout=consumer_log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_serving(f"{url}/readyz", producer)
+            yield url, producer, consumer, EventLog(log)
+        finally:
+            bench.processes.stop(producer)
+            bench.processes.stop(consumer)
+
+
+def _warm_up(url: str, bench: Bench, consumer: subprocess.Popen[bytes], events: EventLog) -> None:
+    """POST events until the consumer has logged one: it has joined and caught up."""
+    bodies = bench.files.bodies.read_bytes().splitlines()
+    deadline = time.monotonic() + 60
+    posted = 0
+    while events.count() == 0:
+        if consumer.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the consumer logged no warm-up event; see {events.path}")
+        request = urllib.request.Request(
+            f"{url}/biometrics",
+            data=bodies[posted % len(bodies)],
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            posted += 1
+        time.sleep(0.05)
+
+
+def _read_sent(path: Path) -> Iterator[tuple[str, float]]:
+    with path.open() as sent:
+        for line in sent:
+            device, _, at = line.rstrip("\n").partition("\t")
+            yield device, float(at)

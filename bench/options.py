@@ -1,0 +1,107 @@
+"""Options: what to measure and for how long, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.process import ROOT
+
+ROWS = (
+    "ceiling",
+    "c_ceiling",
+    "baseline",
+    "http_ceiling",
+    "single_c1",
+    "single_c16",
+    "single_c64",
+    "single_c256",
+    "batch",
+    "memory",
+    "consumer",
+    "consumer_ceiling",
+    "end_to_end",
+)
+GROUPS = {
+    "single": ("single_c1", "single_c16", "single_c64", "single_c256"),
+    "producer": ("ceiling", "c_ceiling", "baseline", "http_ceiling", "single_c64", "batch"),
+    "consumers": ("consumer", "consumer_ceiling"),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """One run's choices."""
+
+    seconds: float
+    warmup_seconds: float
+    memory_seconds: float
+    rows: tuple[str, ...]
+    output: Path
+    profile: bool
+    bootstrap_servers: str | None
+    batch_concurrency: int
+    events_per_batch: int
+    e2e_rate: float | None
+    consumer_events: int
+
+
+def parse_options(argv: list[str] | None = None) -> Options:
+    """Parse the command line; unknown row names are an error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Measure the pipeline against one local Kafka broker and print a table; "
+        "also writes results.json and chart.png.",
+    )
+    parser.add_argument("--seconds", type=float, default=10, help="each row's load (10)")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured load first (2)")
+    parser.add_argument("--memory-seconds", type=float, default=60, help="RSS run (60)")
+    parser.add_argument(
+        "--rows",
+        default="all",
+        help=f"comma-separated rows or groups ({', '.join(ROWS)}; {', '.join(GROUPS)}); all",
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--profile", action="store_true", help="also py-spy the producer and the consumer"
+    )
+    parser.add_argument(
+        "--bootstrap-servers", help="use this broker instead of starting a local Kafka"
+    )
+    parser.add_argument("--batch-concurrency", type=int, default=16)
+    parser.add_argument("--events-per-batch", type=int, default=100)
+    parser.add_argument(
+        "--e2e-rate", type=float, help="events/s (default: half the best single-event rate)"
+    )
+    parser.add_argument(
+        "--consumer-events", type=int, help="records in the consumer topic (20000 x --seconds)"
+    )
+    args = parser.parse_args(argv)
+    return Options(
+        seconds=args.seconds,
+        warmup_seconds=args.warmup,
+        memory_seconds=args.memory_seconds,
+        rows=_select(parser, args.rows),
+        output=args.output,
+        profile=args.profile,
+        bootstrap_servers=args.bootstrap_servers,
+        batch_concurrency=args.batch_concurrency,
+        events_per_batch=args.events_per_batch,
+        e2e_rate=args.e2e_rate,
+        consumer_events=args.consumer_events or int(20000 * args.seconds),
+    )
+
+
+def _select(parser: argparse.ArgumentParser, text: str) -> tuple[str, ...]:
+    if text == "all":
+        return ROWS
+    chosen: set[str] = set()
+    for name in filter(None, (part.strip() for part in text.split(","))):
+        if name in GROUPS:
+            chosen.update(GROUPS[name])
+        elif name in ROWS:
+            chosen.add(name)
+        else:
+            parser.error(f"unknown row {name!r}")
+    return tuple(row for row in ROWS if row in chosen)

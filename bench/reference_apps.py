@@ -1,0 +1,102 @@
+"""The two services the producer is compared with, served exactly as it is (uvicorn, uvloop,
+httptools): the baseline a user writes first, and the HTTP ceiling that does no Kafka work.
+
+`python -m bench.reference_apps baseline|noop`, configured by the BIOMETRICS_* variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from producer_service.publisher import producer_options
+from shared.settings import Settings
+from shared.startup import start_service
+
+
+def create_baseline_app(settings: Settings) -> Starlette:
+    """POST /biometrics: parse, then send_and_wait with linger 0, one flush per request."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # The course's ClientGateway pattern: produce, then flush before answering.
+        producer = AIOKafkaProducer(**{**producer_options(settings), "linger_ms": 0})
+        await producer.start()
+        try:
+            yield {"producer": producer}
+        finally:
+            await producer.stop()
+
+    async def post(request: Request) -> Response:
+        body = await request.body()
+        key = orjson.loads(body)["deviceId"].encode()
+        metadata = await request.state.producer.send_and_wait(settings.kafka.topic, body, key=key)
+        answer = {
+            "topic": metadata.topic,
+            "partition": metadata.partition,
+            "offset": metadata.offset,
+        }
+        return Response(orjson.dumps(answer), 202, media_type="application/json")
+
+    return _app(post, lifespan)
+
+
+def create_noop_app() -> Starlette:
+    """POST /biometrics: read and parse the body, answer 202 and do nothing else."""
+
+    async def post(request: Request) -> Response:
+        orjson.loads(await request.body())
+        return Response(b"{}", 202, media_type="application/json")
+
+    return _app(post)
+
+
+def _app(post: Any, lifespan: Any = None) -> Starlette:
+    async def readyz(request: Request) -> Response:
+        # Answers only once the lifespan has run, so the Kafka client (if any) is connected.
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/biometrics", post, methods=["POST"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the chosen reference app on http.host:http.port until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m bench.reference_apps")
+    parser.add_argument("app", choices=["baseline", "noop"])
+    args = parser.parse_args(argv)
+    settings = start_service(f"bench-{args.app}")
+    app = create_baseline_app(settings) if args.app == "baseline" else create_noop_app()
+    config = uvicorn.Config(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

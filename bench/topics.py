@@ -1,0 +1,55 @@
+"""Fresh topics for each row, and how many records a topic holds, asked of the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+_READY_TIMEOUT_S = 30.0
+
+
+def create_topic(bootstrap: str, prefix: str, partitions: int) -> str:
+    """Create `<prefix>-<uuid>` and return its name once every partition has a leader."""
+    name = f"bench-{prefix}-{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create(bootstrap, name, partitions))
+    return name
+
+
+def count_records(bootstrap: str, topic: str) -> int:
+    """The sum of the topic's end offsets: every record ever appended to it."""
+    return asyncio.run(_count(bootstrap, topic))
+
+
+async def _create(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            while True:
+                (topic,) = await admin.describe_topics([name])
+                found = topic["partitions"]
+                if len(found) == partitions and all(p["leader"] >= 0 for p in found):
+                    return
+                await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+
+
+async def _count(bootstrap: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (description,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
