@@ -14,6 +14,7 @@ from typing import Any
 
 from bench.process import ROOT, Processes
 
+_PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "shared"})
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -50,8 +51,9 @@ def start_recording(processes: Processes, pid: int, output: Path) -> Recording:
 
 
 def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
-    """Summarise py-spy's collapsed stacks: the busiest leaf frames (self time), the functions
-    most often on the stack (total time), and the self time per package, each in % of samples."""
+    """Summarise py-spy's collapsed stacks, each in % of the samples: the busiest leaf frames
+    (self time), the self time per package, and the project's own functions by total time (the
+    time spent in them and in what they call)."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     packages: Counter[str] = Counter()
@@ -65,19 +67,19 @@ def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
         frames = [_frame(frame) for frame in stack.split(";")]
         own[frames[-1][0]] += count
         packages[frames[-1][1]] += count
-        for name in {name for name, _ in frames}:
+        for name in {name for name, package in frames if package in _PROJECT_PACKAGES}:
             total[name] += count
 
     def share(counter: Counter[str]) -> list[list[Any]]:
         return [[name, round(100 * n / samples, 1)] for name, n in counter.most_common(limit)]
 
     if not samples:
-        return {"samples": 0, "self": [], "total": [], "packages": []}
+        return {"samples": 0, "self": [], "packages": [], "project_total": []}
     return {
         "samples": samples,
         "self": share(own),
-        "total": share(total),
         "packages": share(packages),
+        "project_total": share(total),
     }
 
 
@@ -102,7 +104,9 @@ def _short_path(path: str) -> str:
 
 
 def _package(short: str) -> str:
-    head = short.split("/", 1)[0]
-    if head == "stdlib":
-        return "stdlib/" + short.split("/")[1].removesuffix(".py")
-    return head.removesuffix(".py")
+    parts = short.split("/")
+    if parts[0] == "stdlib":
+        return "stdlib/" + parts[1].removesuffix(".py")
+    # The project's own files may be named from any working directory.
+    project = [part for part in parts[:-1] if part in _PROJECT_PACKAGES]
+    return project[-1] if project else parts[0].removesuffix(".py")

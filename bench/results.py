@@ -50,7 +50,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
-    profiles: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def row(self, name: str) -> Row | None:
         """The row of that name, if it was measured."""

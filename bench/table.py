@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from bench.results import Report, Row, Target
 
@@ -38,6 +39,8 @@ def render_table(report: Report) -> str:
             f"{d['achieved_rate']:.0f}/s achieved: HTTP p50 {d['http_p50_ms']:.1f} ms, "
             f"p99 {d['http_p99_ms']:.1f} ms; {d['missing_in_log']} sent but not logged",
         ]
+    for name, profile in report.profiles.items():
+        lines += ["", *_format_profile(name, profile)]
     if report.skipped:
         lines += ["", *(f"skipped {name}: {why}" for name, why in report.skipped.items())]
     return "\n".join(lines)
@@ -76,6 +79,18 @@ def _format_targets(targets: list[Target]) -> str:
         result = {True: "met", False: "MISSED", None: "not run"}[target.met]
         table.append((target.name, measured, goal, result, target.basis))
     return _columns(table, right=(1,))
+
+
+def _format_profile(name: str, profile: dict[str, Any]) -> list[str]:
+    """The busiest frames of one py-spy profile, and the self time per package."""
+    packages = ", ".join(f"{package} {share:g}%" for package, share in profile["packages"][:6])
+    lines = [
+        f"where the {name}'s time goes ({profile['load']}, {profile['events_per_s']:.0f} "
+        f"events/s, {profile['samples']} samples of 200/s): {packages}",
+        "  self time:",
+    ]
+    lines += [f"  {share:5.1f}%  {frame}" for frame, share in profile["self"][:10]]
+    return lines
 
 
 def _ms(value: float | None) -> str:

@@ -1,0 +1,74 @@
+"""The benchmark command runs end to end with tiny durations and writes every row it promises.
+
+Counts only: timings from a run this short (and on a shared machine) prove nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.options import ROWS
+
+ROOT = Path(__file__).resolve().parents[2]
+_TOOLS = ("wrk", "kcat")
+
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.skipif(
+        not all(shutil.which(tool) for tool in _TOOLS),
+        reason="the benchmark needs wrk and kcat (apt-get install wrk kcat)",
+    ),
+]
+
+
+def _has_py_spy() -> bool:
+    return Path(sys.executable).with_name("py-spy").exists() or shutil.which("py-spy") is not None
+
+
+def test_the_benchmark_measures_every_row_and_writes_json_table_and_chart(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
+    command = [
+        *(sys.executable, "-m", "bench", "--seconds=1", "--warmup=0", "--memory-seconds=2"),
+        *("--consumer-events=2000", f"--output={tmp_path}"),
+    ]
+    if servers := os.environ.get("BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"):
+        command.append(f"--bootstrap-servers={servers}")
+    if _has_py_spy():
+        command.append("--profile")
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    [run] = tmp_path.iterdir()
+    report = json.loads((run / "results.json").read_text())
+    assert set(report) == {"meta", "rows", "targets", "skipped", "profiles"}
+    assert report["skipped"] == {}
+    assert [row["name"] for row in report["rows"]] == list(ROWS)
+    for row in report["rows"]:
+        assert row["events"] > 0, row
+        assert row["seconds"] > 0, row
+        assert row["events_per_s"] > 0, row
+        assert row["cpu"], row
+    timed = [row for row in report["rows"] if row["name"] not in ("ceiling", "c_ceiling")]
+    assert all(row["p50_ms"] is not None for row in timed if "consumer" not in row["name"])
+    assert all(target["measured"] is not None for target in report["targets"])
+    assert len(report["targets"]) == 6
+    assert all(target["met"] in (True, False) for target in report["targets"])
+    if _has_py_spy():
+        assert set(report["profiles"]) == {"producer", "consumer"}
+        assert all(profile["samples"] > 0 for profile in report["profiles"].values())
+
+    table = (run / "table.txt").read_text()
+    assert all(row["label"] in table for row in report["rows"])
+    assert result.stdout.strip() == table.strip()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (run / "chart.png").read_bytes().startswith(b"\x89PNG")
