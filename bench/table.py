@@ -21,6 +21,14 @@ def render_table(report: Report) -> str:
         "",
         _format_targets(report.targets),
     ]
+    loaded = [row for row in report.rows if "wrk" in row.cpu]
+    if loaded:
+        busiest = max(loaded, key=lambda row: row.cpu["wrk"])
+        lines += [
+            "",
+            f"load generator headroom: wrk used at most {busiest.cpu['wrk']:.0f}% of its core "
+            f"({busiest.label}, {busiest.events_per_s:,.0f} events/s)",
+        ]
     memory = report.row("memory")
     if memory is not None and memory.details.get("rss_start_mb"):
         d = memory.details
