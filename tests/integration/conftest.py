@@ -20,6 +20,11 @@ from devtools import LocalKafka
 from devtools.local_kafka import kafka_version
 
 _BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
+# Another image configured like apache/kafka, e.g. the one devtools/docker builds where no
+# registry is reachable; not BIOMETRICS_-prefixed, as the services would read it as a setting.
+_KAFKA_IMAGE_ENV = "TEST_KAFKA_IMAGE"
+# Set by CI where it has started an engine: the testcontainers branch must then be taken.
+_REQUIRE_DOCKER_ENV = "TEST_REQUIRE_DOCKER"
 _HERE = Path(__file__).parent
 _TOPIC_READY_TIMEOUT_S = 30.0
 
@@ -45,6 +50,8 @@ def kafka_bootstrap() -> Iterator[str]:
     elif _docker_answers():
         with _kafka_container() as servers:
             yield servers
+    elif os.environ.get(_REQUIRE_DOCKER_ENV):
+        pytest.fail(f"${_REQUIRE_DOCKER_ENV} is set, but no Docker engine answers", pytrace=False)
     else:
         with _local_kafka() as servers:
             yield servers
@@ -105,14 +112,15 @@ def _docker_answers() -> bool:
 
 @contextlib.contextmanager
 def _kafka_container() -> Iterator[str]:
-    """Run the official apache/kafka image of the same version LocalKafka uses."""
+    """Run the official apache/kafka image of the version LocalKafka uses, or $TEST_KAFKA_IMAGE."""
     # testcontainers' KafkaContainer drives Confluent images only (cp-kafka, with its own
     # start scripts), so the Apache image is configured here through its KAFKA_* variables.
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
     port = _free_port()
-    container = DockerContainer(f"apache/kafka:{kafka_version()}")
+    image = os.environ.get(_KAFKA_IMAGE_ENV) or f"apache/kafka:{kafka_version()}"
+    container = DockerContainer(image)
     host = container.get_container_host_ip()
     container.with_bind_ports(9092, port).with_envs(
         KAFKA_NODE_ID="1",
