@@ -1,0 +1,211 @@
+"""The compose stack for real: `up --build`, events over HTTP into `logs consumer`, SIGTERM, down.
+
+Runs once per compose client: `docker compose` (v2, what users have) and `docker-compose` (1.29,
+Debian's). Set COMPOSE_FILE=compose.yaml:compose.local.yaml where no registry can be reached.
+The tests of one client share one stack and run in file order: each stops a little more of it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from devtools.docker import DockerError
+from tests.docker.compose_project import ComposeProject
+from tests.docker.conftest import require
+from tests.support import event_body
+
+_CLIENTS = {
+    "compose-v2": (("docker", "compose"), "v2."),
+    "compose-v1": (("docker-compose",), "version 1."),
+}
+_READY_TIMEOUT_S = 120.0
+_CONSUMED_TIMEOUT_S = 60.0
+_LOAD_WORKERS = 4
+_LOAD_MAX_REQUESTS = 2000
+_ACCEPTED_BEFORE_STOP = 50
+
+Coordinates = tuple[int, int]  # (partition, offset)
+
+
+@pytest.fixture(scope="module", params=sorted(_CLIENTS))
+def stack(request: pytest.FixtureRequest, docker_engine: None) -> Iterator[ComposeProject]:
+    """The whole stack up under a fresh project name, on free host ports; down -v afterwards."""
+    command, version_marker = _CLIENTS[request.param]
+    require(_client_version(command).find(version_marker) >= 0, f"no {request.param} client")
+    variables = {"PRODUCER_HOST_PORT": str(_free_port()), "KAFKA_HOST_PORT": str(_free_port())}
+    name = f"biometrics-smoke-{request.param}-{uuid.uuid4().hex[:8]}"
+    project = ComposeProject(command, name, variables)
+    try:
+        project.up()
+        _wait_until_ready(project, int(variables["PRODUCER_HOST_PORT"]))
+        yield project
+    finally:
+        project.down()
+
+
+def test_posted_events_appear_in_the_consumer_logs(stack: ComposeProject) -> None:
+    post = _poster(stack)
+    devices = [str(uuid.uuid4()) for _ in range(5)]
+    accepted: dict[Coordinates, str] = {}
+    for i in range(30):
+        device = devices[i % len(devices)]
+        status, answer = post("/biometrics", event_body(device))
+        assert status == 202, answer
+        accepted[(answer["partition"], answer["offset"])] = device
+    batch = [event_body(devices[0]) for _ in range(10)]
+    status, answer = post("/biometrics/batch", batch)
+    assert status == 202, answer
+    accepted.update({(r["partition"], r["offset"]): devices[0] for r in answer["records"]})
+
+    consumed = _wait_until_consumed(stack, set(accepted))
+
+    assert {coordinates: consumed[coordinates] for coordinates in accepted} == accepted
+
+
+def test_sigterm_stops_the_producer_with_exit_code_0_losing_no_accepted_event(
+    stack: ComposeProject,
+) -> None:
+    post = _poster(stack)
+    producer = stack.container("producer")
+    accepted: set[Coordinates] = set()
+    enough = threading.Event()
+    lock = threading.Lock()
+
+    def send_until_refused() -> None:
+        for _ in range(_LOAD_MAX_REQUESTS // _LOAD_WORKERS):
+            try:
+                status, answer = post("/biometrics", event_body())
+            except OSError:
+                return  # the producer has closed its port
+            if status != 202:
+                return
+            with lock:
+                accepted.add((answer["partition"], answer["offset"]))
+                if len(accepted) >= _ACCEPTED_BEFORE_STOP:
+                    enough.set()
+
+    workers = [threading.Thread(target=send_until_refused) for _ in range(_LOAD_WORKERS)]
+    for worker in workers:
+        worker.start()
+    try:
+        assert enough.wait(_READY_TIMEOUT_S), "the producer accepted too few events under load"
+        stack.stop("producer")  # SIGTERM while requests are in flight
+    finally:
+        for worker in workers:
+            worker.join()
+
+    assert stack.state(producer)["ExitCode"] == 0, stack.logs("producer")[-4000:]
+    assert set(_wait_until_consumed(stack, accepted)) >= accepted
+
+
+def test_sigterm_stops_the_consumer_with_exit_code_0(stack: ComposeProject) -> None:
+    consumer = stack.container("consumer")
+
+    stack.stop("consumer")
+
+    state = stack.state(consumer)
+    assert (state["Status"], state["ExitCode"]) == ("exited", 0), stack.logs("consumer")[-4000:]
+
+
+def test_down_removes_the_containers_network_and_volume(stack: ComposeProject) -> None:
+    stack.stop()
+
+    stack.down()
+
+    assert stack.leftovers() == []
+
+
+def _poster(stack: ComposeProject) -> Callable[[str, Any], tuple[int, Any]]:
+    """A function POSTing JSON to the producer's published port, returning (status, body)."""
+    port = int(stack.run("port", "producer", "8000").strip().rsplit(":", 1)[1])
+
+    def post(path: str, body: Any) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            headers = {"Content-Type": "application/json"}
+            connection.request("POST", path, body=json.dumps(body), headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            connection.close()
+
+    return post
+
+
+def _consumed(stack: ComposeProject) -> dict[Coordinates, str]:
+    """The events the consumer has logged so far: {(partition, offset): key}."""
+    consumed: dict[Coordinates, str] = {}
+    for line in stack.logs("consumer").splitlines():
+        _, brace, rest = line.partition("{")  # after the client's "consumer-1  | " prefix
+        if not brace:
+            continue
+        try:
+            entry = json.loads(brace + rest)
+        except json.JSONDecodeError:
+            continue
+        if entry.get("message") == "event consumed":
+            consumed[(entry["partition"], entry["offset"])] = entry["key"]
+    return consumed
+
+
+def _wait_until_consumed(
+    stack: ComposeProject, expected: set[Coordinates]
+) -> dict[Coordinates, str]:
+    deadline = time.monotonic() + _CONSUMED_TIMEOUT_S
+    while True:
+        consumed = _consumed(stack)
+        missing = expected - set(consumed)
+        if not missing:
+            return consumed
+        if time.monotonic() > deadline:
+            pytest.fail(f"{len(missing)} of {len(expected)} accepted events never consumed")
+        time.sleep(0.5)
+
+
+def _wait_until_ready(stack: ComposeProject, port: int) -> None:
+    """Poll the producer's /healthz until it answers 200; fail with the logs if it never does."""
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.5)
+    logs = "\n".join(stack.logs(service)[-3000:] for service in ("kafka", "producer", "consumer"))
+    raise DockerError(f"the producer did not answer /healthz in {_READY_TIMEOUT_S:.0f} s:\n{logs}")
+
+
+def _client_version(command: tuple[str, ...]) -> str:
+    """The compose client's `version` output, or "" when it is not installed."""
+    if shutil.which(command[0]) is None:
+        return ""
+    try:
+        result = subprocess.run(
+            [*command, "version"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        return ""
+    return result.stdout if result.returncode == 0 else ""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
