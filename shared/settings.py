@@ -112,6 +112,12 @@ class HttpSettings(_Section):
     shutdown_timeout_s: float = Field(gt=0)
 
 
+class LoggingSettings(_Section):
+    """Log level of both services."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
 class Settings(_Section):
     """Everything both services can be configured with."""
 
@@ -119,6 +125,7 @@ class Settings(_Section):
     producer: ProducerSettings
     consumer: ConsumerSettings
     http: HttpSettings
+    logging: LoggingSettings
 
     def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
         """Return a copy pointing at other brokers (used when a local Kafka is started)."""

@@ -17,5 +17,5 @@ def start_service(program: str) -> Settings:
     except (SettingsError, KafkaNotConfiguredError) as error:
         print(f"{program}: {error}", file=sys.stderr)
         sys.exit(2)
-    configure_logging()
+    configure_logging(settings.logging.level)
     return settings
