@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -11,16 +12,19 @@ from starlette.routing import Route
 
 from producer_service.endpoints import healthz, post_biometrics, post_biometrics_batch, readyz
 from producer_service.errors import EXCEPTION_HANDLERS
+from producer_service.metrics import ProducerMetrics
+from producer_service.middleware import RequestObserver
 from producer_service.publisher import KafkaPublisher, Publisher
 from shared.settings import Settings
 
 PublisherFactory = Callable[[Settings], AbstractAsyncContextManager[Publisher]]
 
 
-def create_app(
-    settings: Settings, publisher_factory: PublisherFactory = KafkaPublisher
-) -> Starlette:
+def create_app(settings: Settings, publisher_factory: PublisherFactory | None = None) -> Starlette:
     """Build the producer's app; the publisher is opened at start-up and flushed at shutdown."""
+    metrics = ProducerMetrics()
+    if publisher_factory is None:
+        publisher_factory = partial(KafkaPublisher, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -33,10 +37,14 @@ def create_app(
             Route("/biometrics/batch", post_biometrics_batch, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics.endpoint, methods=["GET"]),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    routes = [route.path for route in app.routes if isinstance(route, Route)]
+    app.add_middleware(RequestObserver, metrics=metrics, routes=routes)
+    app.state.metrics = metrics
     app.state.max_body_bytes = settings.http.max_body_bytes
     app.state.body_timeout_s = settings.http.body_timeout_s
     app.state.max_batch_events = settings.http.max_batch_events

@@ -128,8 +128,10 @@ def _path(location: Sequence[int | str]) -> str:
     return "".join(parts) or "body"
 
 
-def render(error: ApiError) -> Response:
-    """The one JSON shape of every error response."""
+def render(error: ApiError, request: Request | None = None) -> Response:
+    """The one JSON shape of every error response; counted by code when the request is given."""
+    if request is not None:
+        request.app.state.metrics.errors.labels(error.code).inc()
     body = {"error": error.code, "message": error.message, "details": error.details}
     return Response(orjson.dumps(body), error.status, error.headers, media_type="application/json")
 
@@ -137,19 +139,19 @@ def render(error: ApiError) -> Response:
 async def handle_api_error(request: Request, exc: Exception) -> Response:
     """Exception handler for ApiError."""
     assert isinstance(exc, ApiError)
-    return render(exc)
+    return render(exc, request)
 
 
 async def handle_publish_error(request: Request, exc: Exception) -> Response:
     """Exception handler for PublishError."""
     assert isinstance(exc, PublishError)
-    return render(from_publish_error(exc))
+    return render(from_publish_error(exc), request)
 
 
 async def handle_overload(request: Request, exc: Exception) -> Response:
     """Exception handler for OverloadedError: 503 at once, with a short Retry-After."""
     retry_after = {"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)}
-    return render(ServiceOverloadedError(f"overloaded: {exc}", headers=retry_after))
+    return render(ServiceOverloadedError(f"overloaded: {exc}", headers=retry_after), request)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -157,13 +159,13 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     error = ApiError(exc.detail, headers=exc.headers)
     error.status, error.code = exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error")
-    return render(error)
+    return render(error, request)
 
 
 async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
     """Anything unforeseen: 500 in our shape; the traceback goes to the log, not the client."""
     _log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-    return render(ApiError("internal error"))
+    return render(ApiError("internal error"), request)
 
 
 EXCEPTION_HANDLERS = {

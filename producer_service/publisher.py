@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from producer_service.metrics import ProducerMetrics
 from shared.kafka import client_options, ensure_topics, retry_until_connected
 from shared.schema import Biometrics, encode_key, encode_value
 from shared.settings import Settings
@@ -60,8 +62,9 @@ class KafkaPublisher:
     while publish() answers PublishError at once, so the service starts without its broker.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: ProducerMetrics | None = None) -> None:
         self._settings = settings
+        self._metrics = metrics or ProducerMetrics()
         self._topic = settings.kafka.topic
         self._timeout = settings.producer.delivery_timeout_ms / 1000
         self._max_records = settings.producer.max_in_flight_records
@@ -132,11 +135,18 @@ class KafkaPublisher:
             )
         self._in_flight_records += len(records)
         self._in_flight_bytes += size
+        self._metrics.records_in_flight.inc(len(records))
+        started = time.perf_counter()
         try:
-            return await self._send(self._producer, records)
+            deliveries = await self._send(self._producer, records)
         finally:
             self._in_flight_records -= len(records)
             self._in_flight_bytes -= size
+            self._metrics.records_in_flight.dec(len(records))
+        self._metrics.produce_latency.observe(time.perf_counter() - started)
+        self._metrics.records_produced.inc(len(records))
+        self._metrics.bytes_produced.inc(size)
+        return deliveries
 
     async def _send(
         self, producer: AIOKafkaProducer, records: Sequence[tuple[bytes, bytes]]

@@ -23,7 +23,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from consumer_service import run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
-from producer_service.publisher import KafkaPublisher
 from shared.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +69,7 @@ class _Server(uvicorn.Server):
 
 @asynccontextmanager
 async def serving_producer(
-    settings: Settings, publisher_factory: PublisherFactory = KafkaPublisher
+    settings: Settings, publisher_factory: PublisherFactory | None = None
 ) -> AsyncIterator[tuple[str, _Server]]:
     """Serve the producer app on a free port in this loop; yield its URL and the server."""
     config = uvicorn.Config(

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import httpx2 as httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from producer_service.publisher import Delivery, KafkaPublisher
 from shared.schema import Biometrics
@@ -57,7 +58,17 @@ async def test_a_batch_is_produced_whole_with_each_records_coordinates(
     bodies = [event_body() for _ in range(25)]
     async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
         response = await client.post("/biometrics/batch", json=bodies)
+        scrape = (await client.get("/metrics")).text
     assert response.status_code == 202, response.text
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(scrape)
+        for sample in family.samples
+    }
+    assert samples["biometrics_records_produced_total"] == len(bodies)
+    assert samples["biometrics_bytes_produced_total"] > len(bodies) * 100
+    assert samples["biometrics_produce_latency_seconds_count"] == 1
+    assert samples["biometrics_records_in_flight"] == 0
     coordinates = {(r["partition"], r["offset"]) for r in response.json()["records"]}
     records = await read_topic(kafka_bootstrap, settings.kafka.topic, len(bodies))
     assert {(r.partition, r.offset) for r in records} == coordinates
