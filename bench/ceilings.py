@@ -29,7 +29,8 @@ def _aiokafka(bench: Bench) -> Row:
     topic = create_topic(bench.bootstrap, "ceiling", bench.settings.kafka.topic_partitions)
     seconds = bench.options.seconds
     argv = python_module("bench.bare_producer", str(bench.files.records), f"--seconds={seconds}")
-    with bench.log("ceiling").open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
+    path = bench.unique_log("ceiling")
+    with path.open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
         started = time.monotonic()
         process = bench.processes.start(
             argv, bench.processes.pinning.service, env=bench.env(topic), stdout=log, stderr=log
@@ -39,8 +40,8 @@ def _aiokafka(bench: Bench) -> Row:
         # Over the helper's whole life, start-up included.
         producer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
     if code != 0:
-        raise RuntimeError(f"the bare producer exited with {code}; see {bench.log('ceiling')}")
-    result = receive(bench.log("ceiling").read_text())
+        raise RuntimeError(f"the bare producer exited with {code}; see {path}")
+    result = receive(path.read_text())
     stored = count_records(bench.bootstrap, topic)
     return Row(
         "ceiling",

@@ -25,7 +25,7 @@ def draw_chart(report: Report, path: Path) -> Path:
     figure, ((rate, latency), (ratios, memory)) = plt.subplots(2, 2, figsize=(15, 10))
     figure.suptitle(
         f"biometrics benchmark {report.meta['started']} ({report.meta['cpus']} cores, "
-        f"{report.meta['seconds']:g} s a row)"
+        f"{report.meta['seconds']:g} s a row, best of {report.meta['rounds']} rounds)"
     )
 
     rows = [row for row in report.rows if row.events_per_s > 0]

@@ -20,28 +20,40 @@ _STARTED_LINE = b'"message":"consumer started"'
 _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
 
 
-def measure(bench: Bench) -> None:
-    """Fill one topic, then let each consumer read all of it with a group of its own."""
+def prefill(bench: Bench) -> str | None:
+    """Fill the topic the consumer rows drain, if they (or the consumer profile) will run."""
     if not (bench.wants("consumer", "consumer_ceiling") or bench.options.profile):
+        return None
+    return _prefill(bench, bench.options.consumer_events)
+
+
+def measure(bench: Bench, topic: str | None) -> None:
+    """One round: consumer_service, then the bare loop, each reading all of it in a new group."""
+    if topic is None:
         return
     count = bench.options.consumer_events
-    topic = _prefill(bench, count)
     if bench.wants("consumer"):
         say(f"consumer: consumer_service draining {count} events")
         bench.report.rows.append(_service(bench, topic, count))
     if bench.wants("consumer_ceiling"):
         say(f"consumer ceiling: a bare getmany loop over {count} events")
         bench.report.rows.append(_bare(bench, topic, count))
-    if bench.options.profile:
-        say("profiling the consumer (py-spy)")
-        output = bench.directory / "profile-consumer.txt"
-        row = _service(bench, topic, count, profile=output)
-        bench.report.profiles["consumer"] = {
-            "file": str(output),
-            "load": f"draining {count} events, under py-spy",
-            "events_per_s": row.events_per_s,
-            **top_frames(output),
-        }
+
+
+def profile(bench: Bench, topic: str | None) -> None:
+    """consumer_service draining the topic once more, under py-spy."""
+    if topic is None or not bench.options.profile:
+        return
+    say("profiling the consumer (py-spy)")
+    count = bench.options.consumer_events
+    output = bench.directory / "profile-consumer.txt"
+    row = _service(bench, topic, count, profile=output)
+    bench.report.profiles["consumer"] = {
+        "file": str(output),
+        "load": f"draining {count} events, under py-spy",
+        "events_per_s": row.events_per_s,
+        **top_frames(output),
+    }
 
 
 def _prefill(bench: Bench, count: int) -> str:
@@ -63,9 +75,9 @@ def _prefill(bench: Bench, count: int) -> str:
 
 def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) -> Row:
     name = "consumer" if profile is None else "consumer-profiled"
-    path = bench.log(name)
+    path = bench.unique_log(name)
     env = bench.env(topic, group=bench.group("consumer"))
-    with path.open("wb") as out, bench.log(f"{name}-stderr").open("wb") as err:
+    with path.open("wb") as out, path.with_suffix(".stderr").open("wb") as err:
         process = bench.processes.start(
             python_module("consumer_service"), bench.processes.pinning.service,
             env=env, stdout=out, stderr=err,
@@ -102,7 +114,8 @@ def _bare(bench: Bench, topic: str, count: int) -> Row:
     argv = python_module(
         "bench.bare_consumer", f"--expect={count}", f"--min-seconds={bench.options.seconds}"
     )
-    with bench.log("consumer-ceiling").open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
+    path = bench.unique_log("consumer-ceiling")
+    with path.open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
         started = time.monotonic()
         process = bench.processes.start(
             argv, bench.processes.pinning.service, env=env, stdout=log, stderr=log
@@ -113,7 +126,7 @@ def _bare(bench: Bench, topic: str, count: int) -> Row:
         consumer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
     if code != 0:
         raise RuntimeError(f"the bare consumer exited with {code}")
-    result = receive(bench.log("consumer-ceiling").read_text())
+    result = receive(path.read_text())
     return Row(
         "consumer_ceiling",
         "consumer ceiling: bare getmany loop",

@@ -58,6 +58,13 @@ class Bench:
         """A file in the run directory for a process's output."""
         return self.directory / f"{name}.log"
 
+    def unique_log(self, name: str) -> Path:
+        """A log file of its own for a process that runs once per round."""
+        number = 1
+        while (path := self.log(f"{name}-{number}")).exists():
+            number += 1
+        return path
+
     def wants(self, *rows: str) -> bool:
         """Whether any of these rows was chosen."""
         return any(row in self.options.rows for row in rows)

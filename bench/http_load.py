@@ -1,11 +1,12 @@
 """The HTTP rows, under wrk: the baseline, the HTTP ceiling, POST /biometrics at each
-concurrency, the batch endpoint, the producer's RSS under sustained load, and its profile."""
+concurrency, the batch endpoint (in rounds), then the producer's RSS under sustained load and
+its profile."""
 
 from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,25 +24,12 @@ MEMORY_CONCURRENCY = 64
 _WARMUP_CONCURRENCY = 16
 
 
-def measure(bench: Bench) -> None:
-    """Every chosen HTTP row; each service is started for its rows and stopped after them."""
-    wanted = [row for row in bench.options.rows if row in _HTTP_ROWS]
-    if not (wanted or bench.options.profile):
-        return
-    if not wrk_available():
-        for row in wanted:
-            bench.report.skipped[row] = "wrk is not installed (apt-get install wrk)"
-        return
-    if bench.wants("baseline"):
-        bench.report.rows.append(_reference(bench, "baseline"))
-    if bench.wants("http_ceiling"):
-        bench.report.rows.append(_reference(bench, "http_ceiling"))
-    if bench.wants(*_PRODUCER_ROWS) or bench.options.profile:
-        _producer_rows(bench)
-
-
-_PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch", "memory")
-_HTTP_ROWS = ("baseline", "http_ceiling", *_PRODUCER_ROWS)
+_PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
+_HTTP_ROWS = ("baseline", "http_ceiling", *_PRODUCER_ROWS, "memory")
+_LABELS = {
+    "baseline": "baseline: send_and_wait, linger 0",
+    "http_ceiling": "HTTP ceiling: no-op endpoint",
+}
 
 
 @dataclass(frozen=True)
@@ -55,43 +43,71 @@ class _Load:
     events_per_request: int = 1
 
 
-def _reference(bench: Bench, row: str) -> Row:
-    app, label = {
-        "baseline": ("baseline", "baseline: send_and_wait, linger 0"),
-        "http_ceiling": ("noop", "HTTP ceiling: no-op endpoint"),
-    }[row]
-    say(f"{row}: {label}, c{REFERENCE_CONCURRENCY}")
-    argv = python_module("bench.reference_apps", app)
-    with _serving(bench, row, argv) as (url, service):
-        _warm_up(bench, url)
-        load = _Load(
-            "/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds
-        )
-        return _measure(bench, row, f"{label}, c{REFERENCE_CONCURRENCY}", url, service, load)
+Services = dict[str, tuple[str, subprocess.Popen[bytes]]]
 
 
-def _producer_rows(bench: Bench) -> None:
-    options = bench.options
-    with _serving(bench, "producer", python_module("producer_service")) as (url, service):
-        _warm_up(bench, url)
-        for concurrency in SINGLE_CONCURRENCIES:
-            if bench.wants(name := f"single_c{concurrency}"):
-                label = f"POST /biometrics, c{concurrency}"
-                say(label)
-                load = _Load("/biometrics", bench.files.bodies, concurrency, options.seconds)
-                bench.report.rows.append(_measure(bench, name, label, url, service, load))
-        if bench.wants("batch"):
-            per, concurrency = options.events_per_batch, options.batch_concurrency
-            label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
+@contextmanager
+def serving(bench: Bench) -> Iterator[Services]:
+    """Start (and warm up) every service the chosen HTTP rows need, all on the service core, so
+    that rounds can interleave them; stop them all after."""
+    wanted = [row for row in bench.options.rows if row in _HTTP_ROWS]
+    if not wrk_available():
+        for row in wanted:
+            bench.report.skipped[row] = "wrk is not installed (apt-get install wrk)"
+        yield {}
+        return
+    commands = {
+        "baseline": python_module("bench.reference_apps", "baseline"),
+        "http_ceiling": python_module("bench.reference_apps", "noop"),
+        "producer": python_module("producer_service"),
+    }
+    needed: list[str] = [name for name in ("baseline", "http_ceiling") if name in wanted]
+    if bench.wants(*_PRODUCER_ROWS, "memory") or bench.options.profile:
+        needed.append("producer")
+    with ExitStack() as stack:
+        services = {
+            name: stack.enter_context(_serving(bench, name, commands[name])) for name in needed
+        }
+        for url, _ in services.values():
+            _warm_up(bench, url)
+        yield services
+
+
+def measure(bench: Bench, services: Services) -> None:
+    """One round of the throughput rows: the baseline, the HTTP ceiling, each concurrency of
+    POST /biometrics and the batch endpoint."""
+    seconds = bench.options.seconds
+    for row in ("baseline", "http_ceiling"):
+        if row in services and bench.wants(row):
+            label = f"{_LABELS[row]}, c{REFERENCE_CONCURRENCY}"
             say(label)
-            load = _Load(
-                "/biometrics/batch", bench.files.batches, concurrency, options.seconds, per
-            )
-            bench.report.rows.append(_measure(bench, "batch", label, url, service, load))
-        if bench.wants("memory"):
-            bench.report.rows.append(_memory(bench, url, service))
-        if options.profile:
-            _profile(bench, url, service)
+            load = _Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
+            bench.report.rows.append(_measure(bench, row, label, *services[row], load))
+    if "producer" not in services:
+        return
+    for concurrency in SINGLE_CONCURRENCIES:
+        if bench.wants(name := f"single_c{concurrency}"):
+            label = f"POST /biometrics, c{concurrency}"
+            say(label)
+            load = _Load("/biometrics", bench.files.bodies, concurrency, seconds)
+            bench.report.rows.append(_measure(bench, name, label, *services["producer"], load))
+    if bench.wants("batch"):
+        per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
+        label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
+        say(label)
+        load = _Load("/biometrics/batch", bench.files.batches, concurrency, seconds, per)
+        bench.report.rows.append(_measure(bench, "batch", label, *services["producer"], load))
+
+
+def measure_sustained(bench: Bench, services: Services) -> None:
+    """After the rounds: the producer's RSS under a long load, then its profile."""
+    if "producer" not in services:
+        return
+    url, service = services["producer"]
+    if bench.wants("memory"):
+        bench.report.rows.append(_memory(bench, url, service))
+    if bench.options.profile:
+        _profile(bench, url, service)
 
 
 def _memory(bench: Bench, url: str, service: subprocess.Popen[bytes]) -> Row:
@@ -165,12 +181,7 @@ def _wrk(bench: Bench, url: str, load: _Load) -> WrkResult:
 
 
 def _measure(
-    bench: Bench,
-    name: str,
-    label: str,
-    url: str,
-    service: subprocess.Popen[bytes],
-    load: _Load,
+    bench: Bench, name: str, label: str, url: str, service: subprocess.Popen[bytes], load: _Load
 ) -> Row:
     with CpuMeter(bench.cpu_pids(service=service.pid)) as cpu:
         result = _wrk(bench, url, load)

@@ -18,9 +18,9 @@ ROWS = (
     "single_c64",
     "single_c256",
     "batch",
-    "memory",
     "consumer",
     "consumer_ceiling",
+    "memory",
     "end_to_end",
 )
 GROUPS = {
@@ -35,6 +35,7 @@ class Options:
     """One run's choices."""
 
     seconds: float
+    rounds: int
     warmup_seconds: float
     memory_seconds: float
     rows: tuple[str, ...]
@@ -55,6 +56,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
         "also writes results.json and chart.png.",
     )
     parser.add_argument("--seconds", type=float, default=10, help="each row's load (10)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="times each throughput row runs; best kept (3)"
+    )
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured load first (2)")
     parser.add_argument("--memory-seconds", type=float, default=60, help="RSS run (60)")
     parser.add_argument(
@@ -80,6 +84,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
     return Options(
         seconds=args.seconds,
+        rounds=args.rounds,
         warmup_seconds=args.warmup,
         memory_seconds=args.memory_seconds,
         rows=_select(parser, args.rows),

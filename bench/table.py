@@ -14,7 +14,8 @@ def render_table(report: Report) -> str:
     meta = report.meta
     lines = [
         f"biometrics benchmark {meta['started']}  ({meta['cpus']} cores, Kafka {meta['kafka']}, "
-        f"event {meta['event_bytes']} B, {meta['seconds']:g} s a row)",
+        f"event {meta['event_bytes']} B, {meta['seconds']:g} s a row, best of {meta['rounds']} "
+        "rounds)",
         f"cores: {meta['cores']}",
         "",
         _format_rows(report.rows),
@@ -55,7 +56,15 @@ def render_table(report: Report) -> str:
 
 
 def _format_rows(rows: list[Row]) -> str:
-    header = ("row", "events/s", "p50 ms", "p99 ms", "errors", "CPU, % of one core")
+    header = (
+        "row",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "rounds, events/s",
+        "CPU, % of one core",
+    )
     table = [header]
     for row in rows:
         cpu = ", ".join(f"{name} {value:.0f}" for name, value in row.cpu.items())
@@ -66,6 +75,7 @@ def _format_rows(rows: list[Row]) -> str:
                 _ms(row.p50_ms),
                 _ms(row.p99_ms),
                 "" if row.errors is None else str(row.errors),
+                " ".join(_short(rate) for rate in row.details.get("rounds_events_per_s", [])),
                 cpu,
             )
         )
@@ -99,6 +109,10 @@ def _format_profile(name: str, profile: dict[str, Any]) -> list[str]:
     ]
     lines += [f"  {share:5.1f}%  {frame}" for frame, share in profile["self"][:10]]
     return lines
+
+
+def _short(rate: float) -> str:
+    return f"{rate / 1000:.1f}k" if rate >= 1000 else f"{rate:.0f}"
 
 
 def _ms(value: float | None) -> str:

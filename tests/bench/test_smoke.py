@@ -19,6 +19,8 @@ from bench.options import ROWS
 
 ROOT = Path(__file__).resolve().parents[2]
 _TOOLS = ("wrk", "kcat")
+# The rows measured once per round; the others (RSS, end to end) once per run.
+_ROUND_ROWS = set(ROWS) - {"memory", "end_to_end"}
 
 pytestmark = [
     pytest.mark.kafka,
@@ -36,8 +38,8 @@ def _has_py_spy() -> bool:
 def test_the_benchmark_measures_every_row_and_writes_json_table_and_chart(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
     command = [
-        *(sys.executable, "-m", "bench", "--seconds=1", "--warmup=0", "--memory-seconds=2"),
-        *("--consumer-events=2000", f"--output={tmp_path}"),
+        *(sys.executable, "-m", "bench", "--seconds=1", "--rounds=2", "--warmup=0"),
+        *("--memory-seconds=2", "--consumer-events=2000", f"--output={tmp_path}"),
     ]
     if servers := os.environ.get("BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"):
         command.append(f"--bootstrap-servers={servers}")
@@ -58,6 +60,8 @@ def test_the_benchmark_measures_every_row_and_writes_json_table_and_chart(tmp_pa
         assert row["seconds"] > 0, row
         assert row["events_per_s"] > 0, row
         assert row["cpu"], row
+    rounds = [len(row["details"]["rounds_events_per_s"]) for row in report["rows"]]
+    assert rounds == [2 if name in _ROUND_ROWS else 1 for name in ROWS]
     timed = [row for row in report["rows"] if row["name"] not in ("ceiling", "c_ceiling")]
     assert all(row["p50_ms"] is not None for row in timed if "consumer" not in row["name"])
     assert all(target["measured"] is not None for target in report["targets"])
