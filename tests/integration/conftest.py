@@ -42,6 +42,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.kafka)
 
 
+def pytest_report_header() -> str:
+    """Say which broker the Kafka tests will get, so a CI log shows the path taken."""
+    if os.environ.get(_BOOTSTRAP_ENV):
+        return f"kafka: ${_BOOTSTRAP_ENV}"
+    if _docker_answers():
+        return f"kafka: a container of {_kafka_image()} (testcontainers)"
+    return "kafka: a local Apache Kafka process (devtools.local_kafka)"
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """Bootstrap servers from $BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS, Docker, or a local JVM."""
@@ -110,6 +119,10 @@ def _docker_answers() -> bool:
             gc.collect()
 
 
+def _kafka_image() -> str:
+    return os.environ.get(_KAFKA_IMAGE_ENV) or f"apache/kafka:{kafka_version()}"
+
+
 @contextlib.contextmanager
 def _kafka_container() -> Iterator[str]:
     """Run the official apache/kafka image of the version LocalKafka uses, or $TEST_KAFKA_IMAGE."""
@@ -119,8 +132,7 @@ def _kafka_container() -> Iterator[str]:
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
     port = _free_port()
-    image = os.environ.get(_KAFKA_IMAGE_ENV) or f"apache/kafka:{kafka_version()}"
-    container = DockerContainer(image)
+    container = DockerContainer(_kafka_image())
     host = container.get_container_host_ip()
     container.with_bind_ports(9092, port).with_envs(
         KAFKA_NODE_ID="1",
