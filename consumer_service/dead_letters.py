@@ -16,6 +16,18 @@ from aiokafka.errors import MessageSizeTooLargeError
 from shared.kafka import client_options
 from shared.settings import Settings
 
+VALUE_OMITTED_HEADER = ("dlq.value-omitted", b"too large for the dead-letter topic")
+
+
+def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter: why, and where the record came from."""
+    return [
+        ("dlq.error", reason.encode()),
+        ("dlq.original.topic", record.topic.encode()),
+        ("dlq.original.partition", str(record.partition).encode()),
+        ("dlq.original.offset", str(record.offset).encode()),
+    ]
+
 
 class DeadLetters(Protocol):
     """Sets a record aside with the reason; returns once the broker has it."""
@@ -62,18 +74,13 @@ class DeadLetterPublisher:
 
     async def set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         """Produce the record to the dead-letter topic and wait for the acknowledgement."""
-        headers = [
-            ("dlq.error", reason.encode()),
-            ("dlq.original.topic", record.topic.encode()),
-            ("dlq.original.partition", str(record.partition).encode()),
-            ("dlq.original.offset", str(record.offset).encode()),
-        ]
+        headers = dead_letter_headers(record, reason)
         try:
             await self._producer.send_and_wait(
                 self._topic, value=record.value, key=record.key, headers=headers
             )
         except MessageSizeTooLargeError:
-            headers.append(("dlq.value-omitted", b"too large for the dead-letter topic"))
+            headers.append(VALUE_OMITTED_HEADER)
             await self._producer.send_and_wait(
                 self._topic, value=None, key=record.key or b"", headers=headers
             )

@@ -118,6 +118,28 @@ class LoggingSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
+class ZonesSettings(_Section):
+    """The heart-rate zone processor: its output topic, offsets group and transactions."""
+
+    topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
+    group_id: str = Field(min_length=1)
+    instance: int = Field(ge=0)
+    instances: int = Field(ge=1)
+    transaction_timeout_ms: int = Field(ge=1000)
+    retry_backoff_ms: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _instance_is_one_of_instances(self) -> ZonesSettings:
+        if self.instance >= self.instances:
+            raise ValueError("instance must be below instances (instances are numbered from 0)")
+        return self
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable across restarts and bound to this instance's partitions, so it fences zombies."""
+        return f"{self.group_id}-{self.instance}"
+
+
 class Settings(_Section):
     """Everything both services can be configured with."""
 
@@ -125,6 +147,7 @@ class Settings(_Section):
     producer: ProducerSettings
     consumer: ConsumerSettings
     http: HttpSettings
+    zones: ZonesSettings
     logging: LoggingSettings
 
     def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:

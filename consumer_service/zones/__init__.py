@@ -1,0 +1,40 @@
+"""The heart-rate zone processor: Biometrics in, HeartRateZoneReached out, exactly once."""
+
+from consumer_service.zones.service import (
+    NoPartitionsError,
+    instance_partitions,
+    process_zones,
+    run_zones,
+    zone_clients,
+    zone_consumer_options,
+    zone_producer_options,
+)
+from consumer_service.zones.transactions import (
+    AbortFailedError,
+    FencedError,
+    SeekableSource,
+    TransactionalProducer,
+    TransactionCounts,
+    consume_transactionally,
+    next_offsets,
+)
+from consumer_service.zones.transform import Output, ZoneTransform
+
+__all__ = [
+    "AbortFailedError",
+    "FencedError",
+    "NoPartitionsError",
+    "Output",
+    "SeekableSource",
+    "TransactionCounts",
+    "TransactionalProducer",
+    "ZoneTransform",
+    "consume_transactionally",
+    "instance_partitions",
+    "next_offsets",
+    "process_zones",
+    "run_zones",
+    "zone_clients",
+    "zone_consumer_options",
+    "zone_producer_options",
+]

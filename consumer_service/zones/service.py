@@ -1,0 +1,157 @@
+"""run_zones: owns the zone processor's transactional producer and its read_committed consumer.
+
+Instances split the input partitions statically (instance i of n takes the partitions p with
+p % n == i) instead of joining a consumer group, because aiokafka's
+``send_offsets_to_transaction(offsets, group_id)`` carries no group generation (KIP-447 is not
+supported): the broker cannot tell a current owner's offsets from a zombie's. Binding the
+partitions to the transactional id ``<zones.group_id>-<instance>`` puts the fencing in the
+transaction coordinator instead: the producer that starts last wins, and the older one's next
+transactional request fails with ProducerFenced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumer_service.service import consumer_options
+from consumer_service.zones.transactions import (
+    TransactionalProducer,
+    TransactionCounts,
+    consume_transactionally,
+)
+from consumer_service.zones.transform import ZoneTransform
+from shared.kafka import client_options, ensure_topics, retry_until_connected
+from shared.settings import Settings
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class NoPartitionsError(Exception):
+    """This instance's number selects none of the input topic's partitions."""
+
+
+def instance_partitions(partitions: Iterable[int], instance: int, instances: int) -> list[int]:
+    """The partitions instance `instance` of `instances` reads: p % instances == instance."""
+    return sorted(p for p in partitions if p % instances == instance)
+
+
+def zone_consumer_options(settings: Settings) -> dict[str, Any]:
+    """The consumer service's options, with the zone group and read_committed isolation."""
+    return {
+        **consumer_options(settings),
+        "group_id": settings.zones.group_id,
+        # Input written in aborted transactions must never become zone events.
+        "isolation_level": "read_committed",
+    }
+
+
+def zone_producer_options(settings: Settings) -> dict[str, Any]:
+    """A transactional producer: idempotent with acks=all, whatever [producer] says."""
+    producer, zones = settings.producer, settings.zones
+    compression = None if producer.compression_type == "none" else producer.compression_type
+    return {
+        **client_options(settings.kafka),
+        "acks": "all",
+        "enable_idempotence": True,
+        "transactional_id": zones.transactional_id,
+        "transaction_timeout_ms": zones.transaction_timeout_ms,
+        "linger_ms": producer.linger_ms,
+        "max_batch_size": producer.max_batch_size,
+        "compression_type": compression,
+    }
+
+
+@asynccontextmanager
+async def zone_clients(
+    settings: Settings,
+) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer]]:
+    """Yield the started consumer, assigned this instance's partitions, and the producer.
+
+    The producer starts first: initialising its transactional id fences an older producer with
+    the same id and completes that one's last transaction, so the committed offsets the consumer
+    then fetches include everything that was committed.
+    """
+    topic, zones = settings.kafka.topic, settings.zones
+    producer = AIOKafkaProducer(**zone_producer_options(settings))
+    try:
+        await producer.start()
+        partitions = instance_partitions(
+            await producer.partitions_for(topic), zones.instance, zones.instances
+        )
+        if not partitions:
+            raise NoPartitionsError(
+                f"zones.instance {zones.instance} of {zones.instances} has no partition of {topic}"
+            )
+        consumer = AIOKafkaConsumer(**zone_consumer_options(settings))
+        try:
+            await consumer.start()
+            consumer.assign([TopicPartition(topic, p) for p in partitions])
+            yield consumer, producer
+        finally:
+            await consumer.stop()
+    finally:
+        await producer.stop()
+
+
+async def process_zones(
+    settings: Settings,
+    consumer: AIOKafkaConsumer,
+    producer: TransactionalProducer,
+    stop: asyncio.Event,
+) -> TransactionCounts:
+    """Turn the assigned partitions into zone events, one transaction per batch, until stop."""
+    return await consume_transactionally(
+        consumer,
+        producer,
+        ZoneTransform.from_settings(settings),
+        stop,
+        group_id=settings.zones.group_id,
+        poll_timeout_ms=settings.consumer.poll_timeout_ms,
+        max_records=settings.consumer.max_poll_records,
+        retry_backoff_s=settings.zones.retry_backoff_ms / 1000,
+    )
+
+
+async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCounts:
+    """Create the topics (waiting for Kafka if need be), then process until stop is set."""
+    kafka = settings.kafka
+    topics = [kafka.topic, kafka.dead_letter_topic, settings.zones.topic]
+    created = await _until_stopped(
+        stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
+    )
+    if created is None:
+        return TransactionCounts()
+    async with zone_clients(settings) as (consumer, producer):
+        _log.info(
+            "zone processor started",
+            extra={
+                "topic": kafka.topic,
+                "zones_topic": settings.zones.topic,
+                "group_id": settings.zones.group_id,
+                "transactional_id": settings.zones.transactional_id,
+                "partitions": sorted(tp.partition for tp in consumer.assignment()),
+            },
+        )
+        counts = await process_zones(settings, consumer, producer, stop)
+    _log.info("zone processor stopped", extra=vars(counts))
+    return counts
+
+
+async def _until_stopped(stop: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
+    """The awaitable's result, or None (and the awaitable cancelled) if stop is set first."""
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if work in done:
+        return work.result()
+    work.cancel()
+    return None

@@ -1,0 +1,87 @@
+"""ZoneTransform: one Biometrics record in, its zone events (or one dead letter) out.
+
+The transform is pure: it only says what to produce, so the loop can produce it inside the
+transaction that also carries the record's offset. A record that can never be decoded (no value,
+larger than ``consumer.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
+headers of consumer_service/dead_letters.py, instead of blocking its partition.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+
+from consumer_service.dead_letters import VALUE_OMITTED_HEADER, dead_letter_headers
+from shared.schema import Biometrics, parse_event
+from shared.settings import Settings
+from shared.zones import encode_zone_key, encode_zone_value, zone_events
+
+# aiokafka refuses to send a record over its max_request_size (1 MiB); leave room for the rest.
+_MAX_DEAD_LETTER_VALUE_BYTES = 900 * 1024
+
+
+class Output(NamedTuple):
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class _PoisonError(Exception):
+    """The record can never be decoded."""
+
+
+class ZoneTransform:
+    """Map a Biometrics record to its HeartRateZoneReached records, or to a dead letter."""
+
+    def __init__(self, *, zones_topic: str, dead_letter_topic: str, max_record_bytes: int) -> None:
+        self._zones_topic = zones_topic
+        self._dead_letter_topic = dead_letter_topic
+        self._max_record_bytes = max_record_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ZoneTransform:
+        """The transform the settings describe."""
+        return cls(
+            zones_topic=settings.zones.topic,
+            dead_letter_topic=settings.kafka.dead_letter_topic,
+            max_record_bytes=settings.consumer.max_record_bytes,
+        )
+
+    def __call__(self, record: ConsumerRecord[Any, Any]) -> list[Output]:
+        """The records to produce for this one: none when no reading reaches a zone."""
+        try:
+            event = self._decode(record)
+        except _PoisonError as error:
+            return [self._dead_letter(record, str(error))]
+        return [
+            Output(self._zones_topic, encode_zone_key(zone), encode_zone_value(zone), [])
+            for zone in zone_events(event)
+        ]
+
+    def _decode(self, record: ConsumerRecord[Any, Any]) -> Biometrics:
+        value = record.value
+        if value is None:
+            raise _PoisonError("record has no value")
+        if len(value) > self._max_record_bytes:
+            raise _PoisonError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
+        try:
+            return parse_event(value)
+        except ValidationError as error:
+            problems = error.errors(include_url=False, include_input=False, include_context=False)
+            reasons = (f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in problems)
+            raise _PoisonError("; ".join(reasons)) from None
+
+    def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Output:
+        headers = dead_letter_headers(record, reason)
+        value = record.value
+        if value is not None and len(value) > _MAX_DEAD_LETTER_VALUE_BYTES:
+            headers.append(VALUE_OMITTED_HEADER)
+            value = None
+        # aiokafka sends no record without a key or a value.
+        key = record.key if value is not None else record.key or b""
+        return Output(self._dead_letter_topic, key, value, headers)

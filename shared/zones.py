@@ -1,0 +1,115 @@
+"""Heart-rate zones: the course's rule and the HeartRateZoneReached event, one pydantic definition.
+
+The rule, per heart-rate reading, with ``pct = value / maxHeartRate``:
+
+========  ======
+pct       zone
+========  ======
+>= 0.9    Zone5
+>= 0.8    Zone4
+>= 0.7    Zone3
+>= 0.6    Zone2
+>= 0.5    Zone1
+< 0.5     none: the reading produces no event
+========  ======
+
+The event, one per reading that has a zone:
+
+============  ================================================================
+field         value
+============  ================================================================
+deviceId      the Biometrics event's device id, a UUID as a string
+zone          the string "Zone1", "Zone2", "Zone3", "Zone4" or "Zone5"
+dateTime      the reading's time, ISO-8601 with its UTC offset
+heartRate     the reading, beats per minute
+maxHeartRate  the Biometrics event's maximum heart rate, beats per minute
+============  ================================================================
+
+On the wire the event is JSON (orjson) keyed by ``deviceId``, like Biometrics.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.schema import Biometrics
+
+
+class Zone(StrEnum):
+    """A heart-rate zone, encoded as its name."""
+
+    ZONE1 = "Zone1"
+    ZONE2 = "Zone2"
+    ZONE3 = "Zone3"
+    ZONE4 = "Zone4"
+    ZONE5 = "Zone5"
+
+
+# Lower bounds in tenths of the maximum, highest first: integer arithmetic keeps 0.9 exact.
+_LOWER_BOUNDS_IN_TENTHS = (
+    (9, Zone.ZONE5),
+    (8, Zone.ZONE4),
+    (7, Zone.ZONE3),
+    (6, Zone.ZONE2),
+    (5, Zone.ZONE1),
+)
+
+
+class HeartRateZoneReached(BaseModel):
+    """A device's heart rate reached a zone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    deviceId: UUID
+    zone: Zone = Field(description="Zone1 (>= 50% of maxHeartRate) to Zone5 (>= 90%)")
+    dateTime: AwareDatetime
+    heartRate: int
+    maxHeartRate: int
+
+
+def zone_for(heart_rate: int, max_heart_rate: int) -> Zone | None:
+    """The zone of one reading, or None below half the maximum."""
+    if max_heart_rate <= 0:
+        raise ValueError(f"max_heart_rate must be positive, not {max_heart_rate}")
+    for tenths, zone in _LOWER_BOUNDS_IN_TENTHS:
+        if 10 * heart_rate >= tenths * max_heart_rate:
+            return zone
+    return None
+
+
+def zone_events(event: Biometrics) -> list[HeartRateZoneReached]:
+    """One HeartRateZoneReached per heart-rate reading that has a zone, in reading order."""
+    found = []
+    for reading in event.heartRates:
+        zone = zone_for(reading.value, event.maxHeartRate)
+        if zone is not None:
+            found.append(
+                HeartRateZoneReached(
+                    deviceId=event.deviceId,
+                    zone=zone,
+                    dateTime=reading.dateTime,
+                    heartRate=reading.value,
+                    maxHeartRate=event.maxHeartRate,
+                )
+            )
+    return found
+
+
+def encode_zone_key(event: HeartRateZoneReached) -> bytes:
+    """The record key: the device id, so a device's zone events share a partition."""
+    return str(event.deviceId).encode()
+
+
+def encode_zone_value(event: HeartRateZoneReached) -> bytes:
+    """The record value: the event as compact JSON, the zone as its name."""
+    return orjson.dumps(event.model_dump())
+
+
+def zone_json_schema() -> dict[str, Any]:
+    """The event's JSON Schema, for documentation."""
+    return HeartRateZoneReached.model_json_schema()

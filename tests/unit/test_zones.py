@@ -1,0 +1,86 @@
+"""The course's heart-rate zone rule and the HeartRateZoneReached event."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from shared.schema import parse_event
+from shared.zones import (
+    HeartRateZoneReached,
+    Zone,
+    encode_zone_key,
+    encode_zone_value,
+    zone_events,
+    zone_for,
+    zone_json_schema,
+)
+from tests.support import event_body
+
+
+@pytest.mark.parametrize(
+    ("heart_rate", "max_heart_rate", "zone"),
+    [
+        (49, 100, None),
+        (50, 100, Zone.ZONE1),
+        (59, 100, Zone.ZONE1),
+        (60, 100, Zone.ZONE2),
+        (70, 100, Zone.ZONE3),
+        (80, 100, Zone.ZONE4),
+        (89, 100, Zone.ZONE4),
+        (90, 100, Zone.ZONE5),
+        (100, 100, Zone.ZONE5),
+        (101, 100, Zone.ZONE5),
+        (125, 100, Zone.ZONE5),
+        (171, 190, Zone.ZONE5),  # exactly 0.9 of the maximum
+        (170, 190, Zone.ZONE4),
+    ],
+)
+def test_a_reading_falls_in_the_zone_of_its_share_of_the_maximum(
+    heart_rate: int, max_heart_rate: int, zone: Zone | None
+) -> None:
+    assert zone_for(heart_rate, max_heart_rate) == zone
+
+
+def test_readings_below_half_the_maximum_produce_no_event() -> None:
+    body = event_body(maxHeartRate=200)
+    body["heartRates"] = [
+        {"dateTime": f"2026-11-25T08:00:{i:02}+00:00", "value": value}
+        for i, value in enumerate(range(90, 191, 20))
+    ]
+    events = zone_events(parse_event(orjson.dumps(body)))
+    assert [event.zone for event in events] == [
+        Zone.ZONE1,
+        Zone.ZONE2,
+        Zone.ZONE3,
+        Zone.ZONE4,
+        Zone.ZONE5,
+    ]
+    assert [event.heartRate for event in events] == [110, 130, 150, 170, 190]
+
+
+def test_an_event_carries_the_reading_and_is_keyed_by_device() -> None:
+    body = event_body(readings=1, maxHeartRate=100)
+    body["heartRates"][0]["value"] = 95
+    [event] = zone_events(parse_event(orjson.dumps(body)))
+    assert encode_zone_key(event) == body["deviceId"].encode()
+    assert orjson.loads(encode_zone_value(event)) == {
+        "deviceId": body["deviceId"],
+        "zone": "Zone5",
+        "dateTime": body["heartRates"][0]["dateTime"],
+        "heartRate": 95,
+        "maxHeartRate": 100,
+    }
+    assert HeartRateZoneReached.model_validate_json(encode_zone_value(event)) == event
+
+
+def test_the_schema_documents_the_zone_as_a_string_enum() -> None:
+    schema = zone_json_schema()
+    zone = schema["$defs"]["Zone"]
+    assert (zone["type"], zone["enum"]) == ("string", ["Zone1", "Zone2", "Zone3", "Zone4", "Zone5"])
+    assert set(schema["required"]) == {"deviceId", "zone", "dateTime", "heartRate", "maxHeartRate"}
+
+
+def test_a_maximum_of_zero_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        zone_for(100, 0)
