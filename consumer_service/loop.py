@@ -1,24 +1,26 @@
-"""consume: the poll-process-commit loop, independent of Kafka so it can be driven by a fake.
+"""consume: the poll-process-flush-commit loop, independent of Kafka so a fake can drive it.
 
 Offsets are committed as last handled offset + 1 per partition: after each batch, and, through
-CommitOnRevoke, when a rebalance takes partitions away mid-batch. A record is counted as
-handled only once `process` has returned for it, so nothing unhandled is ever committed past.
+RebalanceHandler, when a rebalance takes partitions away mid-batch. A record counts as handled
+only once the handler has flushed it, so nothing unhandled is ever committed past.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+import time
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from consumer_service.metrics import ConsumerMetrics
+
 _log = logging.getLogger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
-Process = Callable[[ConsumerRecord[Any, Any]], Awaitable[None]]
 
 
 class RecordSource(Protocol):
@@ -32,15 +34,25 @@ class RecordSource(Protocol):
 
     def assignment(self) -> Collection[TopicPartition]: ...
 
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
+
+class RecordHandler(Protocol):
+    """Handles records one by one; flush() returns once all of them are done with."""
+
+    async def process(self, record: ConsumerRecord[Any, Any]) -> None: ...
+
+    async def flush(self) -> None: ...
+
 
 class PendingOffsets:
-    """Offsets handled but not yet committed, per partition."""
+    """Offsets processed but not yet committed, per partition."""
 
     def __init__(self) -> None:
         self._offsets: dict[TopicPartition, int] = {}
 
-    def handled(self, record: ConsumerRecord[Any, Any]) -> None:
-        """Note that the record is done with."""
+    def processed(self, record: ConsumerRecord[Any, Any]) -> None:
+        """Note that the record has been through the handler."""
         self._offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
 
     def take(
@@ -53,69 +65,97 @@ class PendingOffsets:
         return {tp: self._offsets.pop(tp) for tp in partitions if tp in self._offsets}
 
     def restore(self, offsets: Mapping[TopicPartition, int]) -> None:
-        """Put back offsets whose commit failed, unless newer ones were handled since."""
+        """Put back offsets whose commit failed, unless newer ones were processed since."""
         for tp, offset in offsets.items():
             self._offsets.setdefault(tp, offset)
 
 
-class CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Commit what was handled on partitions a rebalance is about to take away."""
+class Committer:
+    """Commits offsets of assigned partitions, timing each commit and updating the lag."""
 
-    def __init__(self, pending: PendingOffsets) -> None:
-        self._pending = pending
-        self.source: RecordSource | None = None
+    def __init__(
+        self, source: RecordSource, pending: PendingOffsets, metrics: ConsumerMetrics
+    ) -> None:
+        self.source = source
+        self.pending = pending
+        self.metrics = metrics
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit; on a failure keep the offsets pending for the next commit."""
+        assigned = self.source.assignment()
+        offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        started = time.perf_counter()
+        try:
+            await self.source.commit(offsets)
+        except KafkaError as error:
+            # Not fatal: the records stay handled, the next commit carries these offsets too,
+            # and if the partitions moved, their new owner reads them again (at-least-once).
+            self.pending.restore(offsets)
+            _log.warning(
+                "commit failed; will retry with the next batch", extra={"error": repr(error)}
+            )
+            return
+        self.metrics.commit_latency.observe(time.perf_counter() - started)
+        for tp, offset in offsets.items():
+            end = self.source.highwater(tp)
+            if end is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - offset))
+
+
+class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go: flush and commit what was processed on them. Tracks membership."""
+
+    def __init__(self, handler: RecordHandler, committer: Committer) -> None:
+        self._handler = handler
+        self._committer = committer
+        self.assigned = False
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        offsets = self._pending.take(revoked)
-        if offsets and self.source is not None:
+        self.assigned = False
+        await self._handler.flush()
+        offsets = self._committer.pending.take(revoked)
+        if offsets:
             _log.info("committing before a rebalance", extra={"partitions": len(offsets)})
-            await _commit(self.source, offsets, self._pending)
+            await self._committer.commit(offsets)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        _log.info(
-            "partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)}
-        )
+        self.assigned = True
+        partitions = sorted(tp.partition for tp in assigned)
+        _log.info("partitions assigned", extra={"partitions": partitions})
 
 
 async def consume(
     source: RecordSource,
-    process: Process,
+    handler: RecordHandler,
     stop: asyncio.Event,
-    pending: PendingOffsets,
+    committer: Committer,
     *,
     poll_timeout_ms: int,
     max_records: int,
 ) -> int:
-    """Poll, process every record, commit, until stop is set; return how many were processed.
+    """Poll, process, flush, commit, until stop is set; return how many records were processed.
 
-    The batch in hand is always finished and committed before returning. An exception from
-    `process` propagates before the commit, so that record is read again after a restart.
+    The batch in hand is always finished and committed before returning. An exception from the
+    handler propagates before the commit, so those records are read again after a restart.
     """
     processed = 0
+    metrics = committer.metrics
     while not stop.is_set():
         batch = await source.getmany(timeout_ms=poll_timeout_ms, max_records=max_records)
+        if not batch:
+            continue
+        size = sum(len(records) for records in batch.values())
+        metrics.consumed.inc(size)
+        metrics.batch_size.observe(size)
         for tp, records in batch.items():
             for record in records:
                 if tp not in source.assignment():
                     break  # revoked mid-batch: the new owner reads on from the committed offset
-                await process(record)
-                pending.handled(record)
+                await handler.process(record)
+                committer.pending.processed(record)
                 processed += 1
-        await _commit(source, pending.take(), pending)
+        await handler.flush()
+        await committer.commit(committer.pending.take())
     return processed
-
-
-async def _commit(
-    source: RecordSource, offsets: dict[TopicPartition, int], pending: PendingOffsets
-) -> None:
-    assigned = source.assignment()
-    offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
-    if not offsets:
-        return
-    try:
-        await source.commit(offsets)
-    except KafkaError as error:
-        # Not fatal: the records stay handled, the next commit carries these offsets too, and if
-        # the partitions moved, their new owner reads them again (at-least-once).
-        pending.restore(offsets)
-        _log.warning("commit failed; will retry with the next batch", extra={"error": repr(error)})

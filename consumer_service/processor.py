@@ -1,10 +1,12 @@
-"""RecordProcessor: handle one record (validate it, write its line) or set it aside with the reason.
+"""RecordProcessor: handle records (validate, write a line each) or set them aside with the reason.
 
-A record that can never be handled (no value, too large, not JSON, not the schema) goes straight
-to the dead-letter topic. Handling that fails for another reason (the sink cannot be written, a
-bug) is retried with doubling pauses, then the record is set aside too. Either way `process`
-returns only once the record is handled or the dead-letter topic has it, so the loop may commit
-past it; if even that fails it raises, and nothing past the record is committed.
+`process` validates a record and keeps its line; `flush` writes the kept lines in one go, on a
+worker thread so a slow stdout never blocks the event loop. A record that can never be handled
+(no value, too large, not JSON, not the schema) goes straight to the dead-letter topic. A write
+that fails (the sink, not the record) is retried with doubling pauses; if it keeps failing, the
+records of that write are set aside too. After `flush` returns, every record processed so far is
+handled or in the dead-letter topic, so the loop may commit past them; if even the dead-letter
+topic cannot be written, it raises and nothing past those records is committed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from consumer_service.dead_letters import DeadLetters
+from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
 from shared.logs import json_line
 from shared.schema import Biometrics, parse_event
@@ -51,39 +54,54 @@ class RecordProcessor:
         max_record_bytes: int,
         retries: int,
         retry_backoff_s: float,
+        metrics: ConsumerMetrics | None = None,
     ) -> None:
         self._sink = sink
         self._dead_letters = dead_letters
         self._max_record_bytes = max_record_bytes
         self._retries = retries
         self._backoff_s = retry_backoff_s
+        self._metrics = metrics or ConsumerMetrics()
+        self._lines: list[bytes] = []
+        self._records: list[ConsumerRecord[Any, Any]] = []
         self.counts = ProcessorCounts()
 
     async def process(self, record: ConsumerRecord[Any, Any]) -> None:
-        """Handle the record, or set it aside; raise only if neither could be done."""
+        """Validate the record and keep its line for the next flush, or set it aside now."""
         try:
             event = self._decode(record)
         except PoisonRecordError as error:
             await self._set_aside(record, str(error))
             return
-        line = _event_line(record, event)
+        self._lines.append(_event_line(record, event))
+        self._records.append(record)
+
+    async def flush(self) -> None:
+        """Write every kept line; set their records aside if the writes keep failing."""
+        lines, records = self._lines, self._records
+        self._lines, self._records = [], []
+        if not lines:
+            return
         for attempt in range(self._retries + 1):
             try:
-                self._sink.write(line)
+                await asyncio.to_thread(self._sink.write_lines, lines)
             except Exception as error:
                 failure = error
                 if attempt < self._retries:
                     self.counts.retries += 1
                     pause = self._backoff_s * 2**attempt
                     _log.warning(
-                        "handling failed; retrying",
-                        extra={**_coordinates(record), "error": repr(error), "retry_in_s": pause},
+                        "writing lines failed; retrying",
+                        extra={"lines": len(lines), "error": repr(error), "retry_in_s": pause},
                     )
                     await asyncio.sleep(pause)
             else:
-                self.counts.handled += 1
+                self.counts.handled += len(lines)
+                self._metrics.handled.inc(len(lines))
                 return
-        await self._set_aside(record, f"handling failed {self._retries + 1} times: {failure!r}")
+        reason = f"handling failed {self._retries + 1} times: {failure!r}"
+        for record in records:
+            await self._set_aside(record, reason)
 
     def _decode(self, record: ConsumerRecord[Any, Any]) -> Biometrics:
         if record.value is None:
@@ -100,6 +118,7 @@ class RecordProcessor:
     async def _set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         await self._dead_letters.set_aside(record, reason)
         self.counts.dead_lettered += 1
+        self._metrics.dead_lettered.inc()
         _log.error("record set aside", extra={**_coordinates(record), "error": reason})
 
 
@@ -113,12 +132,14 @@ def _coordinates(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
 
 
 def _event_line(record: ConsumerRecord[Any, Any], event: Biometrics) -> bytes:
+    now = time.time()
     return json_line(
-        time.time(),
+        now,
         "info",
         _EVENTS_LOGGER,
         "event consumed",
         **_coordinates(record),
+        age_ms=round(now * 1000 - record.timestamp, 1),
         event=event.model_dump(),
     )
 

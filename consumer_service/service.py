@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
+from functools import partial
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 
 from consumer_service.dead_letters import DeadLetterPublisher
-from consumer_service.loop import CommitOnRevoke, PendingOffsets, consume
+from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, consume
+from consumer_service.metrics import ConsumerMetrics
+from consumer_service.probes import serving_probes
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
 from shared.kafka import client_options, ensure_topics, retry_until_connected
@@ -28,55 +32,72 @@ class StoppedError(Exception):
 async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | None = None) -> int:
     """Consume the events topic until stop is set; return the number of records processed.
 
-    While Kafka cannot be reached the consumer keeps retrying, and joins once it can.
+    The probes answer from the start. While Kafka cannot be reached the consumer keeps retrying,
+    and joins once it can; a stop while it waits ends it at once.
     """
-    kafka = settings.kafka
-    topics = [kafka.topic, kafka.dead_letter_topic]
-    try:
-        # Creating the topics here too lets the consumer start first, without waiting for a
-        # metadata refresh to see them.
-        await _unless_stopped(
-            stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
+    kafka, consumer_settings = settings.kafka, settings.consumer
+    metrics, membership = ConsumerMetrics(), _Membership()
+    async with contextlib.AsyncExitStack() as resources:
+        await resources.enter_async_context(
+            serving_probes(
+                consumer_settings.probe_host,
+                consumer_settings.probe_port,
+                metrics,
+                membership.ready,
+            )
         )
-        dead_letters = await _unless_stopped(
-            stop, retry_until_connected(lambda: _started(settings), kafka, "dead-letter producer")
-        )
-    except StoppedError:
-        return 0
-    pending = PendingOffsets()
-    listener = CommitOnRevoke(pending)
-    try:
         try:
-            consumer = await _unless_stopped(
-                stop, retry_until_connected(lambda: _subscribed(settings, listener), kafka, "group")
+            # Creating the topics here too lets the consumer start first, without waiting for
+            # a metadata refresh to see them.
+            topics = [kafka.topic, kafka.dead_letter_topic]
+            await _unless_stopped(
+                stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
+            )
+            dead_letters = await _unless_stopped(
+                stop, retry_until_connected(lambda: _started(settings), kafka, "dead letters")
+            )
+            resources.push_async_callback(dead_letters.close)
+            processor = RecordProcessor(
+                sink or StreamSink(),
+                dead_letters,
+                max_record_bytes=consumer_settings.max_record_bytes,
+                retries=consumer_settings.handler_retries,
+                retry_backoff_s=consumer_settings.retry_backoff_ms / 1000,
+                metrics=metrics,
+            )
+            subscribe = partial(_subscribed, settings, processor, metrics, membership)
+            consumer, committer = await _unless_stopped(
+                stop, retry_until_connected(subscribe, kafka, "group")
             )
         except StoppedError:
             return 0
-        listener.source = consumer
+        resources.push_async_callback(_leave, consumer, processor)
         _log.info(
-            "consumer started", extra={"topic": kafka.topic, "group_id": settings.consumer.group_id}
+            "consumer started", extra={"topic": kafka.topic, "group_id": consumer_settings.group_id}
         )
-        processor = RecordProcessor(
-            sink or StreamSink(),
-            dead_letters,
-            max_record_bytes=settings.consumer.max_record_bytes,
-            retries=settings.consumer.handler_retries,
-            retry_backoff_s=settings.consumer.retry_backoff_ms / 1000,
+        return await consume(
+            consumer,
+            processor,
+            stop,
+            committer,
+            poll_timeout_ms=consumer_settings.poll_timeout_ms,
+            max_records=consumer_settings.max_poll_records,
         )
-        try:
-            return await consume(
-                consumer,
-                processor.process,
-                stop,
-                pending,
-                poll_timeout_ms=settings.consumer.poll_timeout_ms,
-                max_records=settings.consumer.max_poll_records,
-            )
-        finally:
-            await consumer.stop()  # auto-commit is off: this commits nothing, and leaves the group
-            _log.info("consumer stopped", extra=vars(processor.counts))
-    finally:
-        await dead_letters.close()
+
+
+async def _leave(consumer: AIOKafkaConsumer, processor: RecordProcessor) -> None:
+    await consumer.stop()  # auto-commit is off: this commits nothing, and leaves the group
+    _log.info("consumer stopped", extra=vars(processor.counts))
+
+
+class _Membership:
+    """Readiness: in the group with an assignment (possibly empty) since the last rebalance."""
+
+    def __init__(self) -> None:
+        self.listener: RebalanceHandler | None = None
+
+    def ready(self) -> bool:
+        return self.listener is not None and self.listener.assigned
 
 
 def consumer_options(settings: Settings) -> dict[str, Any]:
@@ -100,15 +121,23 @@ async def _started(settings: Settings) -> DeadLetterPublisher:
     return publisher
 
 
-async def _subscribed(settings: Settings, listener: CommitOnRevoke) -> AIOKafkaConsumer:
+async def _subscribed(
+    settings: Settings,
+    processor: RecordProcessor,
+    metrics: ConsumerMetrics,
+    membership: _Membership,
+) -> tuple[AIOKafkaConsumer, Committer]:
     consumer = AIOKafkaConsumer(**consumer_options(settings))
+    committer = Committer(consumer, PendingOffsets(), metrics)
+    listener = RebalanceHandler(processor, committer)
     try:
         await consumer.start()
         consumer.subscribe([settings.kafka.topic], listener=listener)
     except BaseException:
         await consumer.stop()
         raise
-    return consumer
+    membership.listener = listener
+    return consumer, committer
 
 
 async def _unless_stopped(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:

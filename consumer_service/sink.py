@@ -1,24 +1,28 @@
-"""Where handled events go: one JSON line each on stdout, out before their offset is committed."""
+"""Where handled events go: JSON lines on stdout, out before their offsets are committed."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import BinaryIO, Protocol
 
 
 class Sink(Protocol):
-    """Takes one finished line; raises if it could not be written."""
+    """Takes a batch of finished lines; raises if they could not all be written.
 
-    def write(self, line: bytes) -> None: ...
+    It is called on a worker thread, so it may block.
+    """
+
+    def write_lines(self, lines: Sequence[bytes]) -> None: ...
 
 
 class StreamSink:
-    """Write each line to a binary stream (stdout by default) and flush it at once."""
+    """Write lines to a binary stream (stdout by default) and flush it."""
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream if stream is not None else sys.stdout.buffer
 
-    def write(self, line: bytes) -> None:
-        """Write and flush, so a committed offset never refers to a line still in a buffer."""
-        self._stream.write(line)
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """One write and one flush for the whole batch."""
+        self._stream.write(b"".join(lines))
         self._stream.flush()

@@ -99,6 +99,8 @@ class ConsumerSettings(_Section):
     max_record_bytes: int = Field(ge=1024)
     handler_retries: int = Field(ge=0)
     retry_backoff_ms: int = Field(ge=0)
+    probe_host: str = Field(min_length=1)
+    probe_port: int = Field(ge=0, le=65535)
 
 
 class HttpSettings(_Section):

@@ -44,19 +44,20 @@ class RecordingDeadLetters:
 
 
 class FlakySink:
-    """Fails the first `failures` writes, then keeps lines."""
+    """Fails the first `failures` writes, then keeps the lines."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.lines: list[bytes] = []
         self.written = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
 
-    def write(self, line: bytes) -> None:
+    def write_lines(self, lines: Sequence[bytes]) -> None:
         if self.failures:
             self.failures -= 1
             raise OSError("stdout closed")
-        self.lines.append(line)
-        self.written.set()
+        self.lines.extend(lines)
+        self._loop.call_soon_threadsafe(self.written.set)  # called on a worker thread
 
 
 class RecordingPublisher:

@@ -10,7 +10,7 @@ import re
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ def settings_for(bootstrap: str, topic: str, group_id: str, partitions: int = 3)
             "topic_partitions": partitions,
         }
     )
-    consumer = settings.consumer.model_copy(update={"group_id": group_id, "poll_timeout_ms": 200})
+    consumer = settings.consumer.model_copy(
+        update={"group_id": group_id, "poll_timeout_ms": 200, "probe_port": 0}
+    )
     return settings.model_copy(update={"kafka": kafka, "consumer": consumer})
 
 
@@ -133,11 +135,16 @@ class LineCollector:
     """A consumer sink that keeps each line it is given and lets a test await them."""
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self.lines: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
-    def write(self, line: bytes) -> None:
-        self.lines.append(orjson.loads(line))
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        # Called on a worker thread: hand the lines to the test's event loop.
+        self._loop.call_soon_threadsafe(self._add, lines)
+
+    def _add(self, lines: Sequence[bytes]) -> None:
+        self.lines.extend(orjson.loads(line) for line in lines)
         self._changed.set()
 
     def events(self) -> list[dict[str, Any]]:
@@ -241,6 +248,7 @@ def service_env(bootstrap: str, topic: str, group_id: str, **settings: str) -> d
         "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
         "BIOMETRICS_CONSUMER__GROUP_ID": group_id,
         "BIOMETRICS_HTTP__PORT": "0",
+        "BIOMETRICS_CONSUMER__PROBE_PORT": "0",
     }
     env |= {f"BIOMETRICS_{key.upper()}": value for key, value in settings.items()}
     return env

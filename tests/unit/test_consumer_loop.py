@@ -4,10 +4,11 @@ import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError
 
-from consumer_service import CommitOnRevoke, PendingOffsets, consume
+from consumer_service import Committer, ConsumerMetrics, PendingOffsets, RebalanceHandler, consume
 
 TOPIC = "BiometricsImported"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
@@ -46,54 +47,59 @@ class FakeSource:
     def assignment(self) -> Collection[TopicPartition]:
         return self.assigned
 
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return 100
 
-async def _run(source: FakeSource, stop: asyncio.Event, process: Any = None) -> list[int]:
-    seen: list[int] = []
 
-    async def remember(r: Any) -> None:
-        seen.append(r.offset)
+class RecordingHandler:
+    """Processes by remembering; flush() marks what was processed as flushed."""
 
-    await consume(
-        source, process or remember, stop, PendingOffsets(), poll_timeout_ms=10, max_records=10
-    )
-    return seen
+    def __init__(self, fail_at: int | None = None, on_process: Any = None) -> None:
+        self.processed: list[tuple[int, int]] = []
+        self.flushed: list[tuple[int, int]] = []
+        self.fail_at = fail_at
+        self.on_process = on_process
+
+    async def process(self, r: Any) -> None:
+        if r.offset == self.fail_at:
+            raise RuntimeError("dead-letter topic unreachable")
+        if self.on_process:
+            self.on_process(r)
+        self.processed.append((r.partition, r.offset))
+
+    async def flush(self) -> None:
+        self.flushed = list(self.processed)
+
+
+async def _run(source: FakeSource, stop: asyncio.Event, handler: RecordingHandler) -> Committer:
+    committer = Committer(source, PendingOffsets(), ConsumerMetrics())
+    await consume(source, handler, stop, committer, poll_timeout_ms=10, max_records=10)
+    return committer
 
 
 async def test_offsets_are_committed_as_last_offset_plus_one_per_partition() -> None:
     stop = asyncio.Event()
     source = FakeSource([{P0: [record(0, 5), record(0, 6)], P1: [record(1, 9)]}], stop)
-    assert await _run(source, stop) == [5, 6, 9]
+    handler = RecordingHandler()
+    await _run(source, stop, handler)
+    assert handler.flushed == [(0, 5), (0, 6), (1, 9)]
     assert source.commits == [{P0: 7, P1: 10}]
 
 
 async def test_a_failing_record_leaves_itself_and_the_rest_of_its_batch_uncommitted() -> None:
     stop = asyncio.Event()
     source = FakeSource([{P0: [record(0, 0)]}, {P0: [record(0, 1), record(0, 2)]}], stop)
-
-    async def process(r: Any) -> None:
-        if r.offset == 1:
-            raise RuntimeError("dead-letter topic unreachable")
-
-    try:
-        await _run(source, stop, process)
-    except RuntimeError:
-        pass
-    else:
-        raise AssertionError("the failure was swallowed")
+    with pytest.raises(RuntimeError, match="dead-letter topic unreachable"):
+        await _run(source, stop, RecordingHandler(fail_at=1))
     assert source.commits == [{P0: 1}]
 
 
 async def test_the_batch_in_hand_is_finished_and_committed_after_stop() -> None:
     stop = asyncio.Event()
     source = FakeSource([{P0: [record(0, 0), record(0, 1)]}], stop)
-    seen: list[int] = []
-
-    async def process(r: Any) -> None:
-        stop.set()  # the signal arrives mid-batch
-        seen.append(r.offset)
-
-    await _run(source, stop, process)
-    assert seen == [0, 1]
+    handler = RecordingHandler(on_process=lambda r: stop.set())  # the signal arrives mid-batch
+    await _run(source, stop, handler)
+    assert handler.flushed == [(0, 0), (0, 1)]
     assert source.commits == [{P0: 2}]
 
 
@@ -101,7 +107,7 @@ async def test_a_failed_commit_is_carried_by_the_next_one() -> None:
     stop = asyncio.Event()
     source = FakeSource([{P0: [record(0, 0)], P1: [record(1, 0)]}, {P0: [record(0, 1)]}], stop)
     source.failing_commits = 1
-    assert await _run(source, stop) == [0, 0, 1]
+    await _run(source, stop, RecordingHandler())
     assert source.commits == [{P0: 2, P1: 1}]
 
 
@@ -109,28 +115,35 @@ async def test_records_of_a_partition_revoked_mid_batch_are_left_to_its_new_owne
     stop = asyncio.Event()
     source = FakeSource([{P0: [record(0, 0), record(0, 1)], P1: [record(1, 0)]}], stop)
 
-    async def process(r: Any) -> None:
+    def revoke_p0(r: Any) -> None:
         source.assigned = {P1}  # a rebalance takes P0 away while the first record is handled
 
-    seen = []
-
-    async def remember(r: Any) -> None:
-        await process(r)
-        seen.append((r.partition, r.offset))
-
-    await _run(source, stop, remember)
-    assert seen == [(0, 0), (1, 0)]
+    handler = RecordingHandler(on_process=revoke_p0)
+    await _run(source, stop, handler)
+    assert handler.flushed == [(0, 0), (1, 0)]
     assert source.commits == [{P1: 1}]
 
 
-async def test_revoking_partitions_commits_what_was_handled_on_them() -> None:
+async def test_revoking_partitions_flushes_then_commits_what_was_processed_on_them() -> None:
     stop = asyncio.Event()
     source = FakeSource([], stop)
-    pending = PendingOffsets()
-    pending.handled(record(0, 3))
-    pending.handled(record(1, 8))
-    listener = CommitOnRevoke(pending)
-    listener.source = source
+    committer = Committer(source, PendingOffsets(), ConsumerMetrics())
+    handler = RecordingHandler()
+    for r in (record(0, 3), record(1, 8)):
+        await handler.process(r)
+        committer.pending.processed(r)
+    listener = RebalanceHandler(handler, committer)
+    await listener.on_partitions_assigned([P0, P1])
+    assert listener.assigned
     await listener.on_partitions_revoked([P0])
+    assert handler.flushed == [(0, 3), (1, 8)]
     assert source.commits == [{P0: 4}]
-    assert pending.take() == {P1: 9}
+    assert committer.pending.take() == {P1: 9}
+    assert not listener.assigned
+
+
+async def test_a_commit_updates_the_lag_per_partition() -> None:
+    stop = asyncio.Event()
+    source = FakeSource([{P0: [record(0, 5), record(0, 6)]}], stop)
+    committer = await _run(source, stop, RecordingHandler())
+    assert committer.metrics.lag.labels(TOPIC, "0")._value.get() == 100 - 7

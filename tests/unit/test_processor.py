@@ -21,9 +21,10 @@ async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
     stream = io.BytesIO()
     dead_letters = RecordingDeadLetters()
     body = event_body()
-    await _processor(StreamSink(stream), dead_letters).process(
-        record(2, 41, orjson.dumps(body), key=body["deviceId"].encode())
-    )
+    processor = _processor(StreamSink(stream), dead_letters)
+    await processor.process(record(2, 41, orjson.dumps(body), key=body["deviceId"].encode()))
+    assert stream.getvalue() == b""  # lines are written when the batch is flushed
+    await processor.flush()
     [raw] = stream.getvalue().splitlines()
     line = orjson.loads(raw)
     assert line["message"] == "event consumed"
@@ -49,6 +50,7 @@ async def test_a_poison_record_is_set_aside_with_its_reason_and_not_written(
     sink, dead_letters = FlakySink(0), RecordingDeadLetters()
     processor = _processor(sink, dead_letters)
     await processor.process(record(1, 7, value))
+    await processor.flush()
     [(letter, why)] = dead_letters.letters
     assert (letter.partition, letter.offset) == (1, 7)
     assert reason in why
@@ -60,15 +62,19 @@ async def test_a_failing_sink_is_retried_then_succeeds() -> None:
     sink, dead_letters = FlakySink(2), RecordingDeadLetters()
     processor = _processor(sink, dead_letters, retries=2)
     await processor.process(record(0, 0, orjson.dumps(event_body())))
+    await processor.flush()
     assert len(sink.lines) == 1
     assert processor.counts.retries == 2
     assert dead_letters.letters == []
 
 
-async def test_a_sink_failing_past_the_retries_sets_the_record_aside() -> None:
+async def test_a_sink_failing_past_the_retries_sets_the_records_of_the_write_aside() -> None:
     sink, dead_letters = FlakySink(3), RecordingDeadLetters()
     processor = _processor(sink, dead_letters, retries=2)
     await processor.process(record(0, 0, orjson.dumps(event_body())))
+    await processor.process(record(0, 1, orjson.dumps(event_body())))
+    await processor.flush()
     assert sink.lines == []
-    [(_, why)] = dead_letters.letters
+    assert [letter.offset for letter, _ in dead_letters.letters] == [0, 1]
+    (_, why), _ = dead_letters.letters
     assert "handling failed 3 times" in why and "stdout closed" in why
