@@ -95,9 +95,15 @@ class _Membership:
 
     def __init__(self) -> None:
         self.listener: RebalanceHandler | None = None
+        self.consumer: AIOKafkaConsumer | None = None
 
     def ready(self) -> bool:
-        return self.listener is not None and self.listener.assigned
+        if self.listener is None or not self.listener.assigned:
+            return False
+        # aiokafka has no public word for "the coordinator is reachable"; its group coordinator
+        # forgets the coordinator's id as soon as a heartbeat or commit finds it gone.
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return getattr(coordinator, "coordinator_id", None) is not None
 
 
 def consumer_options(settings: Settings) -> dict[str, Any]:
@@ -136,7 +142,7 @@ async def _subscribed(
     except BaseException:
         await consumer.stop()
         raise
-    membership.listener = listener
+    membership.listener, membership.consumer = listener, consumer
     return consumer, committer
 
 

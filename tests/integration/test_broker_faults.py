@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_kafka import LocalKafka
 from tests.integration.harness import free_port, read_topic, service_env, service_process
@@ -157,3 +158,60 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
         assert codes == [0, 0]
     finally:
         await asyncio.to_thread(kafka.stop)
+
+
+async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
+    own_kafka: LocalKafka,
+) -> None:
+    topic = "probes"
+    env = service_env(
+        own_kafka.bootstrap_servers, topic, "probe-group", KAFKA__CONNECT_RETRY_S="0.5"
+    )
+    bodies = [event_body() for _ in range(7)]
+    async with (
+        service_process("producer_service", env) as producer,
+        service_process("consumer_service", env) as consumer,
+        httpx.AsyncClient(base_url=await producer.url(), timeout=30) as client,
+        httpx.AsyncClient(base_url=await consumer.url(), timeout=30) as probes,
+    ):
+        assert (await probes.get("/healthz")).status_code == 200
+        await _until_status(probes, "/readyz", 200, timeout_s=60)
+        response = await client.post("/biometrics/batch", json=bodies)
+        assert response.status_code == 202
+        await consumer.wait_for(lambda line: line["message"] == "event consumed", len(bodies))
+        await _until_committed(probes, len(bodies))
+        samples = _samples((await probes.get("/metrics")).text)
+        assert samples[("biometrics_records_consumed_total", ())] == len(bodies)
+        assert samples[("biometrics_records_handled_total", ())] == len(bodies)
+        assert samples[("biometrics_records_dead_lettered_total", ())] == 0
+        lags = [v for (name, _), v in samples.items() if name == "biometrics_consumer_lag"]
+        assert lags and all(lag == 0 for lag in lags)
+
+        await asyncio.to_thread(own_kafka.kill)
+        await _until_status(probes, "/readyz", 503, timeout_s=60)
+        assert (await probes.get("/healthz")).status_code == 200
+        await asyncio.to_thread(own_kafka.start)
+        await _until_status(probes, "/readyz", 200, timeout_s=90)
+        codes = await asyncio.gather(producer.finish(), consumer.finish())
+    assert codes == [0, 0]
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def _until_committed(probes: httpx.AsyncClient, count: int) -> None:
+    """Poll /metrics against a deadline until `count` records count as handled and committed."""
+    async with asyncio.timeout(30):
+        while True:
+            samples = _samples((await probes.get("/metrics")).text)
+            if (
+                samples.get(("biometrics_commit_latency_seconds_count", ()), 0) >= 1
+                and samples.get(("biometrics_records_handled_total", ()), 0) >= count
+            ):
+                return
+            await asyncio.sleep(0.2)
