@@ -88,7 +88,7 @@ class DockerEngine:
             # No masquerading: containers reach each other and this machine, nothing beyond.
             "--ip-masq=false",
         ]
-        with self.log_file.open("ab") as log:
+        with self.log_file.open("wb") as log:  # this start's log only
             # A session of its own: it outlives this command and ends only by stop().
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
