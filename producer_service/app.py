@@ -14,6 +14,7 @@ from producer_service.endpoints import healthz, post_biometrics, post_biometrics
 from producer_service.errors import EXCEPTION_HANDLERS
 from producer_service.metrics import ProducerMetrics
 from producer_service.middleware import RequestObserver
+from producer_service.openapi import documentation_routes
 from producer_service.publisher import KafkaPublisher, Publisher
 from shared.settings import Settings
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings, publisher_factory: PublisherFactory | None = 
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
+            *documentation_routes(settings),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

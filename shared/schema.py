@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 HEART_RATE_MIN = 25
 HEART_RATE_MAX = 250
@@ -32,6 +32,16 @@ MAX_HEART_RATE_MIN = 100
 MAX_HEART_RATE_MAX = 250
 STEP_COUNT_MAX = 100_000
 MAX_READINGS = 1_000
+
+
+def _whole_float_as_int(value: Any) -> Any:
+    # JSON Schema counts 72.0 as an integer, so the validation does too; 72.5 and "72" still fail.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_WHOLE = BeforeValidator(_whole_float_as_int)
 
 
 class _Strict(BaseModel):
@@ -42,14 +52,14 @@ class HeartRate(_Strict):
     """One heart-rate reading."""
 
     dateTime: AwareDatetime
-    value: Annotated[int, Field(ge=HEART_RATE_MIN, le=HEART_RATE_MAX)]
+    value: Annotated[int, Field(ge=HEART_RATE_MIN, le=HEART_RATE_MAX), _WHOLE]
 
 
 class StepCount(_Strict):
     """Steps counted since the previous reading."""
 
     dateTime: AwareDatetime
-    value: Annotated[int, Field(ge=0, le=STEP_COUNT_MAX)]
+    value: Annotated[int, Field(ge=0, le=STEP_COUNT_MAX), _WHOLE]
 
 
 class Biometrics(_Strict):
@@ -58,7 +68,7 @@ class Biometrics(_Strict):
     deviceId: UUID
     heartRates: Annotated[list[HeartRate], Field(max_length=MAX_READINGS)]
     stepCounts: Annotated[list[StepCount], Field(max_length=MAX_READINGS)]
-    maxHeartRate: Annotated[int, Field(ge=MAX_HEART_RATE_MIN, le=MAX_HEART_RATE_MAX)]
+    maxHeartRate: Annotated[int, Field(ge=MAX_HEART_RATE_MIN, le=MAX_HEART_RATE_MAX), _WHOLE]
 
 
 def parse_event(data: bytes | str) -> Biometrics:

@@ -79,7 +79,8 @@ def test_only_plausible_numbers_are_ever_produced(
     plausible = (
         25 <= heart_rate <= 250
         and 0 <= steps <= 100_000
-        and type(max_heart_rate) is int
+        and type(max_heart_rate) in (int, float)
+        and float(max_heart_rate).is_integer()
         and 100 <= max_heart_rate <= 250
     )
     assert (response.status_code == 202) == plausible

@@ -57,6 +57,7 @@ def test_timestamps_keep_their_offset_on_the_wire() -> None:
         ("maxHeartRate", 251),
         ("maxHeartRate", "190"),
         ("maxHeartRate", 190.5),
+        ("maxHeartRate", True),
     ],
 )
 def test_implausible_top_level_values_are_rejected(field: str, value: object) -> None:
@@ -114,3 +115,8 @@ def test_the_json_schema_documents_the_camel_case_fields_and_bounds() -> None:
 
 def test_a_parsed_event_has_a_uuid_device_id() -> None:
     assert isinstance(parse_event(orjson.dumps(event_body())).deviceId, UUID)
+
+
+def test_a_whole_number_written_with_a_decimal_point_is_an_integer() -> None:
+    event = parse_event(orjson.dumps(event_body(maxHeartRate=190.0)))
+    assert event.maxHeartRate == 190 and type(event.maxHeartRate) is int

@@ -1,0 +1,198 @@
+"""The producer's OpenAPI 3.1 document, generated from the one event schema, and Swagger UI.
+
+Swagger UI's assets come from the swagger-ui-py package and are served by the app itself, so
+/docs works offline.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic.json_schema import models_json_schema
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from shared.schema import Biometrics
+from shared.settings import Settings
+
+_SAMPLE = {
+    "deviceId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+    "heartRates": [{"dateTime": "2026-11-25T10:41:16.123+00:00", "value": 72}],
+    "stepCounts": [{"dateTime": "2026-11-25T10:41:16.123+00:00", "value": 12}],
+    "maxHeartRate": 190,
+}
+
+
+class Accepted(BaseModel):
+    """Where the broker acknowledged the record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class BatchAccepted(BaseModel):
+    """Each record's coordinates, in request order."""
+
+    records: list[Accepted]
+
+
+class ErrorDetail(BaseModel):
+    """One bad field."""
+
+    path: str = Field(examples=["heartRates[1].value"])
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error."""
+
+    error: str = Field(examples=["schema_violation"])
+    message: str
+    details: list[ErrorDetail]
+
+
+class Probe(BaseModel):
+    """A probe's answer."""
+
+    status: Literal["ok", "ready", "unavailable"]
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the producer's API."""
+    _, schemas = models_json_schema(
+        [
+            (Biometrics, "validation"),
+            (Accepted, "serialization"),
+            (BatchAccepted, "serialization"),
+            (ErrorBody, "serialization"),
+            (Probe, "serialization"),
+        ],
+        ref_template="#/components/schemas/{model}",
+    )
+    event = {"$ref": "#/components/schemas/Biometrics"}
+    batch = {
+        "type": "array",
+        "items": event,
+        "minItems": 1,
+        "maxItems": settings.http.max_batch_events,
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Biometrics ingestion",
+            "version": "1.0.0",
+            "description": "Fitness-tracker biometrics into Apache Kafka. A 202 means the broker "
+            "has acknowledged the record (acks=all, idempotent producer).",
+        },
+        "paths": {
+            "/biometrics": {
+                "post": _ingestion(
+                    "Send one event", event, {"example": _SAMPLE}, "Accepted", "postBiometrics"
+                )
+            },
+            "/biometrics/batch": {
+                "post": _ingestion(
+                    "Send events, all or none",
+                    batch,
+                    {"example": [_SAMPLE]},
+                    "BatchAccepted",
+                    "postBiometricsBatch",
+                )
+            },
+            "/healthz": {"get": _probe("The process is alive", "healthz", (200,))},
+            "/readyz": {"get": _probe("Kafka answers and has the topic", "readyz", (200, 503))},
+        },
+        "components": {"schemas": schemas["$defs"]},
+    }
+
+
+def _ingestion(
+    summary: str, schema: dict[str, Any], example: dict[str, Any], answer: str, operation: str
+) -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+    return {
+        "summary": summary,
+        "operationId": operation,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema, **example}},
+        },
+        "responses": {
+            "202": {
+                "description": "Acknowledged by Kafka",
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}
+                },
+            },
+            "400": {"description": "Not JSON", "content": error},
+            "408": {"description": "The body came too slowly", "content": error},
+            "413": {"description": "Body over http.max_body_bytes", "content": error},
+            "415": {"description": "Not application/json", "content": error},
+            "422": {"description": "Breaks the schema; details name each field", "content": error},
+            "503": {
+                "description": "Kafka unavailable, or overloaded; retry after Retry-After",
+                "headers": retry_after,
+                "content": error,
+            },
+        },
+    }
+
+
+def _probe(summary: str, operation: str, statuses: tuple[int, ...]) -> dict[str, Any]:
+    probe = {"application/json": {"schema": {"$ref": "#/components/schemas/Probe"}}}
+    return {
+        "summary": summary,
+        "operationId": operation,
+        "responses": {
+            str(status): {"description": summary, "content": probe} for status in statuses
+        },
+    }
+
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Biometrics ingestion: API</title>
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script>
+    window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});
+  </script>
+</body>
+</html>
+"""
+
+
+def documentation_routes(settings: Settings) -> list[BaseRoute]:
+    """GET /openapi.json, GET /docs and Swagger UI's assets under /docs/assets."""
+    document = openapi_document(settings)
+
+    async def openapi_json(request: Request) -> Response:
+        return JSONResponse(document)
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(_DOCS_PAGE)
+
+    return [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Mount("/docs/assets", StaticFiles(directory=_swagger_ui_assets()), name="swagger-ui"),
+    ]
+
+
+def _swagger_ui_assets() -> Path:
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
