@@ -10,6 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from producer_service.auth import ApiKeyGuard
 from producer_service.endpoints import healthz, post_biometrics, post_biometrics_batch, readyz
 from producer_service.errors import EXCEPTION_HANDLERS
 from producer_service.metrics import ProducerMetrics
@@ -17,6 +18,8 @@ from producer_service.middleware import RequestObserver
 from producer_service.openapi import documentation_routes
 from producer_service.publisher import KafkaPublisher, Publisher
 from shared.settings import Settings
+
+INGESTION_PATHS = ("/biometrics", "/biometrics/batch")
 
 PublisherFactory = Callable[[Settings], AbstractAsyncContextManager[Publisher]]
 
@@ -34,8 +37,8 @@ def create_app(settings: Settings, publisher_factory: PublisherFactory | None = 
 
     app = Starlette(
         routes=[
-            Route("/biometrics", post_biometrics, methods=["POST"]),
-            Route("/biometrics/batch", post_biometrics_batch, methods=["POST"]),
+            Route(INGESTION_PATHS[0], post_biometrics, methods=["POST"]),
+            Route(INGESTION_PATHS[1], post_biometrics_batch, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics.endpoint, methods=["GET"]),
@@ -44,6 +47,8 @@ def create_app(settings: Settings, publisher_factory: PublisherFactory | None = 
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    if settings.http.require_api_key:
+        app.add_middleware(ApiKeyGuard, keys=settings.http.api_keys, paths=INGESTION_PATHS)
     routes = [route.path for route in app.routes if isinstance(route, Route)]
     app.add_middleware(RequestObserver, metrics=metrics, routes=routes)
     app.state.metrics = metrics

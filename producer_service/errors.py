@@ -2,6 +2,8 @@
 
     ApiError                  {"error": code, "message": text, "details": [...]}
     ├── InvalidJsonError      400 the body is not JSON
+    ├── UnauthorizedError     401 no API key, where http.require_api_key is on
+    ├── ForbiddenError        403 an API key that is not one of http.api_keys
     ├── RequestTimeoutError   408 the body did not arrive within http.body_timeout_s
     ├── PayloadTooLargeError  413 the body is over http.max_body_bytes
     ├── UnsupportedMediaError 415 the content type is not application/json
@@ -64,6 +66,20 @@ class PayloadTooLargeError(ApiError):
 
     status = 413
     code = "payload_too_large"
+
+
+class UnauthorizedError(ApiError):
+    """No API key was given."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    """The API key given is not known."""
+
+    status = 403
+    code = "forbidden"
 
 
 class RequestTimeoutError(ApiError):

@@ -76,6 +76,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         ref_template="#/components/schemas/{model}",
     )
     event = {"$ref": "#/components/schemas/Biometrics"}
+    guarded = settings.http.require_api_key
     batch = {
         "type": "array",
         "items": event,
@@ -93,7 +94,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "paths": {
             "/biometrics": {
                 "post": _ingestion(
-                    "Send one event", event, {"example": _SAMPLE}, "Accepted", "postBiometrics"
+                    "Send one event",
+                    event,
+                    {"example": _SAMPLE},
+                    "Accepted",
+                    "postBiometrics",
+                    guarded,
                 )
             },
             "/biometrics/batch": {
@@ -103,21 +109,36 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     {"example": [_SAMPLE]},
                     "BatchAccepted",
                     "postBiometricsBatch",
+                    guarded,
                 )
             },
             "/healthz": {"get": _probe("The process is alive", "healthz", (200,))},
             "/readyz": {"get": _probe("Kafka answers and has the topic", "readyz", (200, 503))},
         },
-        "components": {"schemas": schemas["$defs"]},
+        "components": {
+            "schemas": schemas["$defs"],
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+        },
     }
 
 
 def _ingestion(
-    summary: str, schema: dict[str, Any], example: dict[str, Any], answer: str, operation: str
+    summary: str,
+    schema: dict[str, Any],
+    example: dict[str, Any],
+    answer: str,
+    operation: str,
+    guarded: bool,
 ) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
     retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
-    return {
+    auth: dict[str, Any] = {}
+    if guarded:
+        auth = {
+            "401": {"description": "No API key", "content": error},
+            "403": {"description": "Unknown API key", "content": error},
+        }
+    operation_document: dict[str, Any] = {
         "summary": summary,
         "operationId": operation,
         "requestBody": {
@@ -132,6 +153,7 @@ def _ingestion(
                 },
             },
             "400": {"description": "Not JSON", "content": error},
+            **auth,
             "408": {"description": "The body came too slowly", "content": error},
             "413": {"description": "Body over http.max_body_bytes", "content": error},
             "415": {"description": "Not application/json", "content": error},
@@ -143,6 +165,9 @@ def _ingestion(
             },
         },
     }
+    if guarded:
+        operation_document["security"] = [{"apiKey": []}]
+    return operation_document
 
 
 def _probe(summary: str, operation: str, statuses: tuple[int, ...]) -> dict[str, Any]:

@@ -112,6 +112,16 @@ class HttpSettings(_Section):
     max_batch_events: int = Field(ge=1)
     body_timeout_s: float = Field(gt=0)
     shutdown_timeout_s: float = Field(gt=0)
+    require_api_key: bool
+    api_keys: list[SecretStr]
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> HttpSettings:
+        if self.require_api_key and not self.api_keys:
+            raise ValueError("require_api_key is true but api_keys is empty")
+        if any(len(key.get_secret_value()) < 16 for key in self.api_keys):
+            raise ValueError("every api_keys entry must be at least 16 characters long")
+        return self
 
 
 class LoggingSettings(_Section):

@@ -96,3 +96,21 @@ def test_a_missing_bootstrap_server_is_a_clear_error() -> None:
 def test_a_directory_without_settings_is_named(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match=f"settings.toml not found in {tmp_path}"):
         load_settings(tmp_path)
+
+
+def test_requiring_api_keys_without_any_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_HTTP__REQUIRE_API_KEY", "true")
+    with pytest.raises(SettingsError, match="require_api_key is true but api_keys is empty"):
+        load_settings(ROOT)
+
+
+def test_api_keys_come_from_the_environment_and_stay_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BIOMETRICS_HTTP__REQUIRE_API_KEY", "true")
+    monkeypatch.setenv(
+        "BIOMETRICS_HTTP__API_KEYS", '["first-key-0123456789", "second-key-0123456789"]'
+    )
+    settings = load_settings(ROOT)
+    assert [k.get_secret_value() for k in settings.http.api_keys][1] == "second-key-0123456789"
+    assert "second-key" not in repr(settings)
