@@ -11,6 +11,7 @@ from consumer_service.zones.service import (
 )
 from consumer_service.zones.transactions import (
     AbortFailedError,
+    DelegatingProducer,
     FencedError,
     SeekableSource,
     TransactionalProducer,
@@ -22,6 +23,7 @@ from consumer_service.zones.transform import Output, ZoneTransform
 
 __all__ = [
     "AbortFailedError",
+    "DelegatingProducer",
     "FencedError",
     "NoPartitionsError",
     "Output",

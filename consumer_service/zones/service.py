@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from consumer_service.service import consumer_options
 from consumer_service.zones.transactions import (
+    SeekableSource,
     TransactionalProducer,
     TransactionCounts,
     consume_transactionally,
@@ -71,16 +72,20 @@ def zone_producer_options(settings: Settings) -> dict[str, Any]:
 
 @asynccontextmanager
 async def zone_clients(
-    settings: Settings,
+    settings: Settings, *, transactional: bool = True
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, AIOKafkaProducer]]:
     """Yield the started consumer, assigned this instance's partitions, and the producer.
 
     The producer starts first: initialising its transactional id fences an older producer with
     the same id and completes that one's last transaction, so the committed offsets the consumer
-    then fetches include everything that was committed.
+    then fetches include everything that was committed. With transactional=False the producer
+    is only idempotent (for the at-least-once comparison of the throughput measurement).
     """
     topic, zones = settings.kafka.topic, settings.zones
-    producer = AIOKafkaProducer(**zone_producer_options(settings))
+    options = zone_producer_options(settings)
+    if not transactional:
+        del options["transactional_id"], options["transaction_timeout_ms"]
+    producer = AIOKafkaProducer(**options)
     try:
         await producer.start()
         partitions = instance_partitions(
@@ -103,7 +108,7 @@ async def zone_clients(
 
 async def process_zones(
     settings: Settings,
-    consumer: AIOKafkaConsumer,
+    consumer: SeekableSource,
     producer: TransactionalProducer,
     stop: asyncio.Event,
 ) -> TransactionCounts:

@@ -1,0 +1,137 @@
+"""measure_zones: the zone processor's events/s over a pre-filled topic, transactional or not.
+
+Both modes run the same loop over the same batches; they differ only in how a batch is
+committed. Transactional: begin, produce, send the offsets to the transaction, commit (what
+`python -m consumer_service.zones` does). At-least-once: produce, wait for the acknowledgements,
+commit the offsets with the consumer, no transaction.
+
+`python -m consumer_service.zones.throughput --expect N [--at-least-once]`, configured by the
+BIOMETRICS_* variables: kafka.topic must hold at least N Biometrics events and zones.group_id
+must be a group without offsets. It logs one line with the message "zone throughput" and the
+fields of ZoneThroughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import uvloop
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from consumer_service.zones.service import process_zones, zone_clients
+from consumer_service.zones.transactions import Batch, DelegatingProducer, TransactionalProducer
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+from shared.startup import start_service
+
+_log = logging.getLogger("consumer_service.zones.throughput")
+
+
+@dataclass(frozen=True)
+class ZoneThroughput:
+    """One measurement: Biometrics events in, zone events and dead letters out, wall time."""
+
+    mode: str
+    events: int
+    produced: int
+    batches: int
+    seconds: float
+    events_per_s: float
+
+
+async def measure_zones(settings: Settings, expect: int, *, transactional: bool) -> ZoneThroughput:
+    """Process the first `expect` events of kafka.topic; time it from the first batch read to
+    the last batch committed."""
+    kafka = settings.kafka
+    await ensure_topics(kafka, [kafka.topic, kafka.dead_letter_topic, settings.zones.topic])
+    stop = asyncio.Event()
+    async with zone_clients(settings, transactional=transactional) as (consumer, producer):
+        source = _StopAfter(consumer, expect, stop)
+        committer: TransactionalProducer = (
+            producer if transactional else _CommitAfterAcks(producer, consumer)
+        )
+        counts = await process_zones(settings, source, committer, stop)
+        finished = time.perf_counter()
+    seconds = finished - (source.first_batch_at or finished)
+    return ZoneThroughput(
+        mode="transactional" if transactional else "at-least-once",
+        events=counts.records,
+        produced=counts.produced,
+        batches=counts.committed,
+        seconds=round(seconds, 3),
+        events_per_s=round(counts.records / seconds, 1) if seconds else 0.0,
+    )
+
+
+class _StopAfter:
+    """The consumer, noting when the first batch came and setting stop once `expect` records
+    were handed out (the loop then commits the batch in hand and returns)."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, expect: int, stop: asyncio.Event) -> None:
+        self._consumer = consumer
+        self._left = expect
+        self._stop = stop
+        self.first_batch_at: float | None = None
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Batch:
+        batch: Batch = await self._consumer.getmany(
+            *partitions, timeout_ms=timeout_ms, max_records=max_records
+        )
+        records = sum(len(partition_records) for partition_records in batch.values())
+        if records and self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
+        self._left -= records
+        if self._left <= 0:
+            self._stop.set()
+        return batch
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._consumer.seek(partition, offset)
+
+
+class _CommitAfterAcks(DelegatingProducer):
+    """At-least-once through the same loop: no transaction; the loop has the acknowledgements
+    before it hands over the offsets, which the consumer then commits."""
+
+    def __init__(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
+        super().__init__(producer)
+        self._consumer = consumer
+
+    async def begin_transaction(self) -> None:
+        pass
+
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_id: str
+    ) -> None:
+        await self._consumer.commit(dict(offsets))
+
+    async def commit_transaction(self) -> None:
+        pass
+
+    async def abort_transaction(self) -> None:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure once and log the result."""
+    parser = argparse.ArgumentParser(prog="python -m consumer_service.zones.throughput")
+    parser.add_argument("--expect", type=int, required=True, help="events in kafka.topic")
+    parser.add_argument("--at-least-once", action="store_true", help="no transactions")
+    args = parser.parse_args(argv)
+    settings = start_service("zone-throughput")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        result = runner.run(
+            measure_zones(settings, args.expect, transactional=not args.at_least_once)
+        )
+    _log.info("zone throughput", extra=asdict(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Helpers for the zone processor's broker tests: sample events with their expected zone
+events, whole-topic reads at either isolation level, and a producer whose offsets step a test
+can interrupt."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from consumer_service.zones import DelegatingProducer
+from shared.schema import parse_event
+from shared.settings import Settings
+from shared.zones import encode_zone_key, encode_zone_value, zone_events
+from tests.integration.harness import RawRecord, committed_offsets, settings_for
+from tests.support import event_body
+
+Records = Counter[RawRecord]
+
+
+def zone_bodies(count: int, seed: int) -> list[RawRecord]:
+    """`count` Biometrics records whose readings fall in every zone, and below."""
+    rng = random.Random(seed)
+    records: list[RawRecord] = []
+    for _ in range(count):
+        body = event_body(readings=4, maxHeartRate=rng.randint(150, 200))
+        for reading in body["heartRates"]:
+            reading["value"] = rng.randint(60, 200)
+        records.append((body["deviceId"].encode(), orjson.dumps(body)))
+    return records
+
+
+def expected_zone_records(records: list[RawRecord]) -> Records:
+    """The reference: the zone records the input must give, computed without Kafka."""
+    return Counter(
+        (encode_zone_key(event), encode_zone_value(event))
+        for _, value in records
+        for event in zone_events(parse_event(value or b""))
+    )
+
+
+def zone_settings(
+    bootstrap: str, topic: str, group_id: str, zones_topic: str, dead_letter_topic: str
+) -> Settings:
+    """Settings for an in-process zone processor: small batches, a short pause after aborts."""
+    settings = settings_for(bootstrap, topic, group_id, partitions=1)
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"dead_letter_topic": dead_letter_topic}),
+            "consumer": settings.consumer.model_copy(update={"max_poll_records": 10}),
+            "zones": settings.zones.model_copy(
+                update={"topic": zones_topic, "group_id": group_id, "retry_backoff_ms": 10}
+            ),
+        }
+    )
+
+
+async def read_all(
+    bootstrap: str, topic: str, partitions: int, isolation_level: str
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record a reader at this isolation level sees, up to each partition's end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level=isolation_level,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        # For read_committed the end is the last stable offset: no transaction is open past it.
+        ends = await consumer.end_offsets(tps)
+        async with asyncio.timeout(30):
+            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
+                batch = await consumer.getmany(timeout_ms=200)
+                records += [record for partition in batch.values() for record in partition]
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Each partition's end offset: where a processor that has read everything commits."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def read_pairs(bootstrap: str, topic: str, partitions: int, isolation_level: str) -> Records:
+    """The (key, value) pairs read_all finds, counted."""
+    records = await read_all(bootstrap, topic, partitions, isolation_level)
+    return Counter((record.key, record.value) for record in records)
+
+
+async def wait_until_committed(bootstrap: str, group_id: str, ends: Mapping[int, int]) -> None:
+    """Poll the group's committed offsets until they reach `ends` (partition -> offset)."""
+    async with asyncio.timeout(60):
+        while True:
+            if await committed_offsets(bootstrap, group_id) == ends:
+                return
+            await asyncio.sleep(0.2)
+
+
+class InterceptedProducer(DelegatingProducer):
+    """A transactional AIOKafkaProducer whose offsets step first awaits `before_offsets(n)`,
+    n counting transactions from 1: a test can fail or pause a transaction after it produced."""
+
+    def __init__(
+        self, producer: AIOKafkaProducer, before_offsets: Callable[[int], Awaitable[None]]
+    ) -> None:
+        super().__init__(producer)
+        self._before_offsets = before_offsets
+        self._transactions = 0
+
+    async def begin_transaction(self) -> None:
+        self._transactions += 1
+        await self.producer.begin_transaction()
+
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_id: str
+    ) -> None:
+        await self._before_offsets(self._transactions)
+        await self.producer.send_offsets_to_transaction(offsets, group_id)
