@@ -21,7 +21,7 @@ from bench.wrk import run_paced_wrk
 
 DEFAULT_RATE = 500.0
 # Enough free connections that the schedule, not the answers, sets when requests leave.
-E2E_CONNECTIONS = 128
+E2E_CONNECTIONS = 256
 _CATCH_UP_S = 30.0
 
 

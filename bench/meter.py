@@ -105,8 +105,6 @@ class RssSampler:
 
     def _sample(self) -> None:
         started = time.monotonic()
-        while True:
+        while not self._stop.is_set():
             self.samples.append((round(time.monotonic() - started, 2), rss_bytes(self._pid)))
-            if self._stop.wait(self._interval_s):
-                self.samples.append((round(time.monotonic() - started, 2), rss_bytes(self._pid)))
-                return
+            self._stop.wait(self._interval_s)

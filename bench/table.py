@@ -19,6 +19,8 @@ def render_table(report: Report) -> str:
         f"cores: {meta['cores']}",
         "",
         _format_rows(report.rows),
+        "CPU: each process's share of one core during the row; kafka is the broker; other is the",
+        "rest of the machine's busy time, work from outside the benchmark that slows the row down.",
         "",
         _format_targets(report.targets),
     ]
