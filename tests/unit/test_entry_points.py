@@ -10,6 +10,8 @@ import pytest
 
 from tests.unit.test_settings import ROOT
 
+SERVICES = ["producer_service", "consumer_service", "consumer_service.zones"]
+
 
 def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
@@ -23,7 +25,7 @@ def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("module", ["producer_service", "consumer_service"])
+@pytest.mark.parametrize("module", SERVICES)
 def test_a_bad_setting_stops_the_service_naming_the_key_but_not_the_secret(module: str) -> None:
     result = _run(
         module,
@@ -37,7 +39,7 @@ def test_a_bad_setting_stops_the_service_naming_the_key_but_not_the_secret(modul
     assert "do-not-print-me" not in result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("module", ["producer_service", "consumer_service"])
+@pytest.mark.parametrize("module", SERVICES)
 def test_no_bootstrap_servers_is_a_clear_start_up_error(module: str) -> None:
     result = _run(module)
     assert result.returncode == 2
