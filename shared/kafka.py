@@ -45,25 +45,52 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 
 async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]:
-    """Create the named topics unless they exist; return the ones this call created."""
+    """Create the named topics unless they exist, as the settings say; return those created.
+
+    A topic that exists with another partition count than kafka.topic_partitions is reported
+    in the log, not silently accepted (changing it would move keys between partitions).
+    """
     admin = AIOKafkaAdminClient(**client_options(kafka))
     await admin.start()
     try:
         response = await admin.create_topics(
             [
-                NewTopic(name, kafka.topic_partitions, kafka.topic_replication_factor)
+                NewTopic(
+                    name,
+                    kafka.topic_partitions,
+                    kafka.topic_replication_factor,
+                    topic_configs=kafka.configs_for(name),
+                )
                 for name in names
             ]
         )
+        created, existing = [], []
+        for topic, code, message, *_ in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif for_code(code) is TopicAlreadyExistsError:
+                existing.append(topic)
+            else:
+                raise for_code(code)(f"could not create topic {topic}: {message}")
+        if existing:
+            _report_partition_mismatches(kafka, await admin.describe_topics(existing))
     finally:
         await admin.close()
-    created = []
-    for topic, code, message, *_ in response.topic_errors:
-        if code == 0:
-            created.append(topic)
-        elif for_code(code) is not TopicAlreadyExistsError:
-            raise for_code(code)(f"could not create topic {topic}: {message}")
     return created
+
+
+def _report_partition_mismatches(kafka: KafkaSettings, described: list[dict[str, Any]]) -> None:
+    for topic in described:
+        partitions = len(topic["partitions"])
+        if partitions != kafka.topic_partitions:
+            _log.error(
+                "topic exists with another partition count than configured",
+                extra={
+                    "topic": topic["topic"],
+                    "partitions": partitions,
+                    "configured_partitions": kafka.topic_partitions,
+                },
+            )
 
 
 async def retry_until_connected(

@@ -44,6 +44,15 @@ class KafkaSettings(_Section):
     topic_replication_factor: int = Field(ge=1)
     request_timeout_ms: int = Field(ge=1000)
     connect_retry_s: float = Field(gt=0)
+    topic_configs: dict[str, int | str]
+    dead_letter_topic_configs: dict[str, int | str]
+
+    def configs_for(self, topic: str) -> dict[str, str]:
+        """Kafka topic configs for a topic the services create, with Kafka's dotted names."""
+        configs = dict(self.topic_configs)
+        if topic == self.dead_letter_topic:
+            configs |= self.dead_letter_topic_configs
+        return {name.replace("_", "."): str(value) for name, value in configs.items()}
 
     @model_validator(mode="after")
     def _sasl_is_complete(self) -> KafkaSettings:
