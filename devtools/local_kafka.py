@@ -1,18 +1,13 @@
 """A real single-node KRaft Apache Kafka broker, assembled from Maven Central jars, for tests.
 
-Errors:
-    LocalKafkaError(RuntimeError) -- Maven, Java or the broker failed; the message says why.
+It always listens for PLAINTEXT; given SASL users it also listens for SASL_PLAINTEXT, where each
+user can log in with PLAIN or SCRAM-SHA-512. Errors: LocalKafkaError (see devtools.errors).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
-import functools
-import hashlib
-import os
-import re
 import shutil
 import signal
 import socket
@@ -21,87 +16,41 @@ import tempfile
 import time
 import uuid
 import weakref
-import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
-from aiokafka import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from devtools.broker_probe import accepts_connections, answers_metadata, logs_in_with_sasl
+from devtools.errors import LocalKafkaError
+from devtools.kafka_classpath import (
+    KAFKA_FILES,
+    ensure_kafka_classpath,
+    java_executable,
+    kafka_version,
+)
+from devtools.server_properties import (
+    HOST,
+    SASL_MECHANISMS,
+    Listeners,
+    check_sasl_users,
+    read_listeners,
+    render_server_properties,
+    scram_format_arguments,
+)
 
-_KAFKA_FILES = Path(__file__).with_name("kafka")
-_POM = _KAFKA_FILES / "pom.xml"
-_LOG4J2_CONFIG = _KAFKA_FILES / "log4j2.properties"
+__all__ = [
+    "SASL_MECHANISMS",
+    "LocalKafka",
+    "LocalKafkaError",
+    "ensure_kafka_classpath",
+    "kafka_version",
+]
+
+_LOG4J2_CONFIG = KAFKA_FILES / "log4j2.properties"
 _JVM_OPTIONS = ("-Xms256m", "-Xmx512m", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true")
 _POLL_INTERVAL_S = 0.25
 _STOP_TIMEOUT_S = 30.0
-_MAVEN_TIMEOUT_S = 900.0
 _TOOL_TIMEOUT_S = 120.0
-_HOST = "127.0.0.1"
-_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
-
-
-class LocalKafkaError(RuntimeError):
-    """Maven, Java or the broker failed to do what LocalKafka needed."""
-
-
-@functools.cache
-def kafka_version() -> str:
-    """Return the Kafka version declared in devtools/kafka/pom.xml, the one source of truth."""
-    version = ET.parse(_POM).getroot().findtext("m:properties/m:kafka.version", namespaces=_NS)
-    if not version:
-        raise LocalKafkaError(f"{_POM} does not declare <kafka.version>")
-    return version.strip()
-
-
-def ensure_kafka_classpath(cache_dir: Path | None = None) -> Path:
-    """Download Kafka's runtime jars with Maven unless already cached; return their directory."""
-    if cache_dir is None:
-        default = Path.home() / ".cache" / "biometrics"
-        cache_dir = Path(os.environ.get("BIOMETRICS_CACHE_DIR") or default)
-    root = cache_dir / f"kafka-{kafka_version()}"
-    libs, marker = root / "libs", root / "libs.complete"
-    # The stamp covers the whole pom, so editing e.g. the log4j2 version refreshes the jars.
-    stamp = hashlib.sha256(_POM.read_bytes()).hexdigest()
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / ".lock").open("w") as lock:
-        # Parallel test sessions share the cache: one downloads, the others wait for it.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.is_file() and marker.read_text().strip() == stamp:
-            return libs
-        marker.unlink(missing_ok=True)
-        shutil.rmtree(libs, ignore_errors=True)
-        _copy_dependencies(libs)
-        marker.write_text(stamp + "\n")
-    return libs
-
-
-def _copy_dependencies(libs: Path) -> None:
-    """Run `mvn dependency:copy-dependencies` for the pom into libs."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalKafkaError("`mvn` is not on PATH; install Maven 3.8+ to assemble Kafka")
-    command = [
-        *(mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(_POM)),
-        *("dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"),
-    ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=_MAVEN_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired as error:
-        raise LocalKafkaError(f"mvn did not finish within {_MAVEN_TIMEOUT_S:.0f} s") from error
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise LocalKafkaError(f"mvn exited with {result.returncode}:\n{tail}")
-
-
-def _java() -> str:
-    """Return the java executable, preferring $JAVA_HOME."""
-    java_home = os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if not java or not Path(java).exists():
-        raise LocalKafkaError("no `java` found (set JAVA_HOME or put java 17+ on PATH)")
-    return java
 
 
 def _free_ports(count: int) -> list[int]:
@@ -109,7 +58,7 @@ def _free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
-            sock.bind((_HOST, 0))
+            sock.bind((HOST, 0))
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
@@ -133,29 +82,6 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"({path} is unreadable)"
 
 
-def _accepts_connections(port: int) -> bool:
-    """Tell whether something listens on 127.0.0.1:port."""
-    try:
-        with socket.create_connection((_HOST, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-async def _answers_metadata(bootstrap_servers: str, timeout_s: float) -> bool:
-    """Tell whether the broker answers a metadata request that lists at least one broker."""
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_servers, request_timeout_ms=max(1000, int(timeout_s * 1000))
-    )
-    try:
-        await client.bootstrap()
-        return bool(client.cluster.brokers())
-    except KafkaError:
-        return False
-    finally:
-        await client.close()
-
-
 def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
     """SIGTERM the process, then SIGKILL it if it has not exited within timeout_s."""
     if process.poll() is None:
@@ -168,7 +94,11 @@ def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
 
 
 class LocalKafka:
-    """One KRaft broker+controller JVM on 127.0.0.1: start()/stop(), or a with block."""
+    """One KRaft broker+controller JVM on 127.0.0.1: start()/stop(), or a with block.
+
+    `sasl_users` ({name: password}) adds a SASL_PLAINTEXT listener, `sasl_bootstrap_servers`,
+    where those users log in with PLAIN or SCRAM-SHA-512.
+    """
 
     def __init__(
         self,
@@ -178,9 +108,13 @@ class LocalKafka:
         data_dir: Path | None = None,
         libs_dir: Path | None = None,
         startup_timeout_s: float = 60.0,
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
+        self._sasl_users = dict(sasl_users or {})
+        check_sasl_users(self._sasl_users)
         self._requested_ports = (port, controller_port)
         self._port, self._controller_port = port, controller_port
+        self._sasl_port: int | None = None
         self._data_dir, self._owns_data_dir = data_dir, data_dir is None
         self._libs_dir = libs_dir
         self._startup_timeout_s = startup_timeout_s
@@ -194,7 +128,16 @@ class LocalKafka:
         """The broker's PLAINTEXT address, host:port."""
         if self._port is None:
             raise LocalKafkaError("LocalKafka has not been started")
-        return f"{_HOST}:{self._port}"
+        return f"{HOST}:{self._port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """The broker's SASL_PLAINTEXT address, host:port; only with `sasl_users`."""
+        if not self._sasl_users:
+            raise LocalKafkaError("LocalKafka was created without sasl_users: it has no SASL port")
+        if self._sasl_port is None:
+            raise LocalKafkaError("LocalKafka has not been started")
+        return f"{HOST}:{self._sasl_port}"
 
     @property
     def pid(self) -> int | None:
@@ -241,6 +184,7 @@ class LocalKafka:
             self._data_dir = None
             # A fresh temp dir on the next start() gets fresh ports too, unless some were given.
             self._port, self._controller_port = self._requested_ports
+            self._sasl_port = None
 
     def kill(self) -> None:
         """SIGKILL the broker, as a crash would; the data dir and ports are kept for restart()."""
@@ -273,53 +217,20 @@ class LocalKafka:
 
     def _write_server_properties(self) -> None:
         """Write a small, fast-starting single-node KRaft config with fresh ports if not given."""
-        if self._port is None or self._controller_port is None:
-            free = iter(_free_ports(2))
-            self._port = self._port or next(free)
-            self._controller_port = self._controller_port or next(free)
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "listeners": f"PLAINTEXT://{_HOST}:{self._port},CONTROLLER://{_HOST}:{self._controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{_HOST}:{self._port}",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "controller.listener.names": "CONTROLLER",
-            "controller.quorum.bootstrap.servers": f"{_HOST}:{self._controller_port}",
-            "log.dirs": str(self.data_dir / "kraft-logs"),
-            "num.partitions": "1",
-            "default.replication.factor": "1",
-            "min.insync.replicas": "1",
-            "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
-            # One partition instead of 50 makes the first group join fast on a small machine.
-            "offsets.topic.num.partitions": "1",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "transaction.state.log.num.partitions": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            # After a kill the controller waits out the dead broker's session (default 9 s)
-            # before the restarted broker may register again; keep that wait short.
-            "broker.heartbeat.interval.ms": "500",
-            "broker.session.timeout.ms": "3000",
-            # Fewer threads and a small cleaner buffer keep a 512 MB heap on 2 cores comfortable.
-            "num.network.threads": "2",
-            "num.io.threads": "2",
-            "background.threads": "2",
-            "num.recovery.threads.per.data.dir": "1",
-            "log.cleaner.threads": "1",
-            "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
-        }
-        lines = [f"{key}={value}" for key, value in settings.items()]
-        self._properties.write_text("\n".join(lines) + "\n")
+        wanted = (self._port is None, self._controller_port is None, bool(self._sasl_users))
+        free = iter(_free_ports(sum(wanted)))
+        self._port = self._port or next(free)
+        self._controller_port = self._controller_port or next(free)
+        self._sasl_port = next(free) if self._sasl_users else None
+        listeners = Listeners(self._port, self._controller_port, self._sasl_port)
+        text = render_server_properties(listeners, self.data_dir / "kraft-logs", self._sasl_users)
+        self._properties.write_text(text)
 
     def _read_ports(self) -> None:
         """Take the ports from an already formatted data dir's server.properties."""
-        text = self._properties.read_text()
-        found = dict(re.findall(r"(PLAINTEXT|CONTROLLER)://[\w.-]+:(\d+)", text))
-        self._port, self._controller_port = int(found["PLAINTEXT"]), int(found["CONTROLLER"])
+        listeners = read_listeners(self._properties.read_text())
+        self._port, self._controller_port = listeners.port, listeners.controller_port
+        self._sasl_port = listeners.sasl_port
 
     def _format_storage(self, libs: Path) -> None:
         """Format the log dir as a single-node dynamic KRaft quorum with a fresh cluster id."""
@@ -330,12 +241,13 @@ class LocalKafka:
             _random_cluster_id(),
             "-c",
             str(self._properties),
+            *scram_format_arguments(self._sasl_users),
         )
         self._run_java(libs, "kafka.tools.StorageTool", *arguments)
 
     def _java_command(self, libs: Path, main_class: str, *args: str) -> list[str]:
         return [
-            _java(), *_JVM_OPTIONS,
+            java_executable(), *_JVM_OPTIONS,
             f"-Dlog4j2.configurationFile={_LOG4J2_CONFIG}",
             f"-Dkafka.logs.dir={self.data_dir}",
             "-cp", f"{libs}/*", main_class, *args,
@@ -381,11 +293,16 @@ class LocalKafka:
                     f"{self._log_file} ends:\n{_tail(self._log_file)}"
                 )
             # A plain connect first keeps aiokafka from logging an error per refused attempt.
-            if _accepts_connections(self._port) and asyncio.run(
-                _answers_metadata(self.bootstrap_servers, min(remaining, 3.0))
-            ):
+            if accepts_connections(self._port) and asyncio.run(self._answers(min(remaining, 3.0))):
                 return
             time.sleep(_POLL_INTERVAL_S)
+
+    async def _answers(self, timeout_s: float) -> bool:
+        """Whether the broker answers metadata, and lets the SASL users in where there are some."""
+        if not await answers_metadata(self.bootstrap_servers, timeout_s):
+            return False
+        sasl_servers = self.sasl_bootstrap_servers if self._sasl_users else ""
+        return await logs_in_with_sasl(sasl_servers, self._sasl_users, timeout_s)
 
     def _end_process(self, *, graceful: bool) -> None:
         """Stop the JVM if there is one; safe to call repeatedly."""
