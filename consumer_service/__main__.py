@@ -10,6 +10,7 @@ import sys
 import uvloop
 
 from consumer_service.service import run_consumer
+from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
 from shared.startup import start_service
 
@@ -39,6 +40,8 @@ async def _serve(settings: Settings) -> int:
     except TimeoutError:
         _log.error("shutdown timed out; the batch in hand was not committed and will be re-read")
         return 1
+    except KafkaAuthenticationError:
+        return 3  # already logged, in one line; retrying cannot help
     _log.info("consumer exited", extra={"handled": handled})
     return 0
 

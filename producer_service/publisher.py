@@ -15,7 +15,13 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from producer_service.metrics import ProducerMetrics
-from shared.kafka import client_options, ensure_topics, retry_until_connected
+from shared.kafka import (
+    KafkaAuthenticationError,
+    check_authentication,
+    client_options,
+    ensure_topics,
+    retry_until_connected,
+)
 from shared.schema import Biometrics, encode_key, encode_value
 from shared.settings import Settings
 
@@ -80,6 +86,7 @@ class KafkaPublisher:
         try:
             await self._connect()
         except (KafkaError, ConnectionError) as error:
+            await check_authentication(self._settings.kafka)  # a refused login fails start-up
             _log.warning("Kafka is not reachable at start-up", extra={"reason": repr(error)})
             self._connecting = asyncio.create_task(
                 retry_until_connected(self._connect, self._settings.kafka, "producer")
@@ -98,7 +105,7 @@ class KafkaPublisher:
         """Flush every accepted record, then stop the client; safe to call twice."""
         if self._connecting is not None:
             self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, KafkaAuthenticationError):
                 await self._connecting
             self._connecting = None
         if self._producer is not None:

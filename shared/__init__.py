@@ -1,12 +1,18 @@
 """What both services share: the event schema, the settings, Kafka client options and logging."""
 
-from shared.kafka import KafkaNotConfiguredError, client_options, ensure_topics
+from shared.kafka import (
+    KafkaAuthenticationError,
+    KafkaNotConfiguredError,
+    client_options,
+    ensure_topics,
+)
 from shared.logs import configure_logging
 from shared.schema import Biometrics, encode_key, encode_value, parse_event, parse_events
 from shared.settings import Settings, SettingsError, load_settings
 
 __all__ = [
     "Biometrics",
+    "KafkaAuthenticationError",
     "KafkaNotConfiguredError",
     "Settings",
     "SettingsError",

@@ -8,7 +8,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+    UnsupportedSaslMechanismError,
+    for_code,
+)
 from aiokafka.helpers import create_ssl_context
 
 from shared.settings import KafkaSettings
@@ -17,9 +28,22 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# What aiokafka raises when the broker refuses a login: no retry can change the answer.
+_REFUSED_LOGIN = (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    IllegalSaslStateError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+
 
 class KafkaNotConfiguredError(Exception):
     """No bootstrap servers were configured."""
+
+
+class KafkaAuthenticationError(Exception):
+    """The broker refused the configured SASL login; the message names settings, never values."""
 
 
 def client_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -96,11 +120,15 @@ def _report_partition_mismatches(kafka: KafkaSettings, described: list[dict[str,
 async def retry_until_connected(
     connect: Callable[[], Awaitable[T]], kafka: KafkaSettings, what: str
 ) -> T:
-    """Call `connect` until the broker answers, logging each miss; cancel to give up."""
+    """Call `connect` until the broker answers, logging each miss; cancel to give up.
+
+    A refused login is not retried: it raises KafkaAuthenticationError.
+    """
     while True:
         try:
             return await connect()
         except (KafkaConnectionError, ConnectionError) as error:
+            await check_authentication(kafka)
             reason = str(error) or type(error).__name__
         except KafkaError as error:
             if not error.retriable:
@@ -111,3 +139,47 @@ async def retry_until_connected(
             extra={"while": what, "reason": reason, "retry_in_s": kafka.connect_retry_s},
         )
         await asyncio.sleep(kafka.connect_retry_s)
+
+
+async def check_authentication(kafka: KafkaSettings) -> None:
+    """Raise KafkaAuthenticationError, logged, if a bootstrap server refuses the SASL login.
+
+    aiokafka's clients report a refused login only as "Unable to bootstrap", as they do an
+    unreachable broker; after such a failure this asks a single connection, which tells them
+    apart. Unreachable brokers, and settings without SASL, pass.
+    """
+    if not kafka.security_protocol.startswith("SASL_"):
+        return
+    options = client_options(kafka)
+    for host, port, _ in collect_hosts(kafka.bootstrap_servers):
+        try:
+            connection = await create_conn(
+                host,
+                port,
+                client_id=options["client_id"],
+                request_timeout_ms=options["request_timeout_ms"],
+                ssl_context=options.get("ssl_context"),
+                security_protocol=options["security_protocol"],
+                sasl_mechanism=options["sasl_mechanism"],
+                sasl_plain_username=options["sasl_plain_username"],
+                sasl_plain_password=options["sasl_plain_password"],
+            )
+        except _REFUSED_LOGIN as error:
+            message = (
+                f"Kafka authentication failed: {host}:{port} refused the SASL "
+                f"{kafka.sasl_mechanism} login ({_refusal(error)}); check kafka.sasl_mechanism, "
+                "kafka.sasl_username and kafka.sasl_password"
+            )
+            _log.error(message)
+            raise KafkaAuthenticationError(message) from error
+        except (OSError, KafkaError, TimeoutError):
+            continue
+        connection.close()
+        return
+
+
+def _refusal(error: KafkaError) -> str:
+    """The broker's own reason (it never repeats the password), else the error's description."""
+    if error.args and isinstance(error.args[0], str) and error.args[0]:
+        return error.args[0]
+    return str(getattr(error, "description", "") or type(error).__name__)
