@@ -154,7 +154,8 @@ async def consume_transactionally(
         except Exception as error:
             await _abort(producer, error)
             for tp, partition_records in batch.items():
-                source.seek(tp, partition_records[0].offset)
+                if partition_records:
+                    source.seek(tp, partition_records[0].offset)
             counts.aborted += 1
             _log.warning(
                 "transaction aborted; its batch will be read again",
