@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 
 ENV_PREFIX = "BIOMETRICS"
 CONFIG_DIR_VARIABLE = "BIOMETRICS_CONFIG_DIR"
+# Variables that share the prefix but configure the tooling, not the services.
+_NOT_SETTINGS = frozenset({"config_dir", "cache_dir"})
 SETTINGS_FILES = ("settings.toml", ".secrets.toml")
 
 
@@ -191,6 +193,7 @@ def load_settings(config_dir: Path | None = None) -> Settings:
         settings_files=[str(directory / name) for name in SETTINGS_FILES],
         merge_enabled=True,
     ).as_dict()
+    values = {k: v for k, v in _lower_keys(raw).items() if k not in _NOT_SETTINGS}
     try:
         return Settings.model_validate(_lower_keys(raw))
     except ValidationError as error:

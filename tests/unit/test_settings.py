@@ -114,3 +114,17 @@ def test_api_keys_come_from_the_environment_and_stay_secret(
     settings = load_settings(ROOT)
     assert [k.get_secret_value() for k in settings.http.api_keys][1] == "second-key-0123456789"
     assert "second-key" not in repr(settings)
+
+
+def test_the_tooling_variables_sharing_the_prefix_are_not_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BIOMETRICS_CONFIG_DIR", str(ROOT))
+    monkeypatch.setenv("BIOMETRICS_CACHE_DIR", "/tmp/cache")
+    assert load_settings().kafka.topic == "BiometricsImported"
+
+
+def test_an_unknown_top_level_variable_is_still_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_TOPIC", "typo")
+    with pytest.raises(SettingsError, match="topic"):
+        load_settings(ROOT)
