@@ -163,8 +163,11 @@ class KafkaPublisher:
             async with asyncio.timeout(self._timeout):
                 for key, value in records:
                     futures.append(await producer.send(self._topic, key=key, value=value))
-                # wait() rather than gather(): a timeout must not cancel records already queued.
-                if futures:
+                # shield/wait rather than a bare await or gather(): a timeout must not cancel
+                # records already queued.
+                if len(futures) == 1:
+                    await asyncio.shield(futures[0])
+                elif futures:
                     await asyncio.wait(futures)
         except TimeoutError:
             raise PublishError("delivery timed out", _acknowledged(futures), len(records)) from None

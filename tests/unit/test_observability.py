@@ -37,6 +37,7 @@ def test_a_missing_or_unusable_request_id_is_replaced_by_a_fresh_one(
     first = client.get("/healthz", headers=headers).headers["x-request-id"]
     second = client.get("/healthz", headers=headers).headers["x-request-id"]
     assert len(first) == 32 and first != second
+    assert all(c in "0123456789abcdef" for c in first + second)
 
 
 def test_metrics_count_requests_by_route_and_status_and_errors_by_kind(client: TestClient) -> None:

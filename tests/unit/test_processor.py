@@ -78,3 +78,14 @@ async def test_a_sink_failing_past_the_retries_sets_the_records_of_the_write_asi
     assert [letter.offset for letter, _ in dead_letters.letters] == [0, 1]
     (_, why), _ = dead_letters.letters
     assert "handling failed 3 times" in why and "stdout closed" in why
+
+
+async def test_a_value_spanning_lines_still_makes_exactly_one_line() -> None:
+    stream = io.BytesIO()
+    body = orjson.dumps(event_body(), option=orjson.OPT_INDENT_2)
+    assert b"\n" in body
+    processor = _processor(StreamSink(stream), RecordingDeadLetters())
+    await processor.process(record(0, 0, body))
+    await processor.flush()
+    [raw] = stream.getvalue().splitlines()
+    assert orjson.loads(raw)["event"]["maxHeartRate"] == 190
