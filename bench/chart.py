@@ -44,7 +44,8 @@ def draw_chart(report: Report, path: Path) -> Path:
     latency.barh([p + 0.2 for p in positions], [r.p99_ms or 0 for r in timed], 0.4, label="p99")
     latency.set_yticks(list(positions), [row.label for row in timed])
     latency.invert_yaxis()
-    latency.set_xscale("log")
+    if timed:  # a log axis needs values above zero
+        latency.set_xscale("log")
     latency.set_xlabel("ms per request (end to end: POST to log line)")
     latency.set_title("latency")
     latency.legend()

@@ -22,7 +22,10 @@ _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, n
 
 def prefill(bench: Bench) -> str | None:
     """Fill the topic the consumer rows drain, if they (or the consumer profile) will run."""
-    if not (bench.wants("consumer", "consumer_ceiling") or bench.options.profile):
+    if not (
+        bench.wants("consumer", "consumer_ceiling", "zones_transactional", "zones_at_least_once")
+        or bench.options.profile
+    ):
         return None
     return _prefill(bench, bench.options.consumer_events)
 

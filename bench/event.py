@@ -26,7 +26,9 @@ def standard_event(device_id: str) -> dict[str, Any]:
 
     return {
         "deviceId": device_id,
-        "heartRates": [{"dateTime": at(i), "value": 70 + i} for i in range(READINGS)],
+        # 80 to 188 bpm against a maximum of 190: readings in every zone and below them, so the
+        # zone processor has events to produce.
+        "heartRates": [{"dateTime": at(i), "value": 80 + 12 * i} for i in range(READINGS)],
         "stepCounts": [{"dateTime": at(i), "value": 12 * i} for i in range(READINGS)],
         "maxHeartRate": 190,
     }

@@ -20,6 +20,8 @@ ROWS = (
     "batch",
     "consumer",
     "consumer_ceiling",
+    "zones_transactional",
+    "zones_at_least_once",
     "memory",
     "end_to_end",
 )
@@ -27,6 +29,7 @@ GROUPS = {
     "single": ("single_c1", "single_c16", "single_c64", "single_c256"),
     "producer": ("ceiling", "c_ceiling", "baseline", "http_ceiling", "single_c64", "batch"),
     "consumers": ("consumer", "consumer_ceiling"),
+    "zones": ("zones_transactional", "zones_at_least_once"),
 }
 
 

@@ -10,7 +10,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import ceilings, consumption, end_to_end, http_load
+from bench import ceilings, consumption, end_to_end, http_load, zones
 from bench.context import Bench, Files, say
 from bench.event import (
     batch_bodies,
@@ -62,6 +62,7 @@ def run_benchmark(options: Options) -> tuple[Report, Path]:
                 ceilings.measure(bench)
                 http_load.measure(bench, services)
                 consumption.measure(bench, topic)
+                zones.measure(bench, topic)
             http_load.measure_sustained(bench, services)
             consumption.profile(bench, topic)
         end_to_end.measure(bench)
