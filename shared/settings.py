@@ -195,7 +195,7 @@ def load_settings(config_dir: Path | None = None) -> Settings:
     ).as_dict()
     values = {k: v for k, v in _lower_keys(raw).items() if k not in _NOT_SETTINGS}
     try:
-        return Settings.model_validate(_lower_keys(raw))
+        return Settings.model_validate(values)
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
 
