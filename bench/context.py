@@ -43,6 +43,8 @@ class Bench:
             "BIOMETRICS_KAFKA__TOPIC": topic,
             "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
             "BIOMETRICS_HTTP__HOST": "127.0.0.1",
+            # Any free port for the consumer's probes: the default may be taken on this machine.
+            "BIOMETRICS_CONSUMER__PROBE_PORT": "0",
         }
         if port is not None:
             env["BIOMETRICS_HTTP__PORT"] = str(port)

@@ -2,7 +2,8 @@
 
 Exit codes: 0 after SIGTERM/SIGINT, the batch in hand committed; 1 when fenced by a newer
 instance with the same transactional id, when a failed transaction could not be aborted, or when
-shutting down timed out; 2 on bad configuration (settings, or an instance without partitions).
+shutting down timed out; 2 on bad configuration (settings, or an instance without partitions);
+3 when Kafka refuses the SASL login.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uvloop
 
 from consumer_service.zones.service import NoPartitionsError, run_zones
 from consumer_service.zones.transactions import AbortFailedError, FencedError
+from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
 from shared.startup import start_service
 
@@ -48,6 +50,8 @@ async def _serve(settings: Settings) -> int:
     except NoPartitionsError as error:
         _log.error("no partitions to read", extra={"error": str(error)})
         return 2
+    except KafkaAuthenticationError:
+        return 3  # shared.kafka has logged which login was refused, and why
     except (FencedError, AbortFailedError) as error:
         _log.error("zone processor stopped by an error", extra={"error": repr(error)})
         return 1
