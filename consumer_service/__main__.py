@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
+from functools import partial
 
 import uvloop
 
 from consumer_service.service import run_consumer
 from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
-from shared.startup import start_service
+from shared.startup import start_service, until_stopped
 
 _log = logging.getLogger("consumer_service")
 
@@ -25,18 +25,10 @@ def main() -> None:
 
 
 async def _serve(settings: Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        # Signals only set the flag: the loop finishes and commits the batch in hand.
-        loop.add_signal_handler(signum, stop.set)
-    task = asyncio.create_task(run_consumer(settings, stop))
-    await asyncio.wait(
-        [task, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-    )
     try:
-        async with asyncio.timeout(settings.consumer.shutdown_timeout_s if stop.is_set() else None):
-            handled = await task
+        handled = await until_stopped(
+            partial(run_consumer, settings), settings.consumer.shutdown_timeout_s
+        )
     except TimeoutError:
         _log.error("shutdown timed out; the batch in hand was not committed and will be re-read")
         return 1

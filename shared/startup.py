@@ -1,12 +1,19 @@
-"""What both services do first: load the settings, refuse bad ones, switch to JSON logs."""
+"""What the services do first (load the settings, refuse bad ones, switch to JSON logs) and
+how the Kafka loops stop (signals only set a flag; the work in hand finishes)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from shared.kafka import KafkaNotConfiguredError, client_options
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
 
 
 def start_service(program: str) -> Settings:
@@ -19,3 +26,23 @@ def start_service(program: str) -> Settings:
         sys.exit(2)
     configure_logging(settings.logging.level)
     return settings
+
+
+async def until_stopped(
+    work: Callable[[asyncio.Event], Coroutine[Any, Any, T]], shutdown_timeout_s: float
+) -> T:
+    """Run `work(stop)`, where SIGTERM and SIGINT only set `stop`.
+
+    Once stop is set the work has shutdown_timeout_s to finish what it has in hand, after which
+    TimeoutError is raised; its own errors propagate.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    task: asyncio.Task[T] = asyncio.create_task(work(stop))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    async with asyncio.timeout(shutdown_timeout_s if stop.is_set() else None):
+        return await task

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
+from functools import partial
 
 import uvloop
 
@@ -19,7 +19,7 @@ from consumer_service.zones.service import NoPartitionsError, run_zones
 from consumer_service.zones.transactions import AbortFailedError, FencedError
 from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
-from shared.startup import start_service
+from shared.startup import start_service, until_stopped
 
 _log = logging.getLogger("consumer_service.zones")
 
@@ -32,18 +32,10 @@ def main() -> None:
 
 
 async def _serve(settings: Settings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        # Signals only set the flag: the loop finishes the transaction in hand.
-        loop.add_signal_handler(signum, stop.set)
-    task = asyncio.create_task(run_zones(settings, stop))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
     try:
-        async with asyncio.timeout(settings.consumer.shutdown_timeout_s if stop.is_set() else None):
-            counts = await task
+        counts = await until_stopped(
+            partial(run_zones, settings), settings.consumer.shutdown_timeout_s
+        )
     except TimeoutError:
         _log.error("shutdown timed out; the open transaction is aborted when the instance restarts")
         return 1
