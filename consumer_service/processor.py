@@ -19,20 +19,16 @@ from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord
-from pydantic import ValidationError
 
 from consumer_service.dead_letters import DeadLetters
+from consumer_service.decoding import PoisonRecordError, decode_record
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
 from shared.logs import json_line
-from shared.schema import Biometrics, parse_event
+from shared.schema import Biometrics
 
 _log = logging.getLogger(__name__)
 _EVENTS_LOGGER = "consumer_service.events"
-
-
-class PoisonRecordError(Exception):
-    """The record can never be handled, whoever tries."""
 
 
 @dataclass
@@ -70,7 +66,7 @@ class RecordProcessor:
     async def process(self, record: ConsumerRecord[Any, Any]) -> None:
         """Validate the record and keep its line for the next flush, or set it aside now."""
         try:
-            event = self._decode(record)
+            event = decode_record(record, self._max_record_bytes)
         except PoisonRecordError as error:
             await self._set_aside(record, str(error))
             return
@@ -104,18 +100,6 @@ class RecordProcessor:
         for record in records:
             await self._set_aside(record, reason)
 
-    def _decode(self, record: ConsumerRecord[Any, Any]) -> Biometrics:
-        if record.value is None:
-            raise PoisonRecordError("record has no value")
-        if len(record.value) > self._max_record_bytes:
-            raise PoisonRecordError(
-                f"record is {len(record.value)} bytes, over consumer.max_record_bytes"
-            )
-        try:
-            return parse_event(record.value)
-        except ValidationError as error:
-            raise PoisonRecordError(_describe(error)) from None
-
     async def _set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         await self._dead_letters.set_aside(record, reason)
         self.counts.dead_lettered += 1
@@ -148,12 +132,4 @@ def _event_line(record: ConsumerRecord[Any, Any], event: Biometrics) -> bytes:
         **_coordinates(record),
         age_ms=round(now * 1000 - record.timestamp, 1),
         event=content,
-    )
-
-
-def _describe(error: ValidationError) -> str:
-    problems = error.errors(include_url=False, include_input=False, include_context=False)
-    return "; ".join(
-        f"{'.'.join(str(p) for p in problem['loc']) or 'value'}: {problem['msg']}"
-        for problem in problems
     )

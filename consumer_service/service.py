@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -19,14 +18,9 @@ from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
 from shared.kafka import client_options, ensure_topics, retry_until_connected
 from shared.settings import Settings
+from shared.startup import StoppedError, unless_stopped
 
 _log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-class StoppedError(Exception):
-    """Stop was asked for before the consumer had connected."""
 
 
 async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | None = None) -> int:
@@ -50,10 +44,10 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
             # Creating the topics here too lets the consumer start first, without waiting for
             # a metadata refresh to see them.
             topics = [kafka.topic, kafka.dead_letter_topic]
-            await _unless_stopped(
+            await unless_stopped(
                 stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
             )
-            dead_letters = await _unless_stopped(
+            dead_letters = await unless_stopped(
                 stop, retry_until_connected(lambda: _started(settings), kafka, "dead letters")
             )
             resources.push_async_callback(dead_letters.close)
@@ -66,7 +60,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
                 metrics=metrics,
             )
             subscribe = partial(_subscribed, settings, processor, metrics, membership)
-            consumer, committer = await _unless_stopped(
+            consumer, committer = await unless_stopped(
                 stop, retry_until_connected(subscribe, kafka, "group")
             )
         except StoppedError:
@@ -144,14 +138,3 @@ async def _subscribed(
         raise
     membership.listener, membership.consumer = listener, consumer
     return consumer, committer
-
-
-async def _unless_stopped(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:
-    work = asyncio.ensure_future(awaitable)
-    stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if work.done():
-        return work.result()
-    work.cancel()
-    raise StoppedError

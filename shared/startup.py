@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from shared.kafka import KafkaNotConfiguredError, client_options
@@ -46,3 +46,19 @@ async def until_stopped(
     stopping.cancel()
     async with asyncio.timeout(shutdown_timeout_s if stop.is_set() else None):
         return await task
+
+
+class StoppedError(Exception):
+    """Stop was asked for before the awaited work finished."""
+
+
+async def unless_stopped(stop: asyncio.Event, awaitable: Awaitable[T]) -> T:
+    """The awaitable's result; if stop is set first, cancel it and raise StoppedError."""
+    work = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if work.done():
+        return work.result()
+    work.cancel()
+    raise StoppedError

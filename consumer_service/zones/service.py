@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -29,10 +29,9 @@ from consumer_service.zones.transactions import (
 from consumer_service.zones.transform import ZoneTransform
 from shared.kafka import client_options, ensure_topics, retry_until_connected
 from shared.settings import Settings
+from shared.startup import StoppedError, unless_stopped
 
 _log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 
 class NoPartitionsError(Exception):
@@ -129,10 +128,11 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
     """Create the topics (waiting for Kafka if need be), then process until stop is set."""
     kafka = settings.kafka
     topics = [kafka.topic, kafka.dead_letter_topic, settings.zones.topic]
-    created = await _until_stopped(
-        stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
-    )
-    if created is None:
+    try:
+        await unless_stopped(
+            stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
+        )
+    except StoppedError:
         return TransactionCounts()
     async with zone_clients(settings) as (consumer, producer):
         _log.info(
@@ -148,15 +148,3 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
         counts = await process_zones(settings, consumer, producer, stop)
     _log.info("zone processor stopped", extra=vars(counts))
     return counts
-
-
-async def _until_stopped(stop: asyncio.Event, awaitable: Awaitable[T]) -> T | None:
-    """The awaitable's result, or None (and the awaitable cancelled) if stop is set first."""
-    work = asyncio.ensure_future(awaitable)
-    stopped = asyncio.ensure_future(stop.wait())
-    done, _ = await asyncio.wait([work, stopped], return_when=asyncio.FIRST_COMPLETED)
-    stopped.cancel()
-    if work in done:
-        return work.result()
-    work.cancel()
-    return None

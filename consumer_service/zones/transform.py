@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord
-from pydantic import ValidationError
 
 from consumer_service.dead_letters import VALUE_OMITTED_HEADER, dead_letter_headers
-from shared.schema import Biometrics, parse_event
+from consumer_service.decoding import PoisonRecordError, decode_record
 from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
 
@@ -29,10 +28,6 @@ class Output(NamedTuple):
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
-
-
-class _PoisonError(Exception):
-    """The record can never be decoded."""
 
 
 class ZoneTransform:
@@ -55,26 +50,13 @@ class ZoneTransform:
     def __call__(self, record: ConsumerRecord[Any, Any]) -> list[Output]:
         """The records to produce for this one: none when no reading reaches a zone."""
         try:
-            event = self._decode(record)
-        except _PoisonError as error:
+            event = decode_record(record, self._max_record_bytes)
+        except PoisonRecordError as error:
             return [self._dead_letter(record, str(error))]
         return [
             Output(self._zones_topic, encode_zone_key(zone), encode_zone_value(zone), [])
             for zone in zone_events(event)
         ]
-
-    def _decode(self, record: ConsumerRecord[Any, Any]) -> Biometrics:
-        value = record.value
-        if value is None:
-            raise _PoisonError("record has no value")
-        if len(value) > self._max_record_bytes:
-            raise _PoisonError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
-        try:
-            return parse_event(value)
-        except ValidationError as error:
-            problems = error.errors(include_url=False, include_input=False, include_context=False)
-            reasons = (f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in problems)
-            raise _PoisonError("; ".join(reasons)) from None
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Output:
         headers = dead_letter_headers(record, reason)

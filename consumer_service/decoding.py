@@ -1,0 +1,29 @@
+"""decode_record: a record's value as a validated Biometrics event, or why it never can be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+
+from shared.schema import Biometrics, parse_event
+
+
+class PoisonRecordError(Exception):
+    """The record can never be handled, whoever tries: no value, too large, not the schema."""
+
+
+def decode_record(record: ConsumerRecord[Any, Any], max_record_bytes: int) -> Biometrics:
+    """Validate the record's value; raise PoisonRecordError with the reason otherwise."""
+    value = record.value
+    if value is None:
+        raise PoisonRecordError("record has no value")
+    if len(value) > max_record_bytes:
+        raise PoisonRecordError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
+    try:
+        return parse_event(value)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False, include_context=False)
+        reasons = (f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in problems)
+        raise PoisonRecordError("; ".join(reasons)) from None
