@@ -38,8 +38,10 @@ WORKDIR /app
 COPY settings.toml .secrets.toml ./
 
 # Inside a container the default 127.0.0.1 cannot be reached through a published port.
-ENV BIOMETRICS_HTTP__HOST=0.0.0.0
-EXPOSE 8000
+ENV BIOMETRICS_HTTP__HOST=0.0.0.0 \
+    BIOMETRICS_CONSUMER__PROBE_HOST=0.0.0.0
+# 8000: the producer's API; 8001: the consumer's /metrics, /healthz and /readyz.
+EXPOSE 8000 8001
 
 USER 10001:10001
 CMD ["biometrics-producer"]

@@ -108,11 +108,18 @@ def test_producer_publishes_the_configured_http_port(
     assert settings.http.port in _container_ports(compose["services"]["producer"])
 
 
-def test_producer_healthcheck_probes_healthz_on_the_configured_port(
+def test_producer_healthcheck_probes_readyz_on_the_configured_port(
     compose: dict[str, Any], settings: Settings
 ) -> None:
     probe = " ".join(compose["services"]["producer"]["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{settings.http.port}/healthz" in probe
+    assert f"http://127.0.0.1:{settings.http.port}/readyz" in probe
+
+
+def test_consumer_healthcheck_probes_readyz_on_the_configured_probe_port(
+    compose: dict[str, Any], settings: Settings
+) -> None:
+    probe = " ".join(compose["services"]["consumer"]["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{settings.consumer.probe_port}/readyz" in probe
 
 
 def test_producer_listens_on_all_interfaces(compose: dict[str, Any]) -> None:
