@@ -134,18 +134,30 @@ def _kafka_container() -> Iterator[str]:
     port = _free_port()
     container = DockerContainer(_kafka_image())
     host = container.get_container_host_ip()
+    # PLAINTEXT is advertised at the published port, which only the host can reach; the broker
+    # talks to itself (the transaction coordinator does) on BROKER, inside the container.
     container.with_bind_ports(9092, port).with_envs(
         KAFKA_NODE_ID="1",
         KAFKA_PROCESS_ROLES="broker,controller",
-        KAFKA_LISTENERS="PLAINTEXT://0.0.0.0:9092,CONTROLLER://localhost:9093",
-        KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://{host}:{port}",
+        KAFKA_LISTENERS=(
+            "PLAINTEXT://0.0.0.0:9092,BROKER://localhost:9091,CONTROLLER://localhost:9093"
+        ),
+        KAFKA_ADVERTISED_LISTENERS=f"PLAINTEXT://{host}:{port},BROKER://localhost:9091",
+        KAFKA_INTER_BROKER_LISTENER_NAME="BROKER",
         KAFKA_CONTROLLER_LISTENER_NAMES="CONTROLLER",
-        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=(
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,BROKER:PLAINTEXT"
+        ),
         KAFKA_CONTROLLER_QUORUM_VOTERS="1@localhost:9093",
+        # Single-node sizes, as LocalKafka has them: one partition per internal topic keeps
+        # the first group join and the first transaction fast on a small machine.
         KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR="1",
         KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS="1",
         KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR="1",
         KAFKA_TRANSACTION_STATE_LOG_MIN_ISR="1",
+        KAFKA_TRANSACTION_STATE_LOG_NUM_PARTITIONS="1",
+        KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR="1",
+        KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR="1",
         KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS="0",
         KAFKA_AUTO_CREATE_TOPICS_ENABLE="false",
         KAFKA_NUM_PARTITIONS="1",
