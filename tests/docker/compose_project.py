@@ -20,6 +20,7 @@ class ComposeProject:
     def __init__(self, client: Sequence[str], name: str, variables: Mapping[str, str]) -> None:
         self.client = tuple(client)
         self.name = name
+        self.variables = dict(variables)
         self._env = {**os.environ, **variables}
 
     def up(self) -> None:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from devtools.docker import DockerError
 from tests.docker.compose_project import ComposeProject
@@ -34,6 +36,9 @@ _CONSUMED_TIMEOUT_S = 60.0
 _LOAD_WORKERS = 4
 _LOAD_MAX_REQUESTS = 2000
 _ACCEPTED_BEFORE_STOP = 50
+# The README's defaults; compose.yaml sets neither.
+_TOPIC = "BiometricsImported"
+_GROUP = "biometrics-consumer"
 
 Coordinates = tuple[int, int]  # (partition, offset)
 
@@ -118,12 +123,48 @@ def test_sigterm_stops_the_consumer_with_exit_code_0(stack: ComposeProject) -> N
     assert (state["Status"], state["ExitCode"]) == ("exited", 0), stack.logs("consumer")[-4000:]
 
 
+async def test_the_stopped_consumer_has_committed_every_event_in_the_topic(
+    stack: ComposeProject,
+) -> None:
+    bootstrap = f"127.0.0.1:{stack.variables['KAFKA_HOST_PORT']}"  # the EXTERNAL listener
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(_GROUP)
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(_TOPIC, p) for p in await _partitions(bootstrap, _TOPIC)]
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await reader.start()
+    try:
+        ends = await reader.end_offsets(partitions)
+    finally:
+        await reader.stop()
+
+    assert {tp: committed[tp].offset for tp in committed if tp.topic == _TOPIC} == {
+        tp: end for tp, end in ends.items() if end > 0
+    }
+
+
 def test_down_removes_the_containers_network_and_volume(stack: ComposeProject) -> None:
     stack.stop()
 
     stack.down()
 
     assert stack.leftovers() == []
+
+
+async def _partitions(bootstrap: str, topic: str) -> set[int]:
+    """The topic's partitions, from a metadata request."""
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        metadata = await client.fetch_all_metadata()
+    finally:
+        await client.close()
+    partitions: set[int] | None = metadata.partitions_for_topic(topic)
+    assert partitions, f"no topic {topic}"
+    return partitions
 
 
 def _poster(stack: ComposeProject) -> Callable[[str, Any], tuple[int, Any]]:
