@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from devtools.docker import DockerError
 from tests.docker.compose_project import ComposeProject
 from tests.docker.conftest import require
+from tests.integration.harness import committed_offsets
 from tests.support import event_body
 
 _CLIENTS = {
@@ -127,12 +127,6 @@ async def test_the_stopped_consumer_has_committed_every_event_in_the_topic(
     stack: ComposeProject,
 ) -> None:
     bootstrap = f"127.0.0.1:{stack.variables['KAFKA_HOST_PORT']}"  # the EXTERNAL listener
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(_GROUP)
-    finally:
-        await admin.close()
     partitions = [TopicPartition(_TOPIC, p) for p in await _partitions(bootstrap, _TOPIC)]
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await reader.start()
@@ -141,8 +135,8 @@ async def test_the_stopped_consumer_has_committed_every_event_in_the_topic(
     finally:
         await reader.stop()
 
-    assert {tp: committed[tp].offset for tp in committed if tp.topic == _TOPIC} == {
-        tp: end for tp, end in ends.items() if end > 0
+    assert await committed_offsets(bootstrap, _GROUP) == {
+        tp.partition: end for tp, end in ends.items() if end > 0
     }
 
 
