@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bench.options import ROWS
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 _TOOLS = ("wrk", "kcat")
 # The rows measured once per round; the others (RSS, end to end) once per run.
 _ROUND_ROWS = set(ROWS) - {"memory", "end_to_end"}

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from devtools.docker.command import run_command
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 _TIMEOUT_S = 120.0
 _UP_TIMEOUT_S = 900.0
 

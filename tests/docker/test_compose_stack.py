@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -25,7 +24,7 @@ from devtools.docker import DockerError
 from tests.docker.compose_project import ComposeProject
 from tests.docker.conftest import require
 from tests.integration.harness import committed_offsets
-from tests.support import event_body
+from tests.support import event_body, free_port
 
 _CLIENTS = {
     "compose-v2": (("docker", "compose"), "v2."),
@@ -48,7 +47,7 @@ def stack(request: pytest.FixtureRequest, docker_engine: None) -> Iterator[Compo
     """The whole stack up under a fresh project name, on free host ports; down -v afterwards."""
     command, version_marker = _CLIENTS[request.param]
     require(_client_version(command).find(version_marker) >= 0, f"no {request.param} client")
-    variables = {"PRODUCER_HOST_PORT": str(_free_port()), "KAFKA_HOST_PORT": str(_free_port())}
+    variables = {"PRODUCER_HOST_PORT": str(free_port()), "KAFKA_HOST_PORT": str(free_port())}
     name = f"biometrics-smoke-{request.param}-{uuid.uuid4().hex[:8]}"
     project = ComposeProject(command, name, variables)
     try:
@@ -237,10 +236,3 @@ def _client_version(command: tuple[str, ...]) -> str:
     except subprocess.TimeoutExpired:
         return ""
     return result.stdout if result.returncode == 0 else ""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools import LocalKafka
 from devtools.local_kafka import kafka_version
+from tests.support import free_port
 
 _BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
 # Another image configured like apache/kafka, e.g. the one devtools/docker builds where no
@@ -131,7 +131,7 @@ def _kafka_container() -> Iterator[str]:
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.wait_strategies import LogMessageWaitStrategy
 
-    port = _free_port()
+    port = free_port()
     container = DockerContainer(_kafka_image())
     host = container.get_container_host_ip()
     # PLAINTEXT is advertised at the published port, which only the host can reach; the broker
@@ -184,13 +184,6 @@ def _local_kafka() -> Iterator[str]:
         yield kafka.bootstrap_servers
     finally:
         kafka.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _raise_for_topic_errors(response: dict[str, Any]) -> None:

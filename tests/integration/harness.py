@@ -8,11 +8,9 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,18 +22,9 @@ from consumer_service import run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
 from shared.settings import Settings, load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 RawRecord = tuple[bytes | None, bytes | None]
-
-
-def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def settings_for(bootstrap: str, topic: str, group_id: str, partitions: int = 3) -> Settings:

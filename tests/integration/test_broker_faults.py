@@ -17,8 +17,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_kafka import LocalKafka
-from tests.integration.harness import free_port, read_topic, service_env, service_process
-from tests.support import event_body
+from tests.integration.harness import read_topic, service_env, service_process
+from tests.support import event_body, free_port
 
 DELIVERY_TIMEOUT_S = 3
 

@@ -18,14 +18,8 @@ from pydantic import SecretStr
 
 from devtools.local_kafka import LocalKafka
 from shared.kafka import check_authentication
-from tests.integration.harness import (
-    ServiceProcess,
-    free_port,
-    service_env,
-    service_process,
-    settings_for,
-)
-from tests.support import event_body
+from tests.integration.harness import ServiceProcess, service_env, service_process, settings_for
+from tests.support import event_body, free_port
 
 USER, PASSWORD = "alice", "alice-secret"
 # A refused login ends start-up at the first attempt; this only bounds a hang.

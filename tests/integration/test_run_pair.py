@@ -12,8 +12,7 @@ import httpx2 as httpx
 import orjson
 import pytest
 
-from tests.integration.harness import ROOT, free_port
-from tests.support import event_body
+from tests.support import ROOT, event_body, free_port
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from producer_service import create_app
 from shared.settings import Settings, load_settings
-from tests.support import RecordingPublisher
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, RecordingPublisher
 
 
 @pytest.fixture

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import orjson
 from starlette.testclient import TestClient
 
@@ -9,8 +7,6 @@ from producer_service import PublishError, create_app
 from producer_service.publisher import OverloadedError
 from shared.settings import Settings
 from tests.support import RecordingPublisher, event_body
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _post(client: TestClient, path: str, body: object) -> object:

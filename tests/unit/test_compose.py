@@ -16,9 +16,9 @@ import yaml
 from pydantic import BaseModel
 
 from shared.settings import ENV_PREFIX, Settings, load_settings
+from tests.support import ROOT
 
-_ROOT = Path(__file__).resolve().parents[2]
-_COMPOSE_FILE = _ROOT / "compose.yaml"
+_COMPOSE_FILE = ROOT / "compose.yaml"
 _APP_SERVICES = ("producer", "consumer")
 _ALL_INTERFACES = "0.0.0.0"
 # Each of these makes docker-compose 1.29 reject the whole file (checked with 1.29.2).
@@ -47,7 +47,7 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
     # The file defaults, whatever this shell exports.
     for name in _environment_variables():
         monkeypatch.delenv(name)
-    return load_settings(_ROOT)
+    return load_settings(ROOT)
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
@@ -92,7 +92,7 @@ def test_compose_runs_exactly_kafka_producer_and_consumer(compose: dict[str, Any
 
 
 def test_services_run_their_own_console_script_from_one_image(compose: dict[str, Any]) -> None:
-    pyproject = tomllib.loads((_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     scripts = pyproject["project"]["scripts"]
     services = compose["services"]
     assert {services[name]["image"] for name in _APP_SERVICES} == {services["producer"]["image"]}
@@ -146,7 +146,7 @@ def test_service_environment_loads_as_valid_settings(
     environment = _environment(compose["services"][service])
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
-    loaded = load_settings(_ROOT)
+    loaded = load_settings(ROOT)
     assert loaded.kafka.bootstrap_servers == environment[f"{ENV_PREFIX}_KAFKA__BOOTSTRAP_SERVERS"]
 
 
@@ -189,10 +189,10 @@ def test_stop_grace_period_outlasts_the_shutdown_timeout(
 
 
 def test_dockerfile_copies_only_paths_in_the_build_context() -> None:
-    dockerfile = (_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     ignored = [
         line.strip().removeprefix("**/")
-        for line in (_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
     sources = [
@@ -201,7 +201,7 @@ def test_dockerfile_copies_only_paths_in_the_build_context() -> None:
         if line.startswith("COPY ") and "--from=" not in line
         for source in line.split()[1:-1]
     ]
-    missing = [source for source in sources if not (_ROOT / source).exists()]
+    missing = [source for source in sources if not (ROOT / source).exists()]
     excluded = [s for s in sources if any(fnmatch(s, pattern) for pattern in ignored)]
     assert sources
     assert not missing, f"the Dockerfile copies missing paths: {missing}"

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from devtools.docker import PYTHON_IMAGE, kafka_image
-
-_ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 @pytest.fixture
 def override() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((_ROOT / "compose.local.yaml").read_text("utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.local.yaml").read_text("utf-8"))
     return loaded
 
 
 @pytest.fixture
 def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((_ROOT / "compose.yaml").read_text("utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text("utf-8"))
     return loaded
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from shared.kafka import client_options
 from shared.settings import load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 def test_the_certifi_bundle_named_by_python_m_certifi_loads_as_ssl_cafile(

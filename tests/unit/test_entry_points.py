@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.unit.test_settings import ROOT
+from tests.support import ROOT
 
 SERVICES = ["producer_service", "consumer_service", "consumer_service.zones"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -14,9 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from producer_service import create_app
 from shared.schema import json_schema
 from shared.settings import load_settings
-from tests.support import RecordingPublisher
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT, RecordingPublisher
 
 
 def _app_with_publisher() -> ASGIApp:

@@ -7,8 +7,7 @@ import pytest
 
 from shared.kafka import KafkaNotConfiguredError, client_options
 from shared.settings import SettingsError, load_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
 
 
 @pytest.fixture(autouse=True)

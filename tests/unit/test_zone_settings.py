@@ -6,7 +6,7 @@ import pytest
 
 from consumer_service.zones import instance_partitions
 from shared.settings import Settings, SettingsError, load_settings
-from tests.unit.test_settings import ROOT
+from tests.support import ROOT
 
 
 def test_instances_split_the_partitions_by_remainder() -> None:
