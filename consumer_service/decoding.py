@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import ConsumerRecord
-from pydantic import ValidationError
 
-from shared.schema import Biometrics, parse_event
+from shared.schema import Biometrics, InvalidEvent, parse_event
 
 
 class PoisonRecordError(Exception):
@@ -23,7 +22,6 @@ def decode_record(record: ConsumerRecord[Any, Any], max_record_bytes: int) -> Bi
         raise PoisonRecordError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
     try:
         return parse_event(value)
-    except ValidationError as error:
-        problems = error.errors(include_url=False, include_input=False, include_context=False)
-        reasons = (f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in problems)
+    except InvalidEvent as error:
+        reasons = (f"{p.path or 'value'}: {p.message}" for p in error.problems)
         raise PoisonRecordError("; ".join(reasons)) from None

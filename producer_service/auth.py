@@ -1,4 +1,4 @@
-"""ApiKeyGuard: devices prove themselves with `Authorization: Bearer <key>` on ingestion routes.
+"""ApiKeys: devices prove themselves with `Authorization: Bearer <key>` on ingestion routes.
 
 401 without a usable key, 403 with a key that is not one of http.api_keys. Keys are compared in
 constant time (hashed first, so not even their lengths leak); other routes stay open.
@@ -8,33 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 from pydantic import SecretStr
-from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from producer_service.errors import ForbiddenError, UnauthorizedError, render
+from producer_service.errors import ForbiddenError, UnauthorizedError
 
 
-class ApiKeyGuard:
-    """Pure ASGI middleware guarding the given paths."""
+class ApiKeys:
+    """The configured keys, kept as digests only."""
 
-    def __init__(self, app: ASGIApp, keys: Sequence[SecretStr], paths: Collection[str]) -> None:
-        self.app = app
-        self.paths = frozenset(paths)
+    def __init__(self, keys: Sequence[SecretStr]) -> None:
         self._digests = [_digest(key.get_secret_value()) for key in keys]
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in self.paths:
-            error = self._refusal(Request(scope))
-            if error is not None:
-                await render(error, Request(scope))(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _refusal(self, request: Request) -> UnauthorizedError | ForbiddenError | None:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    def refusal(self, authorization: str) -> UnauthorizedError | ForbiddenError | None:
+        """Why an Authorization header value is refused, or None when its key is known."""
+        scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             challenge = {"WWW-Authenticate": 'Bearer realm="biometrics"'}
             return UnauthorizedError(

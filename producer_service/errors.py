@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from producer_service.publisher import OverloadedError, PublishError
+from shared.schema import InvalidEvent
 
 RETRY_AFTER_SECONDS = 5
 OVERLOADED_RETRY_AFTER_SECONDS = 1
@@ -117,12 +117,11 @@ class ServiceOverloadedError(ApiError):
     code = "overloaded"
 
 
-def from_validation_error(error: ValidationError) -> ApiError:
+def from_invalid_event(error: InvalidEvent) -> ApiError:
     """Malformed JSON becomes 400; anything else names each bad field by its path, as 422."""
-    problems = error.errors(include_url=False, include_input=False, include_context=False)
-    if any(problem["type"] == "json_invalid" for problem in problems):
-        return InvalidJsonError(f"request body is not valid JSON: {problems[0]['msg']}")
-    details = [{"path": _path(problem["loc"]), "message": problem["msg"]} for problem in problems]
+    if error.malformed:
+        return InvalidJsonError(f"request body: {error.problems[0].message}")
+    details = [{"path": p.path or "body", "message": p.message} for p in error.problems]
     return SchemaViolationError(f"{len(details)} field(s) violate the schema", details)
 
 
@@ -134,22 +133,16 @@ def from_publish_error(error: PublishError) -> ApiError:
     return BrokerUnavailableError(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def _path(location: Sequence[int | str]) -> str:
-    parts: list[str] = []
-    for part in location:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        else:
-            parts.append(f".{part}" if parts else part)
-    return "".join(parts) or "body"
+def error_body(error: ApiError) -> bytes:
+    """The one JSON shape of every error response."""
+    return orjson.dumps({"error": error.code, "message": error.message, "details": error.details})
 
 
 def render(error: ApiError, request: Request | None = None) -> Response:
-    """The one JSON shape of every error response; counted by code when the request is given."""
+    """The error as a response; counted by code when the request is given."""
     if request is not None:
-        request.app.state.metrics.errors.labels(error.code).inc()
-    body = {"error": error.code, "message": error.message, "details": error.details}
-    return Response(orjson.dumps(body), error.status, error.headers, media_type="application/json")
+        request.app.state.metrics.errors[error.code] += 1
+    return Response(error_body(error), error.status, error.headers, media_type="application/json")
 
 
 async def handle_api_error(request: Request, exc: Exception) -> Response:
@@ -164,10 +157,16 @@ async def handle_publish_error(request: Request, exc: Exception) -> Response:
     return render(from_publish_error(exc), request)
 
 
-async def handle_overload(request: Request, exc: Exception) -> Response:
-    """Exception handler for OverloadedError: 503 at once, with a short Retry-After."""
+def from_overload(error: OverloadedError) -> ApiError:
+    """Too much awaits acknowledgement: 503 at once, with a short Retry-After."""
     retry_after = {"Retry-After": str(OVERLOADED_RETRY_AFTER_SECONDS)}
-    return render(ServiceOverloadedError(f"overloaded: {exc}", headers=retry_after), request)
+    return ServiceOverloadedError(f"overloaded: {error}", headers=retry_after)
+
+
+async def handle_overload(request: Request, exc: Exception) -> Response:
+    """Exception handler for OverloadedError."""
+    assert isinstance(exc, OverloadedError)
+    return render(from_overload(exc), request)
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:

@@ -1,9 +1,18 @@
-"""ProducerMetrics: the producer's Prometheus metrics, in a registry of the app's own."""
+"""ProducerMetrics: the producer's Prometheus metrics, in a registry of the app's own.
+
+Requests and errors are counted on every request, so they are plain dictionaries of integers,
+read by a collector when /metrics is scraped (a labelled prometheus_client Counter costs 3.5 µs
+an increment here, a dict 0.1 µs). Produce latency and the record counters move once per batch.
+"""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,15 +24,12 @@ class ProducerMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "biometrics_http_requests",
-            "HTTP requests answered, by route and status",
-            ["route", "status"],
-            registry=self.registry,
-        )
+        self.requests: Tally[tuple[str, int]] = Tally()
+        self.errors: Tally[str] = Tally()
+        self.registry.register(_Tallies(self))
         self.produce_latency = Histogram(
             "biometrics_produce_latency_seconds",
-            "Time from handing records to the Kafka client to their acknowledgement",
+            "Time from a record batch's first record to its acknowledgement, per batch",
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -40,13 +46,30 @@ class ProducerMetrics:
             "Records handed to Kafka and not yet acknowledged",
             registry=self.registry,
         )
-        self.errors = Counter(
-            "biometrics_errors",
-            "Requests answered with an error, by its code",
-            ["kind"],
-            registry=self.registry,
-        )
 
     async def endpoint(self, request: Request) -> Response:
         """GET /metrics in the Prometheus text format."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class _Tallies:
+    """Exposes the request and error tallies as Prometheus counters."""
+
+    def __init__(self, metrics: ProducerMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "biometrics_http_requests",
+            "HTTP requests answered, by route and status",
+            labels=["route", "status"],
+        )
+        for (route, status), count in sorted(self._metrics.requests.items()):
+            requests.add_metric([route, str(status)], count)
+        yield requests
+        errors = CounterMetricFamily(
+            "biometrics_errors", "Requests answered with an error, by its code", labels=["kind"]
+        )
+        for kind, count in sorted(self._metrics.errors.items()):
+            errors.add_metric([kind], count)
+        yield errors

@@ -1,4 +1,5 @@
-"""RequestObserver: one log line and one metric sample per request, and its request id."""
+"""RequestRecorder: each request's id, its count and its access-log line; RequestObserver applies
+it to the routes Starlette serves (the ingestion routes call it themselves)."""
 
 from __future__ import annotations
 
@@ -16,24 +17,56 @@ from shared.logs import fast_logger
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class RequestObserver:
-    """Pure ASGI middleware: honour or make an X-Request-ID, log and count every request."""
+class RequestRecorder:
+    """Request ids, per-route request counts and (when http.access_log is on) one line each."""
 
-    def __init__(self, app: ASGIApp, metrics: ProducerMetrics, routes: Collection[str]) -> None:
-        self.app = app
-        self.metrics = metrics
+    def __init__(self, metrics: ProducerMetrics, routes: Collection[str], access_log: bool) -> None:
+        self._counts = metrics.requests
         self.routes = frozenset(routes)
-        self._log = fast_logger("producer_service.requests")
+        self._log = fast_logger("producer_service.requests") if access_log else None
         # Unique without a random draw per request: a random 16-hex prefix per process, then a
         # counter (uuid4 per request cost more than the rest of this middleware together).
         self._prefix = secrets.token_hex(8)
         self._counter = itertools.count()
 
+    def request_id(self, offered: bytes | None) -> str:
+        """The client's X-Request-ID when it is safe to echo, else a new one."""
+        if offered is not None:
+            candidate = offered.decode("latin-1")
+            if _ACCEPTABLE_ID.match(candidate):
+                return candidate
+        return f"{self._prefix}{next(self._counter):016x}"
+
+    def finished(
+        self, method: str, path: str, status: int, started: float, request_id: str
+    ) -> None:
+        """Count the answered request and write its access-log line."""
+        # Unknown paths share one label, so a scan cannot blow up the metric's cardinality.
+        self._counts[(path if path in self.routes else "other", status)] += 1
+        if self._log is not None:
+            self._log(
+                "request",
+                request_id=request_id,
+                method=method,
+                path=path,
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+
+
+class RequestObserver:
+    """Pure ASGI middleware: honour or make an X-Request-ID, log and count every request."""
+
+    def __init__(self, app: ASGIApp, recorder: RequestRecorder) -> None:
+        self.app = app
+        self.recorder = recorder
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _request_id(scope) or f"{self._prefix}{next(self._counter):016x}"
+        offered = next((v for n, v in scope["headers"] if n == b"x-request-id"), None)
+        request_id = self.recorder.request_id(offered)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
@@ -48,24 +81,4 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            path: str = scope["path"]
-            # Unknown paths share one label, so a scan cannot blow up the metric's cardinality.
-            route = path if path in self.routes else "other"
-            self.metrics.requests.labels(route, str(status)).inc()
-            self._log(
-                "request",
-                request_id=request_id,
-                method=scope["method"],
-                path=path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
-
-
-def _request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate: str = value.decode("latin-1")
-            if _ACCEPTABLE_ID.match(candidate):
-                return candidate
-    return None
+            self.recorder.finished(scope["method"], scope["path"], status, started, request_id)

@@ -17,7 +17,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from shared.schema import Biometrics
+from shared.schema import schema_components
 from shared.settings import Settings
 
 _SAMPLE = {
@@ -65,9 +65,8 @@ class Probe(BaseModel):
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the producer's API."""
-    _, schemas = models_json_schema(
+    _, answers = models_json_schema(
         [
-            (Biometrics, "validation"),
             (Accepted, "serialization"),
             (BatchAccepted, "serialization"),
             (ErrorBody, "serialization"),
@@ -116,7 +115,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {"get": _probe("Kafka answers and has the topic", "readyz", (200, 503))},
         },
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": {
+                **schema_components("#/components/schemas/{name}"),
+                **answers["$defs"],
+            },
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
     }

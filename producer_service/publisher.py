@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -14,6 +13,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from producer_service.batcher import Batch, DeliveryTimeout, RecordBatcher
 from producer_service.metrics import ProducerMetrics
 from shared.kafka import (
     KafkaAuthenticationError,
@@ -78,6 +78,8 @@ class KafkaPublisher:
         self._in_flight_records = 0
         self._in_flight_bytes = 0
         self._producer: AIOKafkaProducer | None = None
+        self._batcher: RecordBatcher | None = None
+        self._metrics.records_in_flight.set_function(lambda: self._in_flight_records)
         self._connecting: asyncio.Task[None] | None = None
         self._entered = False
 
@@ -108,6 +110,9 @@ class KafkaPublisher:
             with contextlib.suppress(asyncio.CancelledError, KafkaAuthenticationError):
                 await self._connecting
             self._connecting = None
+        if self._batcher is not None:
+            batcher, self._batcher = self._batcher, None
+            await batcher.close()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
@@ -126,60 +131,55 @@ class KafkaPublisher:
 
     async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
         """Send the events and wait for every acknowledgement; raise PublishError otherwise."""
-        if not self._entered:
-            raise RuntimeError("KafkaPublisher.publish() before it was entered (async with)")
-        if self._producer is None:
+        batcher = self._batcher
+        if batcher is None:
+            if not self._entered:
+                raise RuntimeError("KafkaPublisher.publish() before it was entered (async with)")
             raise PublishError("not connected to Kafka yet", 0, len(events))
         records = [(encode_key(event), encode_value(event)) for event in events]
-        size = sum(len(key) + len(value) for key, value in records)
+        size = 0
+        for key, value in records:
+            size += len(key) + len(value)
+        count = len(records)
         if (
-            self._in_flight_records + len(records) > self._max_records
+            self._in_flight_records + count > self._max_records
             or self._in_flight_bytes + size > self._max_bytes
         ):
             raise OverloadedError(
                 f"{self._in_flight_records} records ({self._in_flight_bytes} bytes) await "
                 "acknowledgement already"
             )
-        self._in_flight_records += len(records)
-        self._in_flight_bytes += size
-        self._metrics.records_in_flight.inc(len(records))
-        started = time.perf_counter()
         try:
-            deliveries = await self._send(self._producer, records)
-        finally:
-            self._in_flight_records -= len(records)
-            self._in_flight_bytes -= size
-            self._metrics.records_in_flight.dec(len(records))
-        self._metrics.produce_latency.observe(time.perf_counter() - started)
-        self._metrics.records_produced.inc(len(records))
-        self._metrics.bytes_produced.inc(size)
-        return deliveries
-
-    async def _send(
-        self, producer: AIOKafkaProducer, records: Sequence[tuple[bytes, bytes]]
-    ) -> list[Delivery]:
-        futures: list[asyncio.Future[Any]] = []
-        try:
-            async with asyncio.timeout(self._timeout):
-                for key, value in records:
-                    futures.append(await producer.send(self._topic, key=key, value=value))
-                # shield/wait rather than a bare await or gather(): a timeout must not cancel
-                # records already queued.
-                if len(futures) == 1:
-                    await asyncio.shield(futures[0])
-                elif futures:
-                    await asyncio.wait(futures)
-        except TimeoutError:
-            raise PublishError("delivery timed out", _acknowledged(futures), len(records)) from None
+            placed = [batcher.append(key, value) for key, value in records]
         except KafkaError as error:
-            reason = type(error).__name__
-            raise PublishError(reason, _acknowledged(futures), len(records)) from error
-        failures = [f.exception() for f in futures if f.exception() is not None]
-        if failures:
-            reason = type(failures[0]).__name__
-            raise PublishError(reason, _acknowledged(futures), len(records)) from failures[0]
-        results = [f.result() for f in futures]
-        return [Delivery(r.topic, r.partition, r.offset) for r in results]
+            raise PublishError(type(error).__name__, 0, count) from error
+        self._in_flight_records += count
+        self._in_flight_bytes += size
+        try:
+            if count == 1:
+                # shield: a cancelled request must not cancel the batch others wait for.
+                await asyncio.shield(placed[0][0].acknowledged)
+            else:
+                await asyncio.wait({batch.acknowledged for batch, _ in placed})
+        except Exception as error:
+            raise _publish_error(error, placed) from error
+        finally:
+            self._in_flight_records -= count
+            self._in_flight_bytes -= size
+        for batch, _ in placed:
+            failure = batch.acknowledged.exception()
+            if failure is not None:
+                raise _publish_error(failure, placed) from failure
+        topic = self._topic
+        return [
+            Delivery(topic, batch.partition, batch.acknowledged.result() + index)
+            for batch, index in placed
+        ]
+
+    def _acknowledged(self, batch: Batch, seconds: float) -> None:
+        self._metrics.produce_latency.observe(seconds)
+        self._metrics.records_produced.inc(batch.records)
+        self._metrics.bytes_produced.inc(batch.bytes)
 
     async def _connect(self) -> None:
         if await ensure_topics(self._settings.kafka, [self._topic]):
@@ -187,15 +187,25 @@ class KafkaPublisher:
         producer = AIOKafkaProducer(**producer_options(self._settings))
         try:
             await producer.start()
+            await producer.partitions_for(self._topic)
         except BaseException:
             await producer.stop()
             raise
         self._producer = producer
+        self._batcher = RecordBatcher(
+            producer, self._topic, self._timeout, on_acknowledged=self._acknowledged
+        )
         _log.info("connected to Kafka", extra={"topic": self._topic})
 
 
-def _acknowledged(futures: Sequence[asyncio.Future[Any]]) -> int:
-    return sum(1 for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+def _publish_error(error: BaseException, placed: Sequence[tuple[Batch, int]]) -> PublishError:
+    reason = "delivery timed out" if isinstance(error, DeliveryTimeout) else type(error).__name__
+    delivered = sum(
+        1
+        for batch, _ in placed
+        if batch.acknowledged.done() and batch.acknowledged.exception() is None
+    )
+    return PublishError(reason, delivered, len(placed))
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:

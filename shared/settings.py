@@ -125,6 +125,7 @@ class HttpSettings(_Section):
     shutdown_timeout_s: float = Field(gt=0)
     require_api_key: bool
     api_keys: list[SecretStr]
+    access_log: bool
 
     @model_validator(mode="after")
     def _keys_when_required(self) -> HttpSettings:

@@ -1,0 +1,195 @@
+"""RecordBatcher: records from concurrent requests gathered into one record batch per partition.
+
+aiokafka's `send()` costs a coroutine, a future, a size estimate and a pure-Python murmur2 per
+record. Here a record is appended to the open `BatchBuilder` of its partition (a C call), and
+each partition hands its batches to the client one at a time with `send_batch()`:
+
+- a partition with nothing in flight hands its batch over at once, so a lone request waits for
+  no linger;
+- while a partition's batch awaits its acknowledgement, new records fill the next batch, so
+  batches grow with the load. aiokafka sends one produce request per broker at a time, with
+  every ready partition of that broker in it; the gate is per partition, so brokers (leaders)
+  never wait for each other.
+
+The partition is the Java client's (murmur2 of the key, positive, modulo the partition count),
+computed by aiokafka's own murmur2 behind a cache, since a device sends again and again. A
+batch's acknowledgement carries its base offset; a record's offset is base + its index.
+
+A batch not acknowledged within the delivery timeout of its first record fails its waiters
+with DeliveryTimeout; its records stay queued (the idempotent producer still stores them once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
+
+_log = logging.getLogger(__name__)
+
+_KEY_CACHE_SIZE = 1 << 16
+
+
+class DeliveryTimeout(Exception):
+    """The batch was not acknowledged within the delivery timeout."""
+
+
+@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
+def key_hash(key: bytes) -> int:
+    """The Java client's positive murmur2 of a key (`Utils.toPositive(Utils.murmur2(key))`)."""
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+class Batch:
+    """One partition's records on their way: appended to, sealed, sent, then acknowledged."""
+
+    __slots__ = (
+        "acknowledged",
+        "builder",
+        "bytes",
+        "opened",
+        "partition",
+        "records",
+        "sealed",
+        "timer",
+    )
+
+    def __init__(self, builder: Any, partition: int, future: asyncio.Future[int]) -> None:
+        self.builder = builder
+        self.timer: asyncio.TimerHandle | None = None
+        self.partition = partition
+        self.records = 0
+        self.bytes = 0
+        self.sealed = False
+        self.opened = time.perf_counter()
+        # The base offset once the broker has acknowledged, or the reason it never will.
+        self.acknowledged = future
+
+
+BatchObserver = Callable[[Batch, float], None]
+
+
+class RecordBatcher:
+    """Append keyed records to per-partition batches of one topic; see the module docstring."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        delivery_timeout_s: float,
+        on_acknowledged: BatchObserver | None = None,
+    ) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._timeout = delivery_timeout_s
+        self._on_acknowledged = on_acknowledged
+        self._loop = asyncio.get_running_loop()
+        self._queues: dict[int, deque[Batch]] = {}
+        self._senders: dict[int, asyncio.Task[None]] = {}
+        self._partitions = 0
+        cluster = producer.client.cluster
+        cluster.add_listener(self._metadata_changed)
+        self._metadata_changed(cluster)
+
+    def append(self, key: bytes, value: bytes) -> tuple[Batch, int]:
+        """Add a record to its partition's open batch; return the batch and the record's index."""
+        if not self._partitions:
+            raise KafkaUnknownTopic(self._topic)
+        partition = key_hash(key) % self._partitions
+        queue = self._queues.get(partition)
+        if queue is None:
+            queue = self._queues[partition] = deque()
+        batch = queue[-1] if queue else None
+        if (
+            batch is None
+            or batch.sealed
+            or batch.builder.append(timestamp=None, key=key, value=value, headers=[]) is None
+        ):
+            # No open batch, or it is full: the record starts the next one.
+            batch = self._open(queue, partition)
+            if batch.builder.append(timestamp=None, key=key, value=value, headers=[]) is None:
+                raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
+        index = batch.records
+        batch.records = index + 1
+        batch.bytes += len(key) + len(value)
+        if partition not in self._senders:
+            self._senders[partition] = self._loop.create_task(self._send(queue, partition))
+        return batch, index
+
+    async def close(self) -> None:
+        """Wait until every batch has been handed over and answered (or has failed)."""
+        while self._senders:
+            await asyncio.gather(*self._senders.values(), return_exceptions=True)
+        self._producer.client.cluster.remove_listener(self._metadata_changed)
+
+    def _open(self, queue: deque[Batch], partition: int) -> Batch:
+        batch = Batch(self._producer.create_batch(), partition, self._loop.create_future())
+        batch.timer = self._loop.call_later(
+            self._timeout, _expire, batch.acknowledged, self._timeout
+        )
+        queue.append(batch)
+        return batch
+
+    async def _send(self, queue: deque[Batch], partition: int) -> None:
+        """Hand this partition's batches over one at a time, each once the previous is answered."""
+        try:
+            while queue:
+                batch = queue[0]
+                batch.sealed = True
+                batch.builder.close()  # a closed batch is drained at once: no linger
+                try:
+                    delivery = await self._producer.send_batch(
+                        batch.builder, self._topic, partition=partition
+                    )
+                    metadata = await delivery
+                    if batch.timer is not None:
+                        batch.timer.cancel()
+                except (KafkaError, OSError) as error:
+                    _fail(batch.acknowledged, error)
+                else:
+                    if not batch.acknowledged.done():
+                        batch.acknowledged.set_result(metadata.offset)
+                    if self._on_acknowledged is not None:
+                        self._on_acknowledged(batch, time.perf_counter() - batch.opened)
+                queue.popleft()
+        except BaseException as error:  # cancelled, or a bug: nobody may wait for ever
+            reason = error if isinstance(error, Exception) else RuntimeError("sending stopped")
+            for batch in queue:
+                _fail(batch.acknowledged, reason)
+            queue.clear()
+            raise
+        finally:
+            del self._senders[partition]
+
+    def _metadata_changed(self, cluster: Any) -> None:
+        partitions = cluster.partitions_for_topic(self._topic)
+        count = len(partitions) if partitions else 0
+        if count != self._partitions:
+            if self._partitions:
+                _log.warning(
+                    "partition count changed",
+                    extra={"topic": self._topic, "before": self._partitions, "now": count},
+                )
+            self._partitions = count
+
+
+class KafkaUnknownTopic(KafkaError):  # type: ignore[misc]
+    """The client's metadata has no partitions for the topic (yet)."""
+
+
+def _expire(future: asyncio.Future[int], timeout: float) -> None:
+    _fail(future, DeliveryTimeout(f"not acknowledged within {timeout:g} s"))
+
+
+def _fail(future: asyncio.Future[int], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+        future.exception()  # retrieved: waiters may be gone already, which is no bug
