@@ -23,8 +23,11 @@ def main() -> None:
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        access_log=False,
+        access_log=False,  # ours is http.access_log, one JSON line per request
         log_config=None,
+        # Not behind a proxy by default, and no software banner: each costs time on every request.
+        proxy_headers=False,
+        server_header=False,
         timeout_graceful_shutdown=int(settings.http.shutdown_timeout_s),
     )
     # uvicorn re-raises the stop signal once it has shut down gracefully; with these handlers

@@ -11,8 +11,8 @@ from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from producer_service.access_log import AccessLog
 from producer_service.metrics import ProducerMetrics
-from shared.logs import fast_logger
 
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -23,7 +23,7 @@ class RequestRecorder:
     def __init__(self, metrics: ProducerMetrics, routes: Collection[str], access_log: bool) -> None:
         self._counts = metrics.requests
         self.routes = frozenset(routes)
-        self._log = fast_logger("producer_service.requests") if access_log else None
+        self._log = AccessLog() if access_log else None
         # Unique without a random draw per request: a random 16-hex prefix per process, then a
         # counter (uuid4 per request cost more than the rest of this middleware together).
         self._prefix = secrets.token_hex(8)
@@ -44,14 +44,8 @@ class RequestRecorder:
         # Unknown paths share one label, so a scan cannot blow up the metric's cardinality.
         self._counts[(path if path in self.routes else "other", status)] += 1
         if self._log is not None:
-            self._log(
-                "request",
-                request_id=request_id,
-                method=method,
-                path=path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+            duration_ms = (time.perf_counter() - started) * 1000
+            self._log.request(time.time(), request_id, method, path, status, duration_ms)
 
 
 class RequestObserver:

@@ -36,6 +36,11 @@ def json_line(created: float, level: str, logger: str, message: str, **fields: A
     return orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
 
 
+def json_line_head(created: float, level: str, logger: str, message: str, **fields: Any) -> bytes:
+    """A json_line without its closing brace and newline, for callers that append fields to it."""
+    return json_line(created, level, logger, message, **fields)[:-2]
+
+
 class LineWriter:
     """A thread that writes finished lines to a binary stream, many per write when busy."""
 
@@ -129,9 +134,7 @@ def fast_logger(name: str, level: int = logging.INFO) -> Callable[..., None]:
     tests, it goes through the logging module like any other line.
     """
     logger = logging.getLogger(name)
-    writer = next(
-        (h.writer for h in logging.getLogger().handlers if isinstance(h, _LineHandler)), None
-    )
+    writer = current_writer()
     if writer is None:
         return lambda message, **fields: logger.log(level, message, extra=fields)
     if not logger.isEnabledFor(level):
@@ -139,4 +142,11 @@ def fast_logger(name: str, level: int = logging.INFO) -> Callable[..., None]:
     level_name = logging.getLevelName(level).lower()
     return lambda message, **fields: writer.put(
         json_line(time.time(), level_name, name, message, **fields)
+    )
+
+
+def current_writer() -> LineWriter | None:
+    """The writer configure_logging set up for the root logger, if it is in force."""
+    return next(
+        (h.writer for h in logging.getLogger().handlers if isinstance(h, _LineHandler)), None
     )
