@@ -1,5 +1,5 @@
-"""The HTTP rows, under wrk: the baseline, the HTTP ceiling, POST /biometrics at each
-concurrency, the batch endpoint (in rounds), then the producer's RSS under sustained load and
+"""The HTTP rows, under wrk: the baseline (at c64 and c1), the HTTP ceiling, POST /biometrics at
+each concurrency, the batch endpoint (in rounds), then the producer's RSS under sustained load and
 its profile."""
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ _WARMUP_CONCURRENCY = 16
 
 
 _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
-_HTTP_ROWS = ("baseline", "http_ceiling", *_PRODUCER_ROWS, "memory")
+# Each reference row: the service it loads, and on how many connections.
+_REFERENCE_ROWS = {
+    "baseline": ("baseline", REFERENCE_CONCURRENCY),
+    "baseline_c1": ("baseline", 1),
+    "http_ceiling": ("http_ceiling", REFERENCE_CONCURRENCY),
+}
+_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, "memory")
 _LABELS = {
     "baseline": "baseline: send_and_wait, linger 0",
     "http_ceiling": "HTTP ceiling: no-op endpoint",
@@ -61,7 +67,9 @@ def serving(bench: Bench) -> Iterator[Services]:
         "http_ceiling": python_module("bench.reference_apps", "noop"),
         "producer": python_module("producer_service"),
     }
-    needed: list[str] = [name for name in ("baseline", "http_ceiling") if name in wanted]
+    needed = list(
+        dict.fromkeys(_REFERENCE_ROWS[row][0] for row in wanted if row in _REFERENCE_ROWS)
+    )
     if bench.wants(*_PRODUCER_ROWS, "memory") or bench.options.profile:
         needed.append("producer")
     with ExitStack() as stack:
@@ -74,15 +82,15 @@ def serving(bench: Bench) -> Iterator[Services]:
 
 
 def measure(bench: Bench, services: Services) -> None:
-    """One round of the throughput rows: the baseline, the HTTP ceiling, each concurrency of
-    POST /biometrics and the batch endpoint."""
+    """One round of the throughput rows: the baseline (c64, c1), the HTTP ceiling, each
+    concurrency of POST /biometrics and the batch endpoint."""
     seconds = bench.options.seconds
-    for row in ("baseline", "http_ceiling"):
-        if row in services and bench.wants(row):
-            label = f"{_LABELS[row]}, c{REFERENCE_CONCURRENCY}"
+    for row, (service, connections) in _REFERENCE_ROWS.items():
+        if service in services and bench.wants(row):
+            label = f"{_LABELS[service]}, c{connections}"
             say(label)
-            load = _Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
-            bench.report.rows.append(_measure(bench, row, label, *services[row], load))
+            load = _Load("/biometrics", bench.files.bodies, connections, seconds)
+            bench.report.rows.append(_measure(bench, row, label, *services[service], load))
     if "producer" not in services:
         return
     for concurrency in SINGLE_CONCURRENCIES:

@@ -12,6 +12,7 @@ ROWS = (
     "ceiling",
     "c_ceiling",
     "baseline",
+    "baseline_c1",
     "http_ceiling",
     "single_c1",
     "single_c16",
@@ -27,7 +28,17 @@ ROWS = (
 )
 GROUPS = {
     "single": ("single_c1", "single_c16", "single_c64", "single_c256"),
-    "producer": ("ceiling", "c_ceiling", "baseline", "http_ceiling", "single_c64", "batch"),
+    # The rows the producer's targets compare.
+    "producer": (
+        "ceiling",
+        "c_ceiling",
+        "baseline",
+        "baseline_c1",
+        "http_ceiling",
+        "single_c1",
+        "single_c64",
+        "batch",
+    ),
     "consumers": ("consumer", "consumer_ceiling"),
     "zones": ("zones_transactional", "zones_at_least_once"),
 }
