@@ -1,11 +1,14 @@
 """The consumer rows: consumer_service draining a pre-filled topic (handling, logging to a file,
-committing) against a bare getmany loop that does nothing; and the consumer's profile."""
+committing) against the minimal loop that does only the job's minimum (decode, a line per record
+to a file, a commit per batch), and the bare getmany loop that does nothing; and the consumer's
+profile."""
 
 from __future__ import annotations
 
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.context import Bench, say
 from bench.eventlog import EventLog
@@ -14,16 +17,17 @@ from bench.meter import CpuMeter
 from bench.process import python_module
 from bench.profiler import Recording, start_recording, top_frames
 from bench.results import Row
-from bench.topics import count_records, create_topic
+from bench.topics import count_committed, count_records, create_topic
 
 _STARTED_LINE = b'"message":"consumer started"'
 _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
+_CONSUMER_ROWS = ("consumer", "consumer_minimum", "consumer_ceiling")
 
 
 def prefill(bench: Bench) -> str | None:
     """Fill the topic the consumer rows drain, if they (or the consumer profile) will run."""
     if not (
-        bench.wants("consumer", "consumer_ceiling", "zones_transactional", "zones_at_least_once")
+        bench.wants(*_CONSUMER_ROWS, "zones_transactional", "zones_at_least_once")
         or bench.options.profile
     ):
         return None
@@ -31,13 +35,17 @@ def prefill(bench: Bench) -> str | None:
 
 
 def measure(bench: Bench, topic: str | None) -> None:
-    """One round: consumer_service, then the bare loop, each reading all of it in a new group."""
+    """One round: consumer_service, the minimal loop, then the bare loop, each reading all of it
+    in a new group."""
     if topic is None:
         return
     count = bench.options.consumer_events
     if bench.wants("consumer"):
         say(f"consumer: consumer_service draining {count} events")
         bench.report.rows.append(_service(bench, topic, count))
+    if bench.wants("consumer_minimum"):
+        say(f"consumer minimum: a getmany loop that decodes, logs and commits {count} events")
+        bench.report.rows.append(_minimum(bench, topic, count))
     if bench.wants("consumer_ceiling"):
         say(f"consumer ceiling: a bare getmany loop over {count} events")
         bench.report.rows.append(_bare(bench, topic, count))
@@ -112,33 +120,76 @@ def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) 
     )
 
 
-def _bare(bench: Bench, topic: str, count: int) -> Row:
-    env = bench.env(topic, group=bench.group("bare"))
-    argv = python_module(
-        "bench.bare_consumer", f"--expect={count}", f"--min-seconds={bench.options.seconds}"
+def _minimum(bench: Bench, topic: str, count: int) -> Row:
+    path = bench.unique_log("consumer-minimum")
+    sink = path.with_suffix(".jsonl")
+    group = bench.group("minimum")
+    result, cpu = _drain(
+        bench, topic, count, "bench.minimal_consumer", path, group, f"--sink={sink}"
     )
+    written = _count_lines(sink)
+    # The sink is only bytes on disk (a few passes of the topic): the count is what matters.
+    sink.unlink()
+    committed = count_committed(bench.bootstrap, group, topic)
+    # Every pass reads the whole topic; the last one ends having committed all of it.
+    if written != result["lines"] or written < result["passes"] * count or committed != count:
+        raise RuntimeError(
+            f"the minimal consumer wrote {written} lines (reported {result['lines']}, "
+            f"{result['passes']} passes of {count}) and committed {committed}; see {path}"
+        )
+    return Row(
+        "consumer_minimum",
+        "consumer minimum: getmany, decode, log to file, commit",
+        result["records"],
+        result["seconds"],
+        errors=0,
+        cpu=cpu,
+        details={"topic": topic, "passes": result["passes"], "lines": written, "log": str(path)},
+    )
+
+
+def _bare(bench: Bench, topic: str, count: int) -> Row:
     path = bench.unique_log("consumer-ceiling")
-    with path.open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
-        started = time.monotonic()
-        process = bench.processes.start(
-            argv, bench.processes.pinning.service, env=env, stdout=log, stderr=log
-        )
-        code, cpu_s = bench.processes.wait_measured(
-            process, timeout_s=bench.options.seconds + count / _MIN_EVENTS_PER_S + 60
-        )
-        consumer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
-    if code != 0:
-        raise RuntimeError(f"the bare consumer exited with {code}")
-    result = receive(path.read_text())
+    result, cpu = _drain(bench, topic, count, "bench.bare_consumer", path, bench.group("bare"))
     return Row(
         "consumer_ceiling",
         "consumer ceiling: bare getmany loop",
         result["records"],
         result["seconds"],
         errors=0,
-        cpu=cpu.shares(consumer=consumer_cpu),
+        cpu=cpu,
         details={"topic": topic, "passes": result["passes"]},
     )
+
+
+def _drain(
+    bench: Bench, topic: str, count: int, module: str, path: Path, group: str, *args: str
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Run a drain loop (bench.bare_consumer's) on the service core; its result and CPU shares."""
+    argv = python_module(
+        module, f"--expect={count}", f"--min-seconds={bench.options.seconds}", *args
+    )
+    with path.open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
+        started = time.monotonic()
+        process = bench.processes.start(
+            argv, bench.processes.pinning.service, env=bench.env(topic, group=group),
+            stdout=log, stderr=log,
+        )  # fmt: skip
+        code, cpu_s = bench.processes.wait_measured(
+            process, timeout_s=bench.options.seconds + count / _MIN_EVENTS_PER_S + 60
+        )
+        consumer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
+    if code != 0:
+        raise RuntimeError(f"{module} exited with {code}; see {path}")
+    return receive(path.read_text()), cpu.shares(consumer=consumer_cpu)
+
+
+def _count_lines(path: Path) -> int:
+    lines = 0
+    with path.open("rb") as sink:
+        while chunk := sink.read(1 << 20):
+            lines += chunk.count(b"\n")
+    return lines
 
 
 def _wait_for_line(path: Path, marker: bytes, writer: subprocess.Popen[bytes]) -> None:

@@ -20,6 +20,7 @@ ROWS = (
     "single_c256",
     "batch",
     "consumer",
+    "consumer_minimum",
     "consumer_ceiling",
     "zones_transactional",
     "zones_at_least_once",
@@ -39,7 +40,7 @@ GROUPS = {
         "single_c64",
         "batch",
     ),
-    "consumers": ("consumer", "consumer_ceiling"),
+    "consumers": ("consumer", "consumer_minimum", "consumer_ceiling"),
     "zones": ("zones_transactional", "zones_at_least_once"),
 }
 

@@ -1,4 +1,5 @@
-"""Fresh topics for each row, and how many records a topic holds, asked of the broker."""
+"""Fresh topics for each row, how many records a topic holds and how many a group has
+committed, asked of the broker."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ def create_topic(bootstrap: str, prefix: str, partitions: int) -> str:
 def count_records(bootstrap: str, topic: str) -> int:
     """The sum of the topic's end offsets: every record ever appended to it."""
     return asyncio.run(_count(bootstrap, topic))
+
+
+def count_committed(bootstrap: str, group: str, topic: str) -> int:
+    """The sum of the group's committed offsets in the topic: the records it has committed."""
+    return asyncio.run(_committed(bootstrap, group, topic))
 
 
 async def _create(bootstrap: str, name: str, partitions: int) -> None:
@@ -53,3 +59,13 @@ async def _count(bootstrap: str, topic: str) -> int:
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
