@@ -37,7 +37,9 @@ class Target:
     name: str
     measured: float | None
     goal: float
-    unit: str  # "ratio": at least goal; "ms": below goal; "growth": at most goal
+    # "ratio": at least goal; "ms": below goal; "added_ms": at most goal ms over the reference
+    # row's; "growth": at most goal
+    unit: str
     met: bool | None  # None: a row it needs was not run
     basis: str
 

@@ -90,6 +90,9 @@ def _format_targets(targets: list[Target]) -> str:
         if target.unit == "ms":
             goal = f"< {target.goal:g} ms"
             measured = "" if target.measured is None else f"{target.measured:.1f} ms"
+        elif target.unit == "added_ms":
+            goal = f"≤ +{target.goal:g} ms"
+            measured = "" if target.measured is None else f"{target.measured:+.1f} ms"
         elif target.unit == "growth":
             goal = f"≤ {target.goal:.0%}"
             measured = "" if target.measured is None else f"{target.measured:+.1%}"
