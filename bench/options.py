@@ -8,41 +8,25 @@ from pathlib import Path
 
 from bench.process import ROOT
 
-ROWS = (
-    "ceiling",
-    "c_ceiling",
-    "baseline",
-    "baseline_c1",
-    "http_ceiling",
-    "single_c1",
-    "single_c16",
-    "single_c64",
-    "single_c256",
-    "batch",
-    "consumer",
-    "consumer_minimum",
-    "consumer_ceiling",
-    "zones_transactional",
-    "zones_at_least_once",
-    "memory",
-    "end_to_end",
-)
+# The rows the producer is compared with.
+_PRODUCER_REFERENCES = ("ceiling", "c_ceiling", "baseline", "baseline_c1", "http_ceiling")
 GROUPS = {
     "single": ("single_c1", "single_c16", "single_c64", "single_c256"),
     # The rows the producer's targets compare.
-    "producer": (
-        "ceiling",
-        "c_ceiling",
-        "baseline",
-        "baseline_c1",
-        "http_ceiling",
-        "single_c1",
-        "single_c64",
-        "batch",
-    ),
+    "producer": (*_PRODUCER_REFERENCES, "single_c1", "single_c64", "batch"),
     "consumers": ("consumer", "consumer_minimum", "consumer_ceiling"),
     "zones": ("zones_transactional", "zones_at_least_once"),
 }
+# Every row, in the order the table shows them.
+ROWS = (
+    *_PRODUCER_REFERENCES,
+    *GROUPS["single"],
+    "batch",
+    *GROUPS["consumers"],
+    *GROUPS["zones"],
+    "memory",
+    "end_to_end",
+)
 
 
 @dataclass(frozen=True)
