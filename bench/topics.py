@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,9 +32,7 @@ def count_committed(bootstrap: str, group: str, topic: str) -> int:
 
 
 async def _create(bootstrap: str, name: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         await admin.create_topics([NewTopic(name, partitions, 1)])
         async with asyncio.timeout(_READY_TIMEOUT_S):
             while True:
@@ -41,17 +41,11 @@ async def _create(bootstrap: str, name: str, partitions: int) -> None:
                 if len(found) == partitions and all(p["leader"] >= 0 for p in found):
                     return
                 await asyncio.sleep(0.05)
-    finally:
-        await admin.close()
 
 
 async def _count(bootstrap: str, topic: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with _admin(bootstrap) as admin:
         (description,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
@@ -62,10 +56,16 @@ async def _count(bootstrap: str, topic: str) -> int:
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    async with _admin(bootstrap) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group)
+        yield admin
     finally:
         await admin.close()
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
