@@ -1,8 +1,9 @@
 """consume: the poll-process-flush-commit loop, independent of Kafka so a fake can drive it.
 
-Offsets are committed as last handled offset + 1 per partition: after each batch, and, through
-RebalanceHandler, when a rebalance takes partitions away mid-batch. A record counts as handled
-only once the handler has flushed it, so nothing unhandled is ever committed past.
+A batch is handed to the handler one partition at a time, each partition only if it is still
+assigned. Offsets are committed as last handled offset + 1 per partition: after each batch, and,
+through RebalanceHandler, when a rebalance takes partitions away mid-batch. The offsets committed
+are those the handler's flush returns, so nothing unhandled is ever committed past.
 """
 
 from __future__ import annotations
@@ -38,22 +39,24 @@ class RecordSource(Protocol):
 
 
 class RecordHandler(Protocol):
-    """Handles records one by one; flush() returns once all of them are done with."""
+    """Handles a partition's records at a time; flush() returns the offsets now safe to commit."""
 
-    async def process(self, record: ConsumerRecord[Any, Any]) -> None: ...
+    async def process(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None: ...
 
-    async def flush(self) -> None: ...
+    async def flush(self) -> Mapping[TopicPartition, int]: ...
 
 
 class PendingOffsets:
-    """Offsets processed but not yet committed, per partition."""
+    """Offsets handled but not yet committed, per partition."""
 
     def __init__(self) -> None:
         self._offsets: dict[TopicPartition, int] = {}
 
-    def processed(self, record: ConsumerRecord[Any, Any]) -> None:
-        """Note that the record has been through the handler."""
-        self._offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+    def handled(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Note each partition's next offset whose records are all handled."""
+        self._offsets.update(offsets)
 
     def take(
         self, partitions: Collection[TopicPartition] | None = None
@@ -114,7 +117,7 @@ class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         self.assigned = False
-        await self._handler.flush()
+        self._committer.pending.handled(await self._handler.flush())
         offsets = self._committer.pending.take(revoked)
         if offsets:
             _log.info("committing before a rebalance", extra={"partitions": len(offsets)})
@@ -150,12 +153,10 @@ async def consume(
         metrics.consumed.inc(size)
         metrics.batch_size.observe(size)
         for tp, records in batch.items():
-            for record in records:
-                if tp not in source.assignment():
-                    break  # revoked mid-batch: the new owner reads on from the committed offset
-                await handler.process(record)
-                committer.pending.processed(record)
-                processed += 1
-        await handler.flush()
+            if tp not in source.assignment():
+                continue  # revoked mid-batch: the new owner reads on from the committed offset
+            await handler.process(tp, records)
+            processed += len(records)
+        committer.pending.handled(await handler.flush())
         await committer.commit(committer.pending.take())
     return processed

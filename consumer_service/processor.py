@@ -1,34 +1,33 @@
 """RecordProcessor: handle records (validate, write a line each) or set them aside with the reason.
 
-`process` validates a record and keeps its line; `flush` writes the kept lines in one go, on a
-worker thread so a slow stdout never blocks the event loop. A record that can never be handled
-(no value, too large, not JSON, not the schema) goes straight to the dead-letter topic. A write
-that fails (the sink, not the record) is retried with doubling pauses; if it keeps failing, the
-records of that write are set aside too. After `flush` returns, every record processed so far is
-handled or in the dead-letter topic, so the loop may commit past them; if even the dead-letter
-topic cannot be written, it raises and nothing past those records is committed.
+`process` takes one partition's records at a time: it validates them and keeps their lines in a
+tight loop, then sets the poison ones aside (no value, too large, not JSON, not the schema) in the
+dead-letter topic. `flush` writes the kept lines in one go, on a worker thread so a slow stdout
+never blocks the event loop; a write that fails (the sink, not the records) is retried with
+doubling pauses, and if it keeps failing, the records of that write are set aside too.
+
+`flush` returns each partition's next offset for the records it has made safe to commit: their
+lines are written or they are in the dead-letter topic. A partition's offset is noted only after
+its dead letters are acknowledged. If even the dead-letter topic cannot be written, the error is
+raised and nothing past those records is committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 
 from consumer_service.dead_letters import DeadLetters
-from consumer_service.decoding import PoisonRecordError, decode_record
+from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
-from shared.logs import json_line
-from shared.schema import Biometrics
 
 _log = logging.getLogger(__name__)
-_EVENTS_LOGGER = "consumer_service.events"
 
 
 @dataclass
@@ -59,26 +58,29 @@ class RecordProcessor:
         self._retries = retries
         self._backoff_s = retry_backoff_s
         self._metrics = metrics or ConsumerMetrics()
-        self._lines: list[bytes] = []
-        self._records: list[ConsumerRecord[Any, Any]] = []
+        self._pending = PendingLines()
         self.counts = ProcessorCounts()
 
-    async def process(self, record: ConsumerRecord[Any, Any]) -> None:
-        """Validate the record and keep its line for the next flush, or set it aside now."""
-        try:
-            event = decode_record(record, self._max_record_bytes)
-        except PoisonRecordError as error:
-            await self._set_aside(record, str(error))
+    async def process(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        """Keep the lines of a partition's valid records for the next flush; set the rest aside."""
+        if not records:
             return
-        self._lines.append(_event_line(record, event))
-        self._records.append(record)
+        for record, reason in self._pending.add(records, self._max_record_bytes):
+            await self._set_aside(record, reason)
+        # Noted only now: a flush during the dead letters above must not commit past them.
+        self._pending.offsets[partition] = records[-1].offset + 1
 
-    async def flush(self) -> None:
-        """Write every kept line; set their records aside if the writes keep failing."""
-        lines, records = self._lines, self._records
-        self._lines, self._records = [], []
-        if not lines:
-            return
+    async def flush(self) -> dict[TopicPartition, int]:
+        """Write every kept line; return each partition's next offset of what is now handled."""
+        pending, self._pending = self._pending, PendingLines()
+        if pending.lines:
+            await self._write(pending)
+        return pending.offsets
+
+    async def _write(self, pending: PendingLines) -> None:
+        lines = pending.lines
         for attempt in range(self._retries + 1):
             try:
                 await asyncio.to_thread(self._sink.write_lines, lines)
@@ -97,7 +99,7 @@ class RecordProcessor:
                 self._metrics.handled.inc(len(lines))
                 return
         reason = f"handling failed {self._retries + 1} times: {failure!r}"
-        for record in records:
+        for record in pending.records:
             await self._set_aside(record, reason)
 
     async def _set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
@@ -114,22 +116,3 @@ def _coordinates(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
         "offset": record.offset,
         "key": record.key.decode(errors="replace") if record.key is not None else None,
     }
-
-
-def _event_line(record: ConsumerRecord[Any, Any], event: Biometrics) -> bytes:
-    now = time.time()
-    value: bytes = record.value
-    # The value has just been validated as the schema's JSON; unless it spans lines, it goes into
-    # the line as it is, which saves dumping the event and encoding it again.
-    content: Any = (
-        event.model_dump() if b"\n" in value or b"\r" in value else orjson.Fragment(value)
-    )
-    return json_line(
-        now,
-        "info",
-        _EVENTS_LOGGER,
-        "event consumed",
-        **_coordinates(record),
-        age_ms=round(now * 1000 - record.timestamp, 1),
-        event=content,
-    )

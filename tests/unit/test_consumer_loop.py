@@ -52,23 +52,28 @@ class FakeSource:
 
 
 class RecordingHandler:
-    """Processes by remembering; flush() marks what was processed as flushed."""
+    """Processes by remembering; flush() marks what was processed as flushed, and returns each
+    partition's next offset, as RecordProcessor does."""
 
     def __init__(self, fail_at: int | None = None, on_process: Any = None) -> None:
         self.processed: list[tuple[int, int]] = []
         self.flushed: list[tuple[int, int]] = []
         self.fail_at = fail_at
         self.on_process = on_process
+        self._offsets: dict[TopicPartition, int] = {}
 
-    async def process(self, r: Any) -> None:
-        if r.offset == self.fail_at:
+    async def process(self, tp: TopicPartition, records: Sequence[Any]) -> None:
+        if any(r.offset == self.fail_at for r in records):
             raise RuntimeError("dead-letter topic unreachable")
         if self.on_process:
-            self.on_process(r)
-        self.processed.append((r.partition, r.offset))
+            self.on_process(tp)
+        self.processed += [(r.partition, r.offset) for r in records]
+        self._offsets[tp] = records[-1].offset + 1
 
-    async def flush(self) -> None:
+    async def flush(self) -> dict[TopicPartition, int]:
         self.flushed = list(self.processed)
+        offsets, self._offsets = self._offsets, {}
+        return offsets
 
 
 async def _run(source: FakeSource, stop: asyncio.Event, handler: RecordingHandler) -> Committer:
@@ -86,9 +91,10 @@ async def test_offsets_are_committed_as_last_offset_plus_one_per_partition() -> 
     assert source.commits == [{P0: 7, P1: 10}]
 
 
-async def test_a_failing_record_leaves_itself_and_the_rest_of_its_batch_uncommitted() -> None:
+async def test_a_handler_failure_leaves_its_whole_batch_uncommitted() -> None:
     stop = asyncio.Event()
-    source = FakeSource([{P0: [record(0, 0)]}, {P0: [record(0, 1), record(0, 2)]}], stop)
+    batches = [{P0: [record(0, 0)]}, {P1: [record(1, 0)], P0: [record(0, 1), record(0, 2)]}]
+    source = FakeSource(batches, stop)
     with pytest.raises(RuntimeError, match="dead-letter topic unreachable"):
         await _run(source, stop, RecordingHandler(fail_at=1))
     assert source.commits == [{P0: 1}]
@@ -96,11 +102,11 @@ async def test_a_failing_record_leaves_itself_and_the_rest_of_its_batch_uncommit
 
 async def test_the_batch_in_hand_is_finished_and_committed_after_stop() -> None:
     stop = asyncio.Event()
-    source = FakeSource([{P0: [record(0, 0), record(0, 1)]}], stop)
-    handler = RecordingHandler(on_process=lambda r: stop.set())  # the signal arrives mid-batch
+    source = FakeSource([{P0: [record(0, 0), record(0, 1)], P1: [record(1, 4)]}], stop)
+    handler = RecordingHandler(on_process=lambda tp: stop.set())  # the signal arrives mid-batch
     await _run(source, stop, handler)
-    assert handler.flushed == [(0, 0), (0, 1)]
-    assert source.commits == [{P0: 2}]
+    assert handler.flushed == [(0, 0), (0, 1), (1, 4)]
+    assert source.commits == [{P0: 2, P1: 5}]
 
 
 async def test_a_failed_commit_is_carried_by_the_next_one() -> None:
@@ -115,13 +121,13 @@ async def test_records_of_a_partition_revoked_mid_batch_are_left_to_its_new_owne
     stop = asyncio.Event()
     source = FakeSource([{P0: [record(0, 0), record(0, 1)], P1: [record(1, 0)]}], stop)
 
-    def revoke_p0(r: Any) -> None:
-        source.assigned = {P1}  # a rebalance takes P0 away while the first record is handled
+    def revoke_p1(tp: TopicPartition) -> None:
+        source.assigned = {P0}  # a rebalance takes P1 away while P0's records are handled
 
-    handler = RecordingHandler(on_process=revoke_p0)
+    handler = RecordingHandler(on_process=revoke_p1)
     await _run(source, stop, handler)
-    assert handler.flushed == [(0, 0), (1, 0)]
-    assert source.commits == [{P1: 1}]
+    assert handler.flushed == [(0, 0), (0, 1)]
+    assert source.commits == [{P0: 2}]
 
 
 async def test_revoking_partitions_flushes_then_commits_what_was_processed_on_them() -> None:
@@ -129,9 +135,8 @@ async def test_revoking_partitions_flushes_then_commits_what_was_processed_on_th
     source = FakeSource([], stop)
     committer = Committer(source, PendingOffsets(), ConsumerMetrics())
     handler = RecordingHandler()
-    for r in (record(0, 3), record(1, 8)):
-        await handler.process(r)
-        committer.pending.processed(r)
+    await handler.process(P0, [record(0, 3)])
+    await handler.process(P1, [record(1, 8)])
     listener = RebalanceHandler(handler, committer)
     await listener.on_partitions_assigned([P0, P1])
     assert listener.assigned

@@ -1,20 +1,41 @@
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from consumer_service import RecordProcessor, StreamSink
 from tests.support import FlakySink, RecordingDeadLetters, event_body
-from tests.unit.test_consumer_loop import TOPIC, record
+from tests.unit.test_consumer_loop import P0, P1, TOPIC, record
 
 
-def _processor(sink: Any, dead_letters: RecordingDeadLetters, retries: int = 2) -> RecordProcessor:
+def _processor(sink: Any, dead_letters: Any, retries: int = 2) -> RecordProcessor:
     return RecordProcessor(
         sink, dead_letters, max_record_bytes=4096, retries=retries, retry_backoff_s=0
     )
+
+
+def _valid(partition: int, offset: int) -> Any:
+    body = event_body()
+    return record(partition, offset, orjson.dumps(body), key=body["deviceId"].encode())
+
+
+class GatedDeadLetters(RecordingDeadLetters):
+    """Acknowledges a dead letter only once `acknowledge` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = asyncio.Event()
+        self.acknowledge = asyncio.Event()
+
+    async def set_aside(self, record: Any, reason: str) -> None:
+        self.sent.set()
+        await self.acknowledge.wait()
+        await super().set_aside(record, reason)
 
 
 async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
@@ -22,16 +43,46 @@ async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
     dead_letters = RecordingDeadLetters()
     body = event_body()
     processor = _processor(StreamSink(stream), dead_letters)
-    await processor.process(record(2, 41, orjson.dumps(body), key=body["deviceId"].encode()))
+    tp = TopicPartition(TOPIC, 2)
+    await processor.process(tp, [record(2, 41, orjson.dumps(body), key=body["deviceId"].encode())])
     assert stream.getvalue() == b""  # lines are written when the batch is flushed
-    await processor.flush()
+    assert await processor.flush() == {tp: 42}
     [raw] = stream.getvalue().splitlines()
     line = orjson.loads(raw)
+    assert list(line) == [
+        "time", "level", "logger", "message", "topic", "partition", "offset", "key", "age_ms",
+        "event",
+    ]  # fmt: skip
+    assert (line["level"], line["logger"]) == ("info", "consumer_service.events")
     assert line["message"] == "event consumed"
     assert (line["topic"], line["partition"], line["offset"]) == (TOPIC, 2, 41)
     assert line["key"] == body["deviceId"]
-    assert line["event"]["heartRates"][0]["value"] == body["heartRates"][0]["value"]
+    assert line["event"] == body
     assert dead_letters.letters == []
+
+
+async def test_each_record_of_a_partition_gets_its_own_line_in_order() -> None:
+    stream = io.BytesIO()
+    records = [_valid(0, offset) for offset in (7, 8, 9)]
+    processor = _processor(StreamSink(stream), RecordingDeadLetters())
+    await processor.process(P0, records)
+    assert await processor.flush() == {P0: 10}
+    lines = [orjson.loads(raw) for raw in stream.getvalue().splitlines()]
+    assert [(line["offset"], line["key"]) for line in lines] == [
+        (r.offset, r.key.decode()) for r in records
+    ]
+    assert [line["event"]["deviceId"] for line in lines] == [r.key.decode() for r in records]
+
+
+async def test_a_key_that_needs_escaping_and_a_missing_key_still_make_valid_json() -> None:
+    stream = io.BytesIO()
+    value = orjson.dumps(event_body())
+    processor = _processor(StreamSink(stream), RecordingDeadLetters())
+    await processor.process(P0, [record(0, 0, value, key=b'a"b\\\n\xff'), record(0, 1, value)])
+    await processor.flush()
+    first, second = (orjson.loads(raw) for raw in stream.getvalue().splitlines())
+    assert first["key"] == 'a"b\\\n\ufffd'
+    assert second["key"] == "k"
 
 
 @pytest.mark.parametrize(
@@ -49,8 +100,8 @@ async def test_a_poison_record_is_set_aside_with_its_reason_and_not_written(
 ) -> None:
     sink, dead_letters = FlakySink(0), RecordingDeadLetters()
     processor = _processor(sink, dead_letters)
-    await processor.process(record(1, 7, value))
-    await processor.flush()
+    await processor.process(P1, [record(1, 7, value)])
+    assert await processor.flush() == {P1: 8}
     [(letter, why)] = dead_letters.letters
     assert (letter.partition, letter.offset) == (1, 7)
     assert reason in why
@@ -58,11 +109,36 @@ async def test_a_poison_record_is_set_aside_with_its_reason_and_not_written(
     assert processor.counts.dead_lettered == 1
 
 
+async def test_a_poison_record_between_valid_ones_is_set_aside_and_the_others_written() -> None:
+    sink, dead_letters = FlakySink(0), RecordingDeadLetters()
+    processor = _processor(sink, dead_letters)
+    await processor.process(P0, [_valid(0, 5), record(0, 6, b"{}"), _valid(0, 7)])
+    assert await processor.flush() == {P0: 8}
+    assert [orjson.loads(line)["offset"] for line in sink.lines] == [5, 7]
+    assert [letter.offset for letter, _ in dead_letters.letters] == [6]
+    assert (processor.counts.handled, processor.counts.dead_lettered) == (2, 1)
+
+
+async def test_a_partition_is_committable_only_once_its_dead_letters_are_acknowledged() -> None:
+    sink, dead_letters = FlakySink(0), GatedDeadLetters()
+    processor = _processor(sink, dead_letters)
+    processing = asyncio.create_task(processor.process(P0, [_valid(0, 0), record(0, 1, b"x")]))
+    async with asyncio.timeout(5):
+        await dead_letters.sent.wait()
+    # A rebalance flushes now: the valid line is written, but P0 is not safe to commit yet.
+    assert await processor.flush() == {}
+    assert len(sink.lines) == 1
+    dead_letters.acknowledge.set()
+    async with asyncio.timeout(5):
+        await processing
+    assert await processor.flush() == {P0: 2}
+
+
 async def test_a_failing_sink_is_retried_then_succeeds() -> None:
     sink, dead_letters = FlakySink(2), RecordingDeadLetters()
     processor = _processor(sink, dead_letters, retries=2)
-    await processor.process(record(0, 0, orjson.dumps(event_body())))
-    await processor.flush()
+    await processor.process(P0, [record(0, 0, orjson.dumps(event_body()))])
+    assert await processor.flush() == {P0: 1}
     assert len(sink.lines) == 1
     assert processor.counts.retries == 2
     assert dead_letters.letters == []
@@ -71,11 +147,14 @@ async def test_a_failing_sink_is_retried_then_succeeds() -> None:
 async def test_a_sink_failing_past_the_retries_sets_the_records_of_the_write_aside() -> None:
     sink, dead_letters = FlakySink(3), RecordingDeadLetters()
     processor = _processor(sink, dead_letters, retries=2)
-    await processor.process(record(0, 0, orjson.dumps(event_body())))
-    await processor.process(record(0, 1, orjson.dumps(event_body())))
-    await processor.flush()
+    await processor.process(P0, [record(0, 0, orjson.dumps(event_body()))])
+    await processor.process(P1, [record(1, 1, orjson.dumps(event_body()))])
+    assert await processor.flush() == {P0: 1, P1: 2}
     assert sink.lines == []
-    assert [letter.offset for letter, _ in dead_letters.letters] == [0, 1]
+    assert [(letter.partition, letter.offset) for letter, _ in dead_letters.letters] == [
+        (0, 0),
+        (1, 1),
+    ]
     (_, why), _ = dead_letters.letters
     assert "handling failed 3 times" in why and "stdout closed" in why
 
@@ -85,7 +164,8 @@ async def test_a_value_spanning_lines_still_makes_exactly_one_line() -> None:
     body = orjson.dumps(event_body(), option=orjson.OPT_INDENT_2)
     assert b"\n" in body
     processor = _processor(StreamSink(stream), RecordingDeadLetters())
-    await processor.process(record(0, 0, body))
+    await processor.process(P0, [record(0, 0, body), record(0, 1, body.replace(b"\n", b"\r"))])
     await processor.flush()
-    [raw] = stream.getvalue().splitlines()
-    assert orjson.loads(raw)["event"]["maxHeartRate"] == 190
+    lines = stream.getvalue().split(b"\n")
+    assert lines[-1] == b""
+    assert [orjson.loads(raw)["event"]["maxHeartRate"] for raw in lines[:-1]] == [190, 190]

@@ -1,0 +1,69 @@
+"""PendingLines: the JSON lines of validated records, kept until they are written in one go.
+
+Each line has the fields of every log line (shared.logs.json_line), then ``topic``,
+``partition``, ``offset``, ``key``, ``age_ms`` and ``event``. Up to the partition the fields are
+the same for all of a partition's records in one call, so that part is made once, with one
+timestamp; each record adds only its own fields. The event is the record's value as it is, just
+validated: no dict and no second encoding (re-encoded only if it spans lines).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord, TopicPartition
+
+from consumer_service.decoding import PoisonRecordError, decode_record
+from shared.logs import json_line_head
+from shared.schema import encode_value
+
+EVENTS_LOGGER = "consumer_service.events"
+EVENT_CONSUMED = "event consumed"
+
+_TAIL = b',"offset":%d,"key":%b,"age_ms":%.1f,"event":%b}\n'
+_LF, _CR = ord("\n"), ord("\r")
+
+
+class PendingLines:
+    """Lines not yet written, their records, and each partition's offset to commit once they are."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.records: list[ConsumerRecord[Any, Any]] = []
+        self.offsets: dict[TopicPartition, int] = {}
+
+    def add(
+        self, records: Sequence[ConsumerRecord[Any, Any]], max_record_bytes: int
+    ) -> list[tuple[ConsumerRecord[Any, Any], str]]:
+        """Keep a line for each valid record of one partition; return the others, with why."""
+        created = time.time()
+        line = _line_template(created, records[0].topic, records[0].partition)
+        now_ms = created * 1000
+        lines, kept = self.lines, self.records
+        poison: list[tuple[ConsumerRecord[Any, Any], str]] = []
+        for record in records:
+            try:
+                event = decode_record(record, max_record_bytes)
+            except PoisonRecordError as error:
+                poison.append((record, str(error)))
+                continue
+            value: bytes = record.value
+            if _LF in value or _CR in value:
+                value = encode_value(event)
+            key = (
+                b"null" if record.key is None else orjson.dumps(record.key.decode(errors="replace"))
+            )
+            lines.append(line % (record.offset, key, now_ms - record.timestamp, value))
+            kept.append(record)
+        return poison
+
+
+def _line_template(created: float, topic: str, partition: int) -> bytes:
+    """A line of the partition up to its record's fields, which `%` then fills in."""
+    head = json_line_head(
+        created, "info", EVENTS_LOGGER, EVENT_CONSUMED, topic=topic, partition=partition
+    )
+    return head.replace(b"%", b"%%") + _TAIL
