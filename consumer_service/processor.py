@@ -8,8 +8,10 @@ doubling pauses, and if it keeps failing, the records of that write are set asid
 
 `flush` returns each partition's next offset for the records it has made safe to commit: their
 lines are written or they are in the dead-letter topic. A partition's offset is noted only after
-its dead letters are acknowledged. If even the dead-letter topic cannot be written, the error is
-raised and nothing past those records is committed.
+its dead letters are acknowledged, and flushes run one at a time, so a flush called by the
+rebalance listener while the loop's is under way returns only once that one is done. If even the
+dead-letter topic cannot be written, the error is raised and the processor refuses all further
+work (ProcessorStoppedError), so nothing past the records it failed on is ever committed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
 
 _log = logging.getLogger(__name__)
+
+
+class ProcessorStoppedError(RuntimeError):
+    """A record could not be set aside earlier; nothing after it is handled any more."""
 
 
 @dataclass
@@ -59,12 +65,15 @@ class RecordProcessor:
         self._backoff_s = retry_backoff_s
         self._metrics = metrics or ConsumerMetrics()
         self._pending = PendingLines()
+        self._flushing = asyncio.Lock()
+        self._failure: BaseException | None = None
         self.counts = ProcessorCounts()
 
     async def process(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
         """Keep the lines of a partition's valid records for the next flush; set the rest aside."""
+        self._raise_if_stopped()
         if not records:
             return
         for record, reason in self._pending.add(records, self._max_record_bytes):
@@ -74,10 +83,12 @@ class RecordProcessor:
 
     async def flush(self) -> dict[TopicPartition, int]:
         """Write every kept line; return each partition's next offset of what is now handled."""
-        pending, self._pending = self._pending, PendingLines()
-        if pending.lines:
-            await self._write(pending)
-        return pending.offsets
+        async with self._flushing:
+            self._raise_if_stopped()
+            pending, self._pending = self._pending, PendingLines()
+            if pending.lines:
+                await self._write(pending)
+            return pending.offsets
 
     async def _write(self, pending: PendingLines) -> None:
         lines = pending.lines
@@ -103,10 +114,20 @@ class RecordProcessor:
             await self._set_aside(record, reason)
 
     async def _set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
-        await self._dead_letters.set_aside(record, reason)
+        try:
+            await self._dead_letters.set_aside(record, reason)
+        except BaseException as error:
+            self._failure = error
+            raise
         self.counts.dead_lettered += 1
         self._metrics.dead_lettered.inc()
         _log.error("record set aside", extra={**_coordinates(record), "error": reason})
+
+    def _raise_if_stopped(self) -> None:
+        if self._failure is not None:
+            raise ProcessorStoppedError(
+                f"setting a record aside failed earlier: {self._failure!r}"
+            ) from self._failure
 
 
 def _coordinates(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:

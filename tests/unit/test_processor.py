@@ -2,13 +2,17 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from consumer_service import RecordProcessor, StreamSink
+from consumer_service.processor import ProcessorStoppedError
 from tests.support import FlakySink, RecordingDeadLetters, event_body
 from tests.unit.test_consumer_loop import P0, P1, TOPIC, record
 
@@ -36,6 +40,26 @@ class GatedDeadLetters(RecordingDeadLetters):
         self.sent.set()
         await self.acknowledge.wait()
         await super().set_aside(record, reason)
+
+
+class UnreachableDeadLetters:
+    async def set_aside(self, record: Any, reason: str) -> None:
+        raise KafkaTimeoutError("dead-letter topic unreachable")
+
+
+class GatedSink:
+    """Keeps lines; each write waits until `gate` is set (it runs on a worker thread)."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.gate = threading.Event()
+        self.entered = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        self._loop.call_soon_threadsafe(self.entered.set)
+        self.gate.wait(timeout=10)
+        self.lines.extend(lines)
 
 
 async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
@@ -132,6 +156,38 @@ async def test_a_partition_is_committable_only_once_its_dead_letters_are_acknowl
     async with asyncio.timeout(5):
         await processing
     assert await processor.flush() == {P0: 2}
+
+
+async def test_a_second_flush_returns_only_after_the_one_under_way() -> None:
+    sink = GatedSink()
+    processor = _processor(sink, RecordingDeadLetters())
+    await processor.process(P0, [_valid(0, 0)])
+    loops = asyncio.create_task(processor.flush())
+    async with asyncio.timeout(5):
+        await sink.entered.wait()
+    listeners = asyncio.create_task(processor.flush())  # as a rebalance would, mid-write
+    try:
+        await asyncio.sleep(0)  # one turn of the loop: enough for a flush with nothing to write
+        assert not listeners.done()
+    finally:
+        sink.gate.set()
+    async with asyncio.timeout(5):
+        assert await loops == {P0: 1}
+        assert await listeners == {}
+    assert len(sink.lines) == 1
+
+
+async def test_after_a_dead_letter_fails_nothing_more_is_handled() -> None:
+    sink = FlakySink(0)
+    processor = _processor(sink, UnreachableDeadLetters())
+    await processor.process(P1, [_valid(1, 0)])
+    with pytest.raises(KafkaTimeoutError):
+        await processor.process(P0, [record(0, 0, b"x")])
+    with pytest.raises(ProcessorStoppedError):
+        await processor.flush()
+    with pytest.raises(ProcessorStoppedError):
+        await processor.process(P0, [_valid(0, 1)])
+    assert sink.lines == []
 
 
 async def test_a_failing_sink_is_retried_then_succeeds() -> None:
