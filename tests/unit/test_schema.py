@@ -4,10 +4,11 @@ from uuid import UUID
 
 import orjson
 import pytest
+
 from shared.schema import (
     HEART_RATE_MAX,
-    InvalidEvent,
     MAX_READINGS,
+    InvalidEvent,
     encode_key,
     encode_value,
     json_schema,
