@@ -25,13 +25,17 @@ PublisherFactory = Callable[[Settings], AbstractAsyncContextManager[Publisher]]
 def create_app(settings: Settings, publisher_factory: PublisherFactory | None = None) -> Ingestion:
     """Build the producer's app; the publisher is opened at start-up and flushed at shutdown."""
     metrics = ProducerMetrics()
+    recorder = RequestRecorder(metrics, INGESTION_PATHS, access_log=settings.http.access_log)
     if publisher_factory is None:
         publisher_factory = partial(KafkaPublisher, metrics=metrics)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        async with publisher_factory(settings) as publisher:
-            yield {"publisher": publisher}
+        try:
+            async with publisher_factory(settings) as publisher:
+                yield {"publisher": publisher}
+        finally:
+            recorder.flush()
 
     app = Starlette(
         routes=[
@@ -44,7 +48,7 @@ def create_app(settings: Settings, publisher_factory: PublisherFactory | None = 
         lifespan=lifespan,
     )
     routes = [*INGESTION_PATHS, *(route.path for route in app.routes if isinstance(route, Route))]
-    recorder = RequestRecorder(metrics, routes, access_log=settings.http.access_log)
+    recorder.routes = frozenset(routes)
     app.add_middleware(RequestObserver, recorder=recorder)
     app.state.metrics = metrics
     return Ingestion(app, settings.http, metrics, recorder)

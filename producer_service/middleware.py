@@ -37,6 +37,11 @@ class RequestRecorder:
                 return candidate
         return f"{self._prefix}{next(self._counter):016x}"
 
+    def flush(self) -> None:
+        """Hand every access-log line so far to the log writer (at shutdown)."""
+        if self._log is not None:
+            self._log.flush()
+
     def finished(
         self, method: str, path: str, status: int, started: float, request_id: str
     ) -> None:

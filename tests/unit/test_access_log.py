@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 
@@ -21,7 +20,7 @@ async def test_request_lines_are_json_with_the_fields_of_a_log_line() -> None:
         log = AccessLog()
         log.request(1_700_000_000.25, "abc123", "POST", '/bio"metrics', 202, 1.23456)
         log.request(1_700_000_001.5, "abc124", "GET", "/metrics", 200, 0.5)
-        await asyncio.sleep(0)  # the lines of one loop turn go to the writer together
+        log.flush()
         writer.close()
     finally:
         root.handlers[:], root.level = handlers, level
