@@ -13,9 +13,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-import orjson
+import msgspec
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from producer_service.auth import ApiKeys
@@ -43,6 +42,7 @@ INGESTION_PATHS = (EVENT_PATH, BATCH_PATH)
 _log = logging.getLogger(__name__)
 
 _JSON = b"application/json"
+_encode = msgspec.json.Encoder().encode
 _CLIENT_GONE = 499  # logged and counted only: nobody is left to answer
 
 Handler = Callable[[bytes, Publisher], Awaitable[bytes]]
@@ -136,11 +136,11 @@ class Ingestion:
 
     async def _event(self, body: bytes, publisher: Publisher) -> bytes:
         [delivery] = await publisher.publish((parse_event(body),))
-        return orjson.dumps(_coordinates(delivery))
+        return _encode(delivery)
 
     async def _batch(self, body: bytes, publisher: Publisher) -> bytes:
         deliveries = await publisher.publish(parse_events(body, self._max_events))
-        return orjson.dumps({"records": [_coordinates(d) for d in deliveries]})
+        return _encode(_BatchAccepted(deliveries))
 
     async def _read_body(self, receive: Receive) -> bytes:
         # Content-Length may be absent (chunked) or wrong: count what really arrives.
@@ -189,8 +189,8 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
     return dict(scope["headers"])
 
 
-def _coordinates(delivery: Delivery) -> dict[str, Any]:
-    return {"topic": delivery.topic, "partition": delivery.partition, "offset": delivery.offset}
+class _BatchAccepted(msgspec.Struct, gc=False):
+    records: list[Delivery]
 
 
 def _too_large(limit: int) -> str:

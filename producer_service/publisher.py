@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol
 
+import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -22,7 +22,7 @@ from shared.kafka import (
     ensure_topics,
     retry_until_connected,
 )
-from shared.schema import Biometrics, encode_key, encode_value
+from shared.schema import Biometrics, encode_record
 from shared.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -30,9 +30,8 @@ _log = logging.getLogger(__name__)
 _READY_TIMEOUT_S = 2.0
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """Where the broker acknowledged a record."""
+class Delivery(msgspec.Struct, frozen=True, gc=False):
+    """Where the broker acknowledged a record; encodes as {"topic", "partition", "offset"}."""
 
     topic: str
     partition: int
@@ -136,7 +135,7 @@ class KafkaPublisher:
             if not self._entered:
                 raise RuntimeError("KafkaPublisher.publish() before it was entered (async with)")
             raise PublishError("not connected to Kafka yet", 0, len(events))
-        records = [(encode_key(event), encode_value(event)) for event in events]
+        records = [encode_record(event) for event in events]
         size = 0
         for key, value in records:
             size += len(key) + len(value)

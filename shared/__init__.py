@@ -7,7 +7,14 @@ from shared.kafka import (
     ensure_topics,
 )
 from shared.logs import configure_logging
-from shared.schema import Biometrics, encode_key, encode_value, parse_event, parse_events
+from shared.schema import (
+    Biometrics,
+    encode_key,
+    encode_record,
+    encode_value,
+    parse_event,
+    parse_events,
+)
 from shared.settings import Settings, SettingsError, load_settings
 
 __all__ = [
@@ -19,6 +26,7 @@ __all__ = [
     "client_options",
     "configure_logging",
     "encode_key",
+    "encode_record",
     "encode_value",
     "ensure_topics",
     "load_settings",

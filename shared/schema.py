@@ -123,6 +123,16 @@ def encode_value(event: Biometrics) -> bytes:
     return _encoder.encode(event)
 
 
+# The encoding starts with the device id, a canonical 36-character UUID: {"deviceId":"<id>",...
+_KEY = slice(len(b'{"deviceId":"'), len(b'{"deviceId":"') + 36)
+
+
+def encode_record(event: Biometrics) -> tuple[bytes, bytes]:
+    """The record's key and value at once; the key is cut from the value (no second encoding)."""
+    value = _encoder.encode(event)
+    return value[_KEY], value
+
+
 def json_schema() -> dict[str, Any]:
     """The event's JSON Schema, for documentation."""
     (schema,), components = msgspec.json.schema_components([Biometrics])

@@ -10,6 +10,7 @@ from shared.schema import (
     MAX_READINGS,
     InvalidEvent,
     encode_key,
+    encode_record,
     encode_value,
     json_schema,
     parse_event,
@@ -27,6 +28,14 @@ def test_a_valid_event_round_trips_through_the_wire_encoding() -> None:
     event = parse_event(orjson.dumps(body))
     assert parse_event(encode_value(event)) == event
     assert orjson.loads(encode_value(event))["deviceId"] == body["deviceId"]
+
+
+def test_the_record_key_cut_from_the_value_is_the_canonical_device_id() -> None:
+    body = event_body(deviceId="3FA85F64-5717-4562-B3FC-2C963F66AFA6")
+    event = parse_event(orjson.dumps(body))
+    key, value = encode_record(event)
+    assert key == b"3fa85f64-5717-4562-b3fc-2c963f66afa6" == encode_key(event)
+    assert value == encode_value(event)
 
 
 def test_the_record_key_is_the_device_id() -> None:
