@@ -8,7 +8,7 @@ import signal
 import uvicorn
 
 from producer_service.app import create_app
-from shared.startup import start_service
+from shared.startup import settle_memory, start_service
 
 _log = logging.getLogger("producer_service")
 
@@ -17,7 +17,7 @@ def main() -> None:
     """Load the settings, then serve until SIGTERM/SIGINT; exit 2 on bad configuration."""
     settings = start_service("biometrics-producer")
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, on_started=settle_memory),
         host=settings.http.host,
         port=settings.http.port,
         loop="uvloop",

@@ -22,8 +22,15 @@ from shared.settings import Settings
 PublisherFactory = Callable[[Settings], AbstractAsyncContextManager[Publisher]]
 
 
-def create_app(settings: Settings, publisher_factory: PublisherFactory | None = None) -> Ingestion:
-    """Build the producer's app; the publisher is opened at start-up and flushed at shutdown."""
+def create_app(
+    settings: Settings,
+    publisher_factory: PublisherFactory | None = None,
+    on_started: Callable[[], None] | None = None,
+) -> Ingestion:
+    """Build the producer's app; the publisher is opened at start-up and flushed at shutdown.
+
+    `on_started` runs once the publisher is open, before the first request.
+    """
     metrics = ProducerMetrics()
     recorder = RequestRecorder(metrics, INGESTION_PATHS, access_log=settings.http.access_log)
     if publisher_factory is None:
@@ -33,6 +40,8 @@ def create_app(settings: Settings, publisher_factory: PublisherFactory | None = 
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         try:
             async with publisher_factory(settings) as publisher:
+                if on_started is not None:
+                    on_started()
                 yield {"publisher": publisher}
         finally:
             recorder.flush()

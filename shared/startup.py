@@ -4,6 +4,7 @@ how the Kafka loops stop (signals only set a flag; the work in hand finishes).""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -26,6 +27,23 @@ def start_service(program: str) -> Settings:
         sys.exit(2)
     configure_logging(settings.logging.level)
     return settings
+
+
+# The first generation is collected after this many new container objects rather than 700: a
+# request makes dozens (a task, futures, coroutines), so the default collects every few requests.
+_GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_memory() -> None:
+    """Once started: keep what start-up made out of every later collection, and collect less often.
+
+    Clients, modules and settings live as long as the process; gc.freeze() moves them to a
+    generation no collection scans. Measured on the producer at 64 connections (tools in /tmp,
+    three rounds): 67 µs of CPU a request against 80 without.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, 50, 50)
 
 
 async def until_stopped(

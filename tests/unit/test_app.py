@@ -159,3 +159,15 @@ def test_readyz_follows_the_publisher(client: TestClient, publisher: RecordingPu
     publisher.is_ready = False
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200
+
+
+def test_the_start_up_hook_runs_once_the_publisher_is_open(settings: Settings) -> None:
+    publisher = RecordingPublisher(settings)
+    seen: list[bool] = []
+    app = create_app(
+        settings, lambda _: publisher, on_started=lambda: seen.append(publisher.entered)
+    )
+    assert seen == []
+    with TestClient(app):
+        assert seen == [True]
+    assert publisher.exited
