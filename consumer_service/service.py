@@ -109,6 +109,8 @@ def consumer_options(settings: Settings) -> dict[str, Any]:
         "enable_auto_commit": False,
         "auto_offset_reset": consumer.auto_offset_reset,
         "max_poll_records": consumer.max_poll_records,
+        "fetch_min_bytes": consumer.fetch_min_bytes,
+        "fetch_max_wait_ms": consumer.fetch_max_wait_ms,
         "session_timeout_ms": consumer.session_timeout_ms,
         # Poison records larger than max_record_bytes must still be fetched, to be set aside.
         "max_partition_fetch_bytes": max(1024 * 1024, consumer.max_record_bytes * 4),

@@ -105,6 +105,8 @@ class ConsumerSettings(_Section):
     auto_offset_reset: Literal["earliest", "latest"]
     max_poll_records: int = Field(ge=1)
     poll_timeout_ms: int = Field(ge=1)
+    fetch_min_bytes: int = Field(ge=1)
+    fetch_max_wait_ms: int = Field(ge=0)
     session_timeout_ms: int = Field(ge=1000)
     shutdown_timeout_s: float = Field(gt=0)
     max_record_bytes: int = Field(ge=1024)
