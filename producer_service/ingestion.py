@@ -149,11 +149,16 @@ class Ingestion:
         try:
             message = await receive()
             body: bytes = message.get("body", b"")
-            while message.get("more_body", False):
-                message = await receive()
-                body += message.get("body", b"")
-                if len(body) > self._max_body:
-                    raise PayloadTooLargeError(_too_large(self._max_body))
+            if message.get("more_body", False):
+                chunks, size = [body], len(body)
+                while message.get("more_body", False):
+                    message = await receive()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > self._max_body:
+                        raise PayloadTooLargeError(_too_large(self._max_body))
+                    chunks.append(chunk)
+                body = b"".join(chunks)
         except asyncio.CancelledError as error:
             if not is_body_timeout(error):
                 raise

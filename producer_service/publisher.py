@@ -154,19 +154,20 @@ class KafkaPublisher:
             raise PublishError(type(error).__name__, 0, count) from error
         self._in_flight_records += count
         self._in_flight_bytes += size
+        acknowledged = {batch.acknowledged for batch, _ in placed}
         try:
             if count == 1:
                 # shield: a cancelled request must not cancel the batch others wait for.
                 await asyncio.shield(placed[0][0].acknowledged)
             else:
-                await asyncio.wait({batch.acknowledged for batch, _ in placed})
+                await asyncio.wait(acknowledged)
         except Exception as error:
             raise _publish_error(error, placed) from error
         finally:
             self._in_flight_records -= count
             self._in_flight_bytes -= size
-        for batch, _ in placed:
-            failure = batch.acknowledged.exception()
+        for future in acknowledged:
+            failure = future.exception()
             if failure is not None:
                 raise _publish_error(failure, placed) from failure
         topic = self._topic
