@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from producer_service.endpoints import healthz, readyz
 from producer_service.errors import EXCEPTION_HANDLERS
@@ -32,7 +32,14 @@ def create_app(
     `on_started` runs once the publisher is open, before the first request.
     """
     metrics = ProducerMetrics()
-    recorder = RequestRecorder(metrics, INGESTION_PATHS, access_log=settings.http.access_log)
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics.endpoint, methods=["GET"]),
+        *documentation_routes(settings),
+    ]
+    paths = [*INGESTION_PATHS, *(route.path for route in routes if isinstance(route, Route))]
+    recorder = RequestRecorder(metrics, paths, access_log=settings.http.access_log)
     if publisher_factory is None:
         publisher_factory = partial(KafkaPublisher, metrics=metrics)
 
@@ -46,18 +53,7 @@ def create_app(
         finally:
             recorder.flush()
 
-    app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics.endpoint, methods=["GET"]),
-            *documentation_routes(settings),
-        ],
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
-    )
-    routes = [*INGESTION_PATHS, *(route.path for route in app.routes if isinstance(route, Route))]
-    recorder.routes = frozenset(routes)
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
     app.add_middleware(RequestObserver, recorder=recorder)
     app.state.metrics = metrics
     return Ingestion(app, settings.http, metrics, recorder)

@@ -59,18 +59,9 @@ def key_hash(key: bytes) -> int:
 
 
 class Batch:
-    """One partition's records on their way: appended to, sealed, sent, then acknowledged."""
+    """One partition's records on their way: appended to, closed and sent, then acknowledged."""
 
-    __slots__ = (
-        "acknowledged",
-        "builder",
-        "bytes",
-        "opened",
-        "partition",
-        "records",
-        "sealed",
-        "timer",
-    )
+    __slots__ = ("acknowledged", "builder", "bytes", "opened", "partition", "records", "timer")
 
     def __init__(self, builder: Any, partition: int, future: asyncio.Future[int]) -> None:
         self.builder = builder
@@ -78,7 +69,6 @@ class Batch:
         self.partition = partition
         self.records = 0
         self.bytes = 0
-        self.sealed = False
         self.opened = time.perf_counter()
         # The base offset once the broker has acknowledged, or the reason it never will.
         self.acknowledged = future
@@ -120,10 +110,9 @@ class RecordBatcher:
         batch = queue[-1] if queue else None
         if (
             batch is None
-            or batch.sealed
             or batch.builder.append(timestamp=None, key=key, value=value, headers=[]) is None
         ):
-            # No open batch, or it is full: the record starts the next one.
+            # No batch, or it is full or closed (handed over): the record starts the next one.
             batch = self._open(queue, partition)
             if batch.builder.append(timestamp=None, key=key, value=value, headers=[]) is None:
                 raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
@@ -153,15 +142,13 @@ class RecordBatcher:
         try:
             while queue:
                 batch = queue[0]
-                batch.sealed = True
-                batch.builder.close()  # a closed batch is drained at once: no linger
+                # Closed, it takes no more records, and the client drains it at once: no linger.
+                batch.builder.close()
                 try:
                     delivery = await self._producer.send_batch(
                         batch.builder, self._topic, partition=partition
                     )
                     metadata = await delivery
-                    if batch.timer is not None:
-                        batch.timer.cancel()
                 except (KafkaError, OSError) as error:
                     _fail(batch.acknowledged, error)
                 else:
@@ -169,6 +156,9 @@ class RecordBatcher:
                         batch.acknowledged.set_result(metadata.offset)
                     if self._on_acknowledged is not None:
                         self._on_acknowledged(batch, time.perf_counter() - batch.opened)
+                finally:
+                    if batch.timer is not None:
+                        batch.timer.cancel()
                 queue.popleft()
         except BaseException as error:  # cancelled, or a bug: nobody may wait for ever
             reason = error if isinstance(error, Exception) else RuntimeError("sending stopped")

@@ -4,6 +4,7 @@
     ├── InvalidJsonError      400 the body is not JSON
     ├── UnauthorizedError     401 no API key, where http.require_api_key is on
     ├── ForbiddenError        403 an API key that is not one of http.api_keys
+    ├── MethodNotAllowedError 405 an ingestion route asked with another method than POST
     ├── RequestTimeoutError   408 the body did not arrive within http.body_timeout_s
     ├── PayloadTooLargeError  413 the body is over http.max_body_bytes
     ├── UnsupportedMediaError 415 the content type is not application/json
@@ -80,6 +81,16 @@ class ForbiddenError(ApiError):
 
     status = 403
     code = "forbidden"
+
+
+class MethodNotAllowedError(ApiError):
+    """An ingestion route takes POST only."""
+
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__("Method Not Allowed", headers={"Allow": "POST"})
 
 
 class RequestTimeoutError(ApiError):

@@ -21,6 +21,7 @@ from producer_service.auth import ApiKeys
 from producer_service.deadlines import BodyDeadlines, is_body_timeout
 from producer_service.errors import (
     ApiError,
+    MethodNotAllowedError,
     PayloadTooLargeError,
     RequestTimeoutError,
     UnsupportedMediaError,
@@ -77,7 +78,8 @@ class Ingestion:
             await self._app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = _headers(scope)
+        # Header names arrive lower-cased (ASGI); a repeated header keeps its last value.
+        headers: dict[bytes, bytes] = dict(scope["headers"])
         request_id = self._recorder.request_id(headers.get(b"x-request-id"))
         status, body = 202, b""
         extra: tuple[tuple[bytes, bytes], ...] = ()
@@ -108,7 +110,7 @@ class Ingestion:
     ) -> bytes:
         """The 202 body, or an ApiError saying why not."""
         if scope["method"] != "POST":
-            raise _MethodNotAllowed()
+            raise MethodNotAllowedError()
         if self._keys is not None:
             refusal = self._keys.refusal(headers.get(b"authorization", b"").decode("latin-1"))
             if refusal is not None:
@@ -148,17 +150,12 @@ class Ingestion:
         task = deadlines.start()
         try:
             message = await receive()
-            body: bytes = message.get("body", b"")
-            if message.get("more_body", False):
-                chunks, size = [body], len(body)
-                while message.get("more_body", False):
-                    message = await receive()
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > self._max_body:
-                        raise PayloadTooLargeError(_too_large(self._max_body))
-                    chunks.append(chunk)
-                body = b"".join(chunks)
+            chunks: list[bytes] = [message.get("body", b"")]
+            size = len(chunks[0])
+            while size <= self._max_body and message.get("more_body", False):
+                message = await receive()
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
         except asyncio.CancelledError as error:
             if not is_body_timeout(error):
                 raise
@@ -169,9 +166,9 @@ class Ingestion:
             deadlines.done(task)
         if message["type"] == "http.disconnect":
             raise _ClientGone()
-        if len(body) > self._max_body:
+        if size > self._max_body:
             raise PayloadTooLargeError(_too_large(self._max_body))
-        return body
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _refused(self, error: ApiError) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
         self._metrics.errors[error.code] += 1
@@ -179,19 +176,6 @@ class Ingestion:
             (name.lower().encode(), value.encode()) for name, value in error.headers.items()
         )
         return error.status, error_body(error), extra
-
-
-class _MethodNotAllowed(ApiError):
-    status = 405
-    code = "method_not_allowed"
-
-    def __init__(self) -> None:
-        super().__init__("Method Not Allowed", headers={"Allow": "POST"})
-
-
-def _headers(scope: Scope) -> dict[bytes, bytes]:
-    # Header names arrive lower-cased (ASGI); a repeated header keeps its last value.
-    return dict(scope["headers"])
 
 
 class _BatchAccepted(msgspec.Struct, gc=False):

@@ -22,7 +22,7 @@ class RequestRecorder:
 
     def __init__(self, metrics: ProducerMetrics, routes: Collection[str], access_log: bool) -> None:
         self._counts = metrics.requests
-        self.routes = frozenset(routes)
+        self._routes = frozenset(routes)
         self._log = AccessLog() if access_log else None
         # Unique without a random draw per request: a random 16-hex prefix per process, then a
         # counter (uuid4 per request cost more than the rest of this middleware together).
@@ -47,7 +47,7 @@ class RequestRecorder:
     ) -> None:
         """Count the answered request and write its access-log line."""
         # Unknown paths share one label, so a scan cannot blow up the metric's cardinality.
-        self._counts[(path if path in self.routes else "other", status)] += 1
+        self._counts[(path if path in self._routes else "other", status)] += 1
         if self._log is not None:
             duration_ms = (time.perf_counter() - started) * 1000
             self._log.request(time.time(), request_id, method, path, status, duration_ms)

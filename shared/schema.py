@@ -30,7 +30,7 @@ import functools
 import typing
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -42,6 +42,8 @@ MAX_HEART_RATE_MIN = 100
 MAX_HEART_RATE_MAX = 250
 STEP_COUNT_MAX = 100_000
 MAX_READINGS = 1_000
+
+T = TypeVar("T")
 
 AwareDatetime = Annotated[datetime, Meta(tz=True, description="RFC 3339 with a UTC offset")]
 
@@ -92,25 +94,13 @@ _encoder = msgspec.json.Encoder()
 
 def parse_event(data: bytes | str) -> Biometrics:
     """Validate one event from JSON; raise InvalidEvent."""
-    try:
-        return _event_decoder.decode(data)
-    except msgspec.ValidationError:
-        event: Biometrics = _second_look(data, Biometrics)
-        return event
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
-        raise _malformed(error) from None
+    return _decode(_event_decoder, Biometrics, data)
 
 
 def parse_events(data: bytes | str, max_events: int) -> list[Biometrics]:
     """Validate a JSON array of 1 to max_events events, all or nothing; raise InvalidEvent."""
     decoder, batch_type = _batch_decoder(max_events)
-    try:
-        return decoder.decode(data)
-    except msgspec.ValidationError:
-        events: list[Biometrics] = _second_look(data, batch_type)
-        return events
-    except (msgspec.DecodeError, UnicodeDecodeError) as error:
-        raise _malformed(error) from None
+    return _decode(decoder, batch_type, data)
 
 
 def encode_key(event: Biometrics) -> bytes:
@@ -149,6 +139,17 @@ def schema_components(ref_template: str) -> dict[str, Any]:
 def _batch_decoder(max_events: int) -> tuple[msgspec.json.Decoder[list[Biometrics]], Any]:
     batch_type = Annotated[list[Biometrics], Meta(min_length=1, max_length=max_events)]
     return msgspec.json.Decoder(batch_type), batch_type
+
+
+def _decode(decoder: msgspec.json.Decoder[T], target: Any, data: bytes | str) -> T:
+    """The fast decoder's result, or the second look's when it refuses; InvalidEvent otherwise."""
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError:
+        decoded: T = _second_look(data, target)
+        return decoded
+    except (msgspec.DecodeError, UnicodeDecodeError) as error:
+        raise _malformed(error) from None
 
 
 def _malformed(error: Exception) -> InvalidEvent:
