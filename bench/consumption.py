@@ -52,16 +52,18 @@ def measure(bench: Bench, topic: str | None) -> None:
 
 
 def profile(bench: Bench, topic: str | None) -> None:
-    """consumer_service draining the topic once more, under py-spy."""
+    """consumer_service under py-spy, draining a topic that is filled only once py-spy samples: a
+    drain of a few thousand events is over before py-spy could attach to a running consumer."""
     if topic is None or not bench.options.profile:
         return
     say("profiling the consumer (py-spy)")
     count = bench.options.consumer_events
     output = bench.directory / "profile-consumer.txt"
-    row = _service(bench, topic, count, profile=output)
+    empty = create_topic(bench.bootstrap, "consume-profiled", bench.settings.kafka.topic_partitions)
+    row = _service(bench, empty, count, profile=output)
     bench.report.profiles["consumer"] = {
         "file": str(output),
-        "load": f"draining {count} events, under py-spy",
+        "load": f"{count} events consumed as they are produced, under py-spy",
         "events_per_s": row.events_per_s,
         **top_frames(output),
     }
@@ -70,10 +72,16 @@ def profile(bench: Bench, topic: str | None) -> None:
 def _prefill(bench: Bench, count: int) -> str:
     say(f"filling a topic with {count} events for the consumer rows")
     topic = create_topic(bench.bootstrap, "consume", bench.settings.kafka.topic_partitions)
+    _fill(bench, topic, count)
+    return topic
+
+
+def _fill(bench: Bench, topic: str, count: int) -> None:
+    """Produce count events to topic with the bare producer; raise unless all are stored."""
     argv = python_module("bench.bare_producer", str(bench.files.records), f"--count={count}")
-    with bench.log("prefill").open("wb") as log:
+    with bench.log("prefill").open("ab") as log:
         process = bench.processes.start(
-            argv, bench.processes.pinning.service, env=bench.env(topic), stdout=log, stderr=log
+            argv, bench.processes.pinning.load, env=bench.env(topic), stdout=log, stderr=log
         )
         code, _ = bench.processes.wait_measured(process, timeout_s=count / _MIN_EVENTS_PER_S + 60)
     stored = count_records(bench.bootstrap, topic)
@@ -81,7 +89,6 @@ def _prefill(bench: Bench, count: int) -> str:
         raise RuntimeError(
             f"filling {topic} stored {stored} of {count}; see {bench.log('prefill')}"
         )
-    return topic
 
 
 def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) -> Row:
@@ -96,9 +103,12 @@ def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) 
         recording: Recording | None = None
         try:
             if profile is not None:
-                # Attach once imports are done, so the profile shows consuming, not start-up.
+                # Attach once imports are done, so the profile shows consuming, not start-up;
+                # the (empty) topic is filled once py-spy samples.
                 _wait_for_line(path, _STARTED_LINE, process)
                 recording = start_recording(bench.processes, process.pid, profile)
+                recording.wait_until_sampling()
+                _fill(bench, topic, count)
             events = EventLog(path)
             with CpuMeter(bench.cpu_pids(consumer=process.pid)) as cpu:
                 events.wait_for(count, count / _MIN_EVENTS_PER_S + 60, process)

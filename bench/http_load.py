@@ -139,6 +139,7 @@ def _profile(bench: Bench, url: str, service: subprocess.Popen[bytes]) -> None:
     say(f"profiling the producer (py-spy) under POST /biometrics, c{REFERENCE_CONCURRENCY}")
     output = bench.directory / "profile-producer.txt"
     recording = start_recording(bench.processes, service.pid, output)
+    recording.wait_until_sampling()
     load = _Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds)
     result = _wrk(bench, url, load)
     recording.stop(bench.processes)

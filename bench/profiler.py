@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from bench.process import ROOT, Processes
 
 _PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "shared"})
+_SAMPLING_LINE = b"py-spy> Sampling process"  # what py-spy prints once attached
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 
 
@@ -30,6 +32,15 @@ class Recording:
 
     process: subprocess.Popen[bytes]
     output: Path
+    log: Path  # py-spy's own output
+
+    def wait_until_sampling(self, timeout_s: float = 30) -> None:
+        """Return once py-spy has attached and samples; raise if it exits or takes too long."""
+        deadline = time.monotonic() + timeout_s
+        while _SAMPLING_LINE not in self.log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"py-spy did not start sampling; see {self.log}")
+            time.sleep(0.02)
 
     def stop(self, processes: Processes) -> Path:
         """SIGINT py-spy (it then writes the file) and wait for it."""
@@ -46,8 +57,10 @@ def start_recording(processes: Processes, pid: int, output: Path) -> Recording:
         *(executable, "record", "--pid", str(pid), "--rate", "200", "--nonblocking"),
         *("--format", "raw", "--output", str(output)),
     ]
-    process = processes.start(argv, processes.pinning.load, stdout=subprocess.DEVNULL)
-    return Recording(process, output)
+    log = output.with_suffix(".py-spy.log")
+    with log.open("wb") as out:
+        process = processes.start(argv, processes.pinning.load, stdout=out, stderr=out)
+    return Recording(process, output, log)
 
 
 def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:
