@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +26,7 @@ from devtools.kafka_classpath import (
     java_executable,
     kafka_version,
 )
+from devtools.processes import free_ports, stop
 from devtools.server_properties import (
     HOST,
     SASL_MECHANISMS,
@@ -53,18 +52,6 @@ _STOP_TIMEOUT_S = 30.0
 _TOOL_TIMEOUT_S = 120.0
 
 
-def _free_ports(count: int) -> list[int]:
-    """Return distinct ports that were free on 127.0.0.1 a moment ago."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((HOST, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
 def _random_cluster_id() -> str:
     """Return a cluster id in Kafka's format: a url-safe base64 uuid without padding."""
     while True:
@@ -80,17 +67,6 @@ def _tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return f"({path} is unreadable)"
-
-
-def _terminate(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM the process, then SIGKILL it if it has not exited within timeout_s."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class LocalKafka:
@@ -218,7 +194,7 @@ class LocalKafka:
     def _write_server_properties(self) -> None:
         """Write a small, fast-starting single-node KRaft config with fresh ports if not given."""
         wanted = (self._port is None, self._controller_port is None, bool(self._sasl_users))
-        free = iter(_free_ports(sum(wanted)))
+        free = iter(free_ports(sum(wanted)))
         self._port = self._port or next(free)
         self._controller_port = self._controller_port or next(free)
         self._sasl_port = next(free) if self._sasl_users else None
@@ -274,7 +250,7 @@ class LocalKafka:
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
         # Safety net: a broker left running when the interpreter exits is stopped then.
-        self._finalizer = weakref.finalize(self, _terminate, self._process, 10.0)
+        self._finalizer = weakref.finalize(self, stop, self._process, 10.0)
 
     def _wait_until_ready(self) -> None:
         """Poll until the broker answers a metadata request, it dies, or the deadline passes."""
@@ -311,7 +287,7 @@ class LocalKafka:
             self._finalizer = None
         if self._process is not None:
             if graceful:
-                _terminate(self._process, _STOP_TIMEOUT_S)
+                stop(self._process, _STOP_TIMEOUT_S)
             else:
                 self._process.kill()
                 self._process.wait()

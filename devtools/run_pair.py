@@ -11,12 +11,10 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from contextlib import ExitStack
-from typing import Any
 
 from devtools.local_kafka import LocalKafka
+from devtools.processes import wait_until_ok
 from shared.settings import SettingsError, load_settings
 
 _SERVICES = ("producer_service", "consumer_service")
@@ -42,7 +40,11 @@ def main() -> int:
         services = [subprocess.Popen([sys.executable, "-m", name], env=env) for name in _SERVICES]
         stack.callback(_stop_all, services, settings.http.shutdown_timeout_s + 5)
         url = f"http://{settings.http.host}:{settings.http.port}"
-        if _wait_until_healthy(f"{url}/healthz", services, stop):
+
+        def alive() -> bool:
+            return not stop.is_set() and all(service.poll() is None for service in services)
+
+        if wait_until_ok(f"{url}/healthz", alive=alive, interval_s=0.2):
             _say(f"ready: POST {url}/biometrics; consumed events appear below as JSON lines")
         while not stop.wait(0.2):
             if any(service.poll() is not None for service in services):
@@ -50,19 +52,6 @@ def main() -> int:
                 break
         _stop_all(services, settings.http.shutdown_timeout_s + 5)
         return max(_exit_code(service) for service in services)
-
-
-def _wait_until_healthy(url: str, services: list[Any], stop: threading.Event) -> bool:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not stop.is_set():
-        if any(service.poll() is not None for service in services):
-            return False
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            stop.wait(0.2)
-    return False
 
 
 def _stop_all(services: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
