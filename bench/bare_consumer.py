@@ -20,7 +20,7 @@ import uvloop
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from bench.handoff import emit
-from consumer_service.service import consumer_options
+from shared.kafka_options import consumer_options
 from shared.settings import Settings
 from shared.startup import start_service
 

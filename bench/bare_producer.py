@@ -17,7 +17,7 @@ import uvloop
 from aiokafka import AIOKafkaProducer
 
 from bench.handoff import emit
-from producer_service.publisher import producer_options
+from shared.kafka_options import producer_options
 from shared.settings import Settings
 from shared.startup import start_service
 

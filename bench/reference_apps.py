@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from producer_service.publisher import producer_options
+from shared.kafka_options import producer_options
 from shared.settings import Settings
 from shared.startup import start_service
 

@@ -11,7 +11,7 @@ from consumer_service.loop import (
 )
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
-from consumer_service.service import consumer_options, run_consumer
+from consumer_service.service import run_consumer
 from consumer_service.sink import Sink, StreamSink
 
 __all__ = [
@@ -27,6 +27,5 @@ __all__ = [
     "Sink",
     "StreamSink",
     "consume",
-    "consumer_options",
     "run_consumer",
 ]

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import MessageSizeTooLargeError
 
-from shared.kafka import client_options
+from shared.kafka_options import dead_letter_producer_options
 from shared.settings import Settings
 
 VALUE_OMITTED_HEADER = ("dlq.value-omitted", b"too large for the dead-letter topic")
@@ -40,9 +40,7 @@ class DeadLetterPublisher:
 
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.kafka.dead_letter_topic
-        self._producer = AIOKafkaProducer(
-            **client_options(settings.kafka), acks="all", enable_idempotence=True
-        )
+        self._producer = AIOKafkaProducer(**dead_letter_producer_options(settings))
         self._started = False
 
     async def start(self) -> None:

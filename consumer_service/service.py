@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from functools import partial
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
@@ -16,7 +15,8 @@ from consumer_service.metrics import ConsumerMetrics
 from consumer_service.probes import serving_probes
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
-from shared.kafka import client_options, ensure_topics, retry_until_connected
+from shared.kafka import ensure_topics, retry_until_connected
+from shared.kafka_options import consumer_options
 from shared.settings import Settings
 from shared.startup import StoppedError, unless_stopped
 
@@ -98,23 +98,6 @@ class _Membership:
         # forgets the coordinator's id as soon as a heartbeat or commit finds it gone.
         coordinator = getattr(self.consumer, "_coordinator", None)
         return getattr(coordinator, "coordinator_id", None) is not None
-
-
-def consumer_options(settings: Settings) -> dict[str, Any]:
-    """AIOKafkaConsumer arguments, one for one with the settings; offsets are committed by hand."""
-    consumer = settings.consumer
-    return {
-        **client_options(settings.kafka),
-        "group_id": consumer.group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": consumer.auto_offset_reset,
-        "max_poll_records": consumer.max_poll_records,
-        "fetch_min_bytes": consumer.fetch_min_bytes,
-        "fetch_max_wait_ms": consumer.fetch_max_wait_ms,
-        "session_timeout_ms": consumer.session_timeout_ms,
-        # Poison records larger than max_record_bytes must still be fetched, to be set aside.
-        "max_partition_fetch_bytes": max(1024 * 1024, consumer.max_record_bytes * 4),
-    }
 
 
 async def _started(settings: Settings) -> DeadLetterPublisher:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 from aiokafka import AIOKafkaProducer
@@ -18,10 +18,10 @@ from producer_service.metrics import ProducerMetrics
 from shared.kafka import (
     KafkaAuthenticationError,
     check_authentication,
-    client_options,
     ensure_topics,
     retry_until_connected,
 )
+from shared.kafka_options import producer_options
 from shared.schema import Biometrics, encode_record
 from shared.settings import Settings
 
@@ -206,17 +206,3 @@ def _publish_error(error: BaseException, placed: Sequence[tuple[Batch, int]]) ->
         if batch.acknowledged.done() and batch.acknowledged.exception() is None
     )
     return PublishError(reason, delivered, len(placed))
-
-
-def producer_options(settings: Settings) -> dict[str, Any]:
-    """AIOKafkaProducer arguments, one for one with the settings."""
-    producer = settings.producer
-    compression = None if producer.compression_type == "none" else producer.compression_type
-    return {
-        **client_options(settings.kafka),
-        "acks": producer.acks if producer.acks == "all" else int(producer.acks),
-        "enable_idempotence": producer.enable_idempotence,
-        "linger_ms": producer.linger_ms,
-        "max_batch_size": producer.max_batch_size,
-        "compression_type": compression,
-    }

@@ -1,11 +1,7 @@
 """What both services share: the event schema, the settings, Kafka client options and logging."""
 
-from shared.kafka import (
-    KafkaAuthenticationError,
-    KafkaNotConfiguredError,
-    client_options,
-    ensure_topics,
-)
+from shared.kafka import KafkaAuthenticationError, ensure_topics
+from shared.kafka_options import KafkaNotConfiguredError, client_options
 from shared.logs import configure_logging
 from shared.schema import (
     Biometrics,

@@ -1,4 +1,4 @@
-"""What both services say to Kafka: client options from settings, and the topics they share."""
+"""What every service asks of Kafka first: its topics, a connection, an accepted login."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
     for_code,
 )
-from aiokafka.helpers import create_ssl_context
 
+from shared.kafka_options import client_options
 from shared.settings import KafkaSettings
 
 _log = logging.getLogger(__name__)
@@ -38,34 +38,8 @@ _REFUSED_LOGIN = (
 )
 
 
-class KafkaNotConfiguredError(Exception):
-    """No bootstrap servers were configured."""
-
-
 class KafkaAuthenticationError(Exception):
     """The broker refused the configured SASL login; the message names settings, never values."""
-
-
-def client_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """Connection arguments common to every aiokafka client, secrets included."""
-    if not kafka.bootstrap_servers:
-        raise KafkaNotConfiguredError(
-            "kafka.bootstrap_servers is empty: set BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS, "
-            "or start the pair with the run command, which starts a local Kafka"
-        )
-    options: dict[str, Any] = {
-        "bootstrap_servers": kafka.bootstrap_servers,
-        "client_id": kafka.client_id,
-        "security_protocol": kafka.security_protocol,
-        "request_timeout_ms": kafka.request_timeout_ms,
-    }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = create_ssl_context(cafile=kafka.ssl_cafile or None)
-    if kafka.security_protocol.startswith("SASL_"):
-        options["sasl_mechanism"] = kafka.sasl_mechanism
-        options["sasl_plain_username"] = kafka.sasl_username.get_secret_value()
-        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    return options
 
 
 async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dynaconf import Dynaconf
+from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 ENV_PREFIX = "BIOMETRICS"
@@ -182,21 +183,33 @@ class Settings(_Section):
         return self.model_copy(update={"kafka": kafka})
 
 
-def load_settings(config_dir: Path | None = None) -> Settings:
-    """Load and validate the settings; raise SettingsError naming each bad key."""
-    directory = config_dir or Path(os.environ.get(CONFIG_DIR_VARIABLE) or Path.cwd())
+def load_settings(config_dir: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Load and validate the settings; raise SettingsError naming each bad key.
+
+    `env` is the environment whose BIOMETRICS_* variables override the files (default
+    os.environ); tests pass their own, so what a developer exported changes nothing.
+    """
+    env = os.environ if env is None else env
+    directory = config_dir or Path(env.get(CONFIG_DIR_VARIABLE) or Path.cwd())
     if not (directory / SETTINGS_FILES[0]).is_file():
         raise SettingsError(
             f"{SETTINGS_FILES[0]} not found in {directory}; "
             f"run from the project directory or set {CONFIG_DIR_VARIABLE}"
         )
-    raw = Dynaconf(
-        envvar_prefix=ENV_PREFIX,
+    # Dynaconf reads the files only (envvar_prefix=None); the overrides come from `env`, each
+    # set as Dynaconf would: parsed as TOML, `__` nesting, merged into the files' tables.
+    loaded = Dynaconf(
+        envvar_prefix=None,
         root_path=str(directory),
         settings_files=[str(directory / name) for name in SETTINGS_FILES],
         merge_enabled=True,
-    ).as_dict()
-    values = {k: v for k, v in _lower_keys(raw).items() if k not in _NOT_SETTINGS}
+    )
+    prefix = f"{ENV_PREFIX}_"
+    for name, value in env.items():
+        if name.startswith(prefix) and name[len(prefix) :].lower() not in _NOT_SETTINGS:
+            parsed = parse_conf_data(boolean_fix(value), tomlfy=True, box_settings=loaded)
+            loaded.set(name[len(prefix) :], parsed)
+    values = _lower_keys(loaded.as_dict())
     try:
         return Settings.model_validate(values)
     except ValidationError as error:

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from shared.kafka import KafkaNotConfiguredError, client_options
+from shared.kafka_options import KafkaNotConfiguredError, client_options
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,13 @@ from shared.schema import Biometrics
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """This process's environment without its BIOMETRICS_* variables, plus `variables`: for a
+    child process that must see the project's settings files, not what a developer exported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
+    return env | variables
 
 
 def event_body(device_id: str | None = None, readings: int = 3, **overrides: Any) -> dict[str, Any]:

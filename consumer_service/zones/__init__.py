@@ -6,8 +6,6 @@ from consumer_service.zones.service import (
     process_zones,
     run_zones,
     zone_clients,
-    zone_consumer_options,
-    zone_producer_options,
 )
 from consumer_service.zones.transactions import (
     AbortFailedError,
@@ -37,6 +35,4 @@ __all__ = [
     "process_zones",
     "run_zones",
     "zone_clients",
-    "zone_consumer_options",
-    "zone_producer_options",
 ]

@@ -15,11 +15,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from consumer_service.service import consumer_options
 from consumer_service.zones.transactions import (
     SeekableSource,
     TransactionalProducer,
@@ -27,7 +25,8 @@ from consumer_service.zones.transactions import (
     consume_transactionally,
 )
 from consumer_service.zones.transform import ZoneTransform
-from shared.kafka import client_options, ensure_topics, retry_until_connected
+from shared.kafka import ensure_topics, retry_until_connected
+from shared.kafka_options import transactional_producer_options, zone_consumer_options
 from shared.settings import Settings
 from shared.startup import StoppedError, unless_stopped
 
@@ -43,32 +42,6 @@ def instance_partitions(partitions: Iterable[int], instance: int, instances: int
     return sorted(p for p in partitions if p % instances == instance)
 
 
-def zone_consumer_options(settings: Settings) -> dict[str, Any]:
-    """The consumer service's options, with the zone group and read_committed isolation."""
-    return {
-        **consumer_options(settings),
-        "group_id": settings.zones.group_id,
-        # Input written in aborted transactions must never become zone events.
-        "isolation_level": "read_committed",
-    }
-
-
-def zone_producer_options(settings: Settings) -> dict[str, Any]:
-    """A transactional producer: idempotent with acks=all, whatever [producer] says."""
-    producer, zones = settings.producer, settings.zones
-    compression = None if producer.compression_type == "none" else producer.compression_type
-    return {
-        **client_options(settings.kafka),
-        "acks": "all",
-        "enable_idempotence": True,
-        "transactional_id": zones.transactional_id,
-        "transaction_timeout_ms": zones.transaction_timeout_ms,
-        "linger_ms": producer.linger_ms,
-        "max_batch_size": producer.max_batch_size,
-        "compression_type": compression,
-    }
-
-
 @asynccontextmanager
 async def zone_clients(
     settings: Settings, *, transactional: bool = True
@@ -81,7 +54,7 @@ async def zone_clients(
     is only idempotent (for the at-least-once comparison of the throughput measurement).
     """
     topic, zones = settings.kafka.topic, settings.zones
-    options = zone_producer_options(settings)
+    options = transactional_producer_options(settings, zones.transactional_id)
     if not transactional:
         del options["transactional_id"], options["transaction_timeout_ms"]
     producer = AIOKafkaProducer(**options)

@@ -18,7 +18,7 @@ import pytest
 from bench.options import ROWS
 from bench.results import Report
 from bench.targets import judge
-from tests.support import ROOT
+from tests.support import ROOT, clean_env
 
 _TOOLS = ("wrk", "kcat")
 # The rows measured once per round; the others (RSS, end to end) once per run.
@@ -39,7 +39,7 @@ def _has_py_spy() -> bool:
 
 
 def test_the_benchmark_measures_every_row_and_writes_json_table_and_chart(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
+    env = clean_env()
     command = [
         *(sys.executable, "-m", "bench", "--seconds=1", "--rounds=2", "--warmup=0"),
         *("--memory-seconds=2", "--consumer-events=2000", f"--output={tmp_path}"),

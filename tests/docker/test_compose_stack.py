@@ -21,10 +21,11 @@ import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 
 from devtools.docker import DockerError
+from devtools.processes import free_port
 from tests.docker.compose_project import ComposeProject
 from tests.docker.conftest import require
 from tests.integration.harness import committed_offsets
-from tests.support import event_body, free_port
+from tests.support import event_body
 
 _CLIENTS = {
     "compose-v2": (("docker", "compose"), "v2."),

@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools import LocalKafka
 from devtools.local_kafka import kafka_version
-from tests.support import free_port
+from devtools.processes import free_port
 
 _BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
 # Another image configured like apache/kafka, e.g. the one devtools/docker builds where no

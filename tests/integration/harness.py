@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import sys
@@ -22,14 +21,14 @@ from consumer_service import run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
 from shared.settings import Settings, load_settings
-from tests.support import ROOT
+from tests.support import ROOT, clean_env
 
 RawRecord = tuple[bytes | None, bytes | None]
 
 
 def settings_for(bootstrap: str, topic: str, group_id: str, partitions: int = 3) -> Settings:
     """The project's settings, pointed at the test broker, topic and group."""
-    settings = load_settings(ROOT)
+    settings = load_settings(ROOT, env={})
     kafka = settings.kafka.model_copy(
         update={
             "bootstrap_servers": bootstrap,
@@ -230,15 +229,16 @@ class ServiceProcess:
 
 def service_env(bootstrap: str, topic: str, group_id: str, **settings: str) -> dict[str, str]:
     """The environment of a service process: this one's, pointed at the test broker and topic."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
-    env |= {
-        "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-        "BIOMETRICS_KAFKA__TOPIC": topic,
-        "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
-        "BIOMETRICS_CONSUMER__GROUP_ID": group_id,
-        "BIOMETRICS_HTTP__PORT": "0",
-        "BIOMETRICS_CONSUMER__PROBE_PORT": "0",
-    }
+    env = clean_env(
+        **{
+            "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "BIOMETRICS_KAFKA__TOPIC": topic,
+            "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
+            "BIOMETRICS_CONSUMER__GROUP_ID": group_id,
+            "BIOMETRICS_HTTP__PORT": "0",
+            "BIOMETRICS_CONSUMER__PROBE_PORT": "0",
+        }
+    )
     env |= {f"BIOMETRICS_{key.upper()}": value for key, value in settings.items()}
     return env
 

@@ -17,8 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.local_kafka import LocalKafka
+from devtools.processes import free_port
 from tests.integration.harness import read_topic, service_env, service_process
-from tests.support import event_body, free_port
+from tests.support import event_body
 
 DELIVERY_TIMEOUT_S = 3
 

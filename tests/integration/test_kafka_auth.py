@@ -17,9 +17,10 @@ import pytest
 from pydantic import SecretStr
 
 from devtools.local_kafka import LocalKafka
+from devtools.processes import free_port
 from shared.kafka import check_authentication
 from tests.integration.harness import ServiceProcess, service_env, service_process, settings_for
-from tests.support import event_body, free_port
+from tests.support import event_body
 
 USER, PASSWORD = "alice", "alice-secret"
 # A refused login ends start-up at the first attempt; this only bounds a hang.

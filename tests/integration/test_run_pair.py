@@ -12,7 +12,8 @@ import httpx2 as httpx
 import orjson
 import pytest
 
-from tests.support import ROOT, event_body, free_port
+from devtools.processes import free_port
+from tests.support import ROOT, clean_env, event_body
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
@@ -24,8 +25,7 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
 
 async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
-    env["BIOMETRICS_HTTP__PORT"] = str(port)
+    env = clean_env(BIOMETRICS_HTTP__PORT=str(port))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

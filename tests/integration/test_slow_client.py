@@ -13,7 +13,7 @@ from tests.support import ROOT, RecordingPublisher, event_body
 
 
 async def test_a_slow_body_gets_408_while_other_requests_are_served() -> None:
-    settings = load_settings(ROOT)
+    settings = load_settings(ROOT, env={})
     http = settings.http.model_copy(update={"body_timeout_s": 1.0})
     settings = settings.model_copy(update={"http": http})
     publisher = RecordingPublisher(settings)

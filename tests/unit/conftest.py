@@ -14,7 +14,7 @@ from tests.support import ROOT, RecordingPublisher
 
 @pytest.fixture
 def settings() -> Settings:
-    settings = load_settings(ROOT)
+    settings = load_settings(ROOT, env={})
     http = settings.http.model_copy(update={"max_body_bytes": 64 * 1024, "max_batch_events": 10})
     return settings.model_copy(update={"http": http})
 

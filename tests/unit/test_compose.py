@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -43,11 +42,8 @@ def compose() -> dict[str, Any]:
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
-    # The file defaults, whatever this shell exports.
-    for name in _environment_variables():
-        monkeypatch.delenv(name)
-    return load_settings(ROOT)
+def settings() -> Settings:
+    return load_settings(ROOT, env={})
 
 
 def test_compose_file_matches_the_compose_spec() -> None:
@@ -138,15 +134,9 @@ def test_every_biometrics_variable_names_a_settings_field(compose: dict[str, Any
 
 
 @pytest.mark.parametrize("service", _APP_SERVICES)
-def test_service_environment_loads_as_valid_settings(
-    compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name in _environment_variables():
-        monkeypatch.delenv(name)
+def test_service_environment_loads_as_valid_settings(compose: dict[str, Any], service: str) -> None:
     environment = _environment(compose["services"][service])
-    for variable, value in environment.items():
-        monkeypatch.setenv(variable, value)
-    loaded = load_settings(ROOT)
+    loaded = load_settings(ROOT, environment)
     assert loaded.kafka.bootstrap_servers == environment[f"{ENV_PREFIX}_KAFKA__BOOTSTRAP_SERVERS"]
 
 
@@ -211,10 +201,6 @@ def test_dockerfile_copies_only_paths_in_the_build_context() -> None:
 def _check_jsonschema() -> list[str]:
     executable = Path(sys.executable).parent / "check-jsonschema"
     return [str(executable)] if executable.is_file() else [sys.executable, "-m", "check_jsonschema"]
-
-
-def _environment_variables() -> list[str]:
-    return [name for name in os.environ if name.startswith(f"{ENV_PREFIX}_")]
 
 
 def _environment(service: dict[str, Any]) -> dict[str, str]:

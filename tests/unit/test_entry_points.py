@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, clean_env
 
 SERVICES = ["producer_service", "consumer_service", "consumer_service.zones"]
 
 
 def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("BIOMETRICS_")}
     return subprocess.run(
         [sys.executable, "-m", module],
         cwd=ROOT,
-        env={**clean, **env},
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=60,

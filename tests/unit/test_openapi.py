@@ -18,7 +18,7 @@ from tests.support import ROOT, RecordingPublisher
 
 def _app_with_publisher() -> ASGIApp:
     """The app with a recording publisher in each request's state: schemathesis runs no lifespan."""
-    project = load_settings(ROOT)
+    project = load_settings(ROOT, env={})
     publisher = RecordingPublisher(project)
     app = create_app(project, lambda _: publisher)
 

@@ -1,24 +1,16 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from shared.kafka import KafkaNotConfiguredError, client_options
+from shared.kafka_options import KafkaNotConfiguredError, client_options
 from shared.settings import SettingsError, load_settings
 from tests.support import ROOT
 
 
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith("BIOMETRICS_"):
-            monkeypatch.delenv(name)
-
-
 def test_defaults_are_safe_for_kafka() -> None:
-    settings = load_settings(ROOT)
+    settings = load_settings(ROOT, env={})
     assert settings.producer.acks == "all"
     assert settings.producer.enable_idempotence is True
     assert settings.kafka.topic == "BiometricsImported"
@@ -26,61 +18,67 @@ def test_defaults_are_safe_for_kafka() -> None:
     assert (settings.http.host, settings.http.port) == ("127.0.0.1", 8000)
 
 
-def test_environment_variables_override_nested_keys_with_typed_values(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS", "broker-1:9092,broker-2:9092")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__TOPIC_PARTITIONS", "12")
-    settings = load_settings(ROOT)
+def test_environment_variables_override_nested_keys_with_typed_values() -> None:
+    env = {
+        "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": "broker-1:9092,broker-2:9092",
+        "BIOMETRICS_KAFKA__TOPIC_PARTITIONS": "12",
+    }
+    settings = load_settings(ROOT, env)
     assert settings.kafka.bootstrap_servers == "broker-1:9092,broker-2:9092"
     assert settings.kafka.topic_partitions == 12
 
 
-def test_a_bad_value_is_reported_by_key_and_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_HTTP__PORT", "70000")
+def test_a_bad_value_is_reported_by_key_and_variable() -> None:
+    env = {"BIOMETRICS_HTTP__PORT": "70000"}
     with pytest.raises(SettingsError, match=r"http\.port \(BIOMETRICS_HTTP__PORT\)"):
-        load_settings(ROOT)
+        load_settings(ROOT, env)
 
 
-def test_a_misspelt_key_is_an_error_not_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_KAFKA__BOOTSTRAP_SERVER", "broker:9092")
+def test_a_misspelt_key_is_an_error_not_ignored() -> None:
+    env = {"BIOMETRICS_KAFKA__BOOTSTRAP_SERVER": "broker:9092"}
     with pytest.raises(SettingsError, match=r"kafka\.bootstrap_server "):
-        load_settings(ROOT)
+        load_settings(ROOT, env)
 
 
-def test_weakening_acks_while_idempotent_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_PRODUCER__ACKS", '"1"')
+def test_weakening_acks_while_idempotent_is_refused() -> None:
+    env = {"BIOMETRICS_PRODUCER__ACKS": '"1"'}
     with pytest.raises(SettingsError, match="enable_idempotence needs acks"):
-        load_settings(ROOT)
+        load_settings(ROOT, env)
 
 
-def test_secrets_never_appear_in_errors_or_reprs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_USERNAME", "api-key-visible-name")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_PASSWORD", "s3cr3t-value")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "PLAIN")
-    settings = load_settings(ROOT)
+def test_secrets_never_appear_in_errors_or_reprs() -> None:
+    env = {
+        "BIOMETRICS_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+        "BIOMETRICS_KAFKA__SASL_USERNAME": "api-key-visible-name",
+        "BIOMETRICS_KAFKA__SASL_PASSWORD": "s3cr3t-value",
+        "BIOMETRICS_KAFKA__SASL_MECHANISM": "PLAIN",
+    }
+    settings = load_settings(ROOT, env)
     assert "s3cr3t-value" not in repr(settings)
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "NOPE")
+    env["BIOMETRICS_KAFKA__SASL_MECHANISM"] = "NOPE"
     with pytest.raises(SettingsError) as error:
-        load_settings(ROOT)
+        load_settings(ROOT, env)
     assert "s3cr3t-value" not in str(error.value)
 
 
-def test_sasl_without_credentials_names_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "PLAIN")
+def test_sasl_without_credentials_names_what_is_missing() -> None:
+    env = {
+        "BIOMETRICS_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+        "BIOMETRICS_KAFKA__SASL_MECHANISM": "PLAIN",
+    }
     with pytest.raises(SettingsError, match="needs sasl_username, sasl_password"):
-        load_settings(ROOT)
+        load_settings(ROOT, env)
 
 
-def test_confluent_cloud_is_configuration_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS", "pkc-123.region.cloud:9092")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_MECHANISM", "PLAIN")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_USERNAME", "key")
-    monkeypatch.setenv("BIOMETRICS_KAFKA__SASL_PASSWORD", "secret")
-    options = client_options(load_settings(ROOT).kafka)
+def test_confluent_cloud_is_configuration_alone() -> None:
+    env = {
+        "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": "pkc-123.region.cloud:9092",
+        "BIOMETRICS_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+        "BIOMETRICS_KAFKA__SASL_MECHANISM": "PLAIN",
+        "BIOMETRICS_KAFKA__SASL_USERNAME": "key",
+        "BIOMETRICS_KAFKA__SASL_PASSWORD": "secret",
+    }
+    options = client_options(load_settings(ROOT, env).kafka)
     assert options["security_protocol"] == "SASL_SSL"
     assert options["sasl_mechanism"] == "PLAIN"
     assert options["sasl_plain_password"] == "secret"
@@ -89,7 +87,7 @@ def test_confluent_cloud_is_configuration_alone(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_missing_bootstrap_server_is_a_clear_error() -> None:
     with pytest.raises(KafkaNotConfiguredError, match="BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"):
-        client_options(load_settings(ROOT).kafka)
+        client_options(load_settings(ROOT, env={}).kafka)
 
 
 def test_a_directory_without_settings_is_named(tmp_path: Path) -> None:
@@ -97,33 +95,37 @@ def test_a_directory_without_settings_is_named(tmp_path: Path) -> None:
         load_settings(tmp_path)
 
 
-def test_requiring_api_keys_without_any_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_HTTP__REQUIRE_API_KEY", "true")
+def test_requiring_api_keys_without_any_is_refused() -> None:
+    env = {"BIOMETRICS_HTTP__REQUIRE_API_KEY": "true"}
     with pytest.raises(SettingsError, match="require_api_key is true but api_keys is empty"):
-        load_settings(ROOT)
+        load_settings(ROOT, env)
 
 
-def test_api_keys_come_from_the_environment_and_stay_secret(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("BIOMETRICS_HTTP__REQUIRE_API_KEY", "true")
-    monkeypatch.setenv(
-        "BIOMETRICS_HTTP__API_KEYS", '["first-key-0123456789", "second-key-0123456789"]'
-    )
-    settings = load_settings(ROOT)
+def test_api_keys_come_from_the_environment_and_stay_secret() -> None:
+    env = {
+        "BIOMETRICS_HTTP__REQUIRE_API_KEY": "true",
+        "BIOMETRICS_HTTP__API_KEYS": '["first-key-0123456789", "second-key-0123456789"]',
+    }
+    settings = load_settings(ROOT, env)
     assert [k.get_secret_value() for k in settings.http.api_keys][1] == "second-key-0123456789"
     assert "second-key" not in repr(settings)
 
 
-def test_the_tooling_variables_sharing_the_prefix_are_not_settings(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("BIOMETRICS_CONFIG_DIR", str(ROOT))
-    monkeypatch.setenv("BIOMETRICS_CACHE_DIR", "/tmp/cache")
-    assert load_settings().kafka.topic == "BiometricsImported"
+def test_the_tooling_variables_sharing_the_prefix_are_not_settings() -> None:
+    env = {
+        "BIOMETRICS_CONFIG_DIR": str(ROOT),
+        "BIOMETRICS_CACHE_DIR": "/tmp/cache",
+    }
+    assert load_settings(env=env).kafka.topic == "BiometricsImported"
 
 
-def test_an_unknown_top_level_variable_is_still_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BIOMETRICS_TOPIC", "typo")
+def test_an_unknown_top_level_variable_is_still_an_error() -> None:
+    env = {"BIOMETRICS_TOPIC": "typo"}
     with pytest.raises(SettingsError, match="topic"):
-        load_settings(ROOT)
+        load_settings(ROOT, env)
+
+
+def test_only_the_environment_given_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIOMETRICS_KAFKA__TOPIC", "exported-by-a-developer")
+    assert load_settings(ROOT, env={}).kafka.topic == "BiometricsImported"
+    assert load_settings(ROOT).kafka.topic == "exported-by-a-developer"

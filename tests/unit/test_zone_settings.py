@@ -18,12 +18,9 @@ def test_the_transactional_id_is_the_group_and_the_instance_number(settings: Set
     assert zones.transactional_id == "g-3"
 
 
-def test_an_instance_number_beyond_the_instances_is_refused(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("BIOMETRICS_ZONES__INSTANCE", "2")
-    monkeypatch.setenv("BIOMETRICS_ZONES__INSTANCES", "2")
+def test_an_instance_number_beyond_the_instances_is_refused() -> None:
+    env = {"BIOMETRICS_ZONES__INSTANCE": "2", "BIOMETRICS_ZONES__INSTANCES": "2"}
     with pytest.raises(
         SettingsError, match=r"zones \(BIOMETRICS_ZONES\): .*instance must be below"
     ):
-        load_settings(ROOT)
+        load_settings(ROOT, env)

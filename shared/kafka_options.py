@@ -1,0 +1,102 @@
+"""Every aiokafka client's arguments, built from the settings: the one place that maps settings
+to producer, consumer, transactional-producer and admin-client options."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka.helpers import create_ssl_context
+
+from shared.settings import KafkaSettings, ProducerSettings, Settings
+
+
+class KafkaNotConfiguredError(Exception):
+    """No bootstrap servers were configured."""
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection arguments common to every aiokafka client (the admin client's), secrets
+    included."""
+    if not kafka.bootstrap_servers:
+        raise KafkaNotConfiguredError(
+            "kafka.bootstrap_servers is empty: set BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS, "
+            "or start the pair with the run command, which starts a local Kafka"
+        )
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": kafka.request_timeout_ms,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(cafile=kafka.ssl_cafile or None)
+    if kafka.security_protocol.startswith("SASL_"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism
+        options["sasl_plain_username"] = kafka.sasl_username.get_secret_value()
+        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    return options
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """The ingestion producer: [producer] one for one."""
+    producer = settings.producer
+    return {
+        **_batching(producer),
+        **client_options(settings.kafka),
+        "acks": producer.acks if producer.acks == "all" else int(producer.acks),
+        "enable_idempotence": producer.enable_idempotence,
+    }
+
+
+def dead_letter_producer_options(settings: Settings) -> dict[str, Any]:
+    """The dead-letter producer: idempotent with acks=all, whatever [producer] says, since a dead
+    letter is written before its record's offset is committed."""
+    return {**client_options(settings.kafka), "acks": "all", "enable_idempotence": True}
+
+
+def transactional_producer_options(settings: Settings, transactional_id: str) -> dict[str, Any]:
+    """A transactional producer: idempotent with acks=all, whatever [producer] says."""
+    return {
+        **_batching(settings.producer),
+        **client_options(settings.kafka),
+        "acks": "all",
+        "enable_idempotence": True,
+        "transactional_id": transactional_id,
+        "transaction_timeout_ms": settings.zones.transaction_timeout_ms,
+    }
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """The event consumer: [consumer] one for one; offsets are committed by hand."""
+    consumer = settings.consumer
+    return {
+        **client_options(settings.kafka),
+        "group_id": consumer.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": consumer.auto_offset_reset,
+        "max_poll_records": consumer.max_poll_records,
+        "fetch_min_bytes": consumer.fetch_min_bytes,
+        "fetch_max_wait_ms": consumer.fetch_max_wait_ms,
+        "session_timeout_ms": consumer.session_timeout_ms,
+        # Poison records larger than max_record_bytes must still be fetched, to be set aside.
+        "max_partition_fetch_bytes": max(1024 * 1024, consumer.max_record_bytes * 4),
+    }
+
+
+def zone_consumer_options(settings: Settings) -> dict[str, Any]:
+    """The zone processor's consumer: the event consumer's options, with the zone group and
+    read_committed isolation (input written in aborted transactions never becomes zone events)."""
+    return {
+        **consumer_options(settings),
+        "group_id": settings.zones.group_id,
+        "isolation_level": "read_committed",
+    }
+
+
+def _batching(producer: ProducerSettings) -> dict[str, Any]:
+    compression = None if producer.compression_type == "none" else producer.compression_type
+    return {
+        "linger_ms": producer.linger_ms,
+        "max_batch_size": producer.max_batch_size,
+        "compression_type": compression,
+    }

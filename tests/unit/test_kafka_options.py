@@ -1,0 +1,62 @@
+"""Every client's arguments come from one module, and each says what its client needs."""
+
+from __future__ import annotations
+
+from shared.kafka_options import (
+    consumer_options,
+    dead_letter_producer_options,
+    producer_options,
+    transactional_producer_options,
+    zone_consumer_options,
+)
+from shared.settings import Settings, load_settings
+from tests.support import ROOT
+
+_BROKER = {"BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": "broker:9092"}
+
+
+def _settings(**env: str) -> Settings:
+    return load_settings(ROOT, env=_BROKER | env)
+
+
+def test_the_producer_follows_its_settings_and_none_compression_is_no_codec() -> None:
+    settings = _settings(
+        BIOMETRICS_PRODUCER__COMPRESSION_TYPE="none",
+        BIOMETRICS_PRODUCER__ENABLE_IDEMPOTENCE="false",
+        BIOMETRICS_PRODUCER__ACKS='"1"',
+        BIOMETRICS_PRODUCER__LINGER_MS="7",
+    )
+    options = producer_options(settings)
+    assert options["compression_type"] is None
+    assert (options["acks"], options["enable_idempotence"], options["linger_ms"]) == (1, False, 7)
+    assert options["bootstrap_servers"] == "broker:9092"
+    lz4 = producer_options(_settings(BIOMETRICS_PRODUCER__COMPRESSION_TYPE="lz4"))
+    assert lz4["compression_type"] == "lz4"
+
+
+def test_dead_letters_and_transactions_are_acks_all_and_idempotent_whatever_producer_says() -> None:
+    settings = _settings(
+        BIOMETRICS_PRODUCER__ENABLE_IDEMPOTENCE="false", BIOMETRICS_PRODUCER__ACKS='"1"'
+    )
+    dead_letters = dead_letter_producer_options(settings)
+    transactional = transactional_producer_options(settings, "zones-0")
+    for options in (dead_letters, transactional):
+        assert (options["acks"], options["enable_idempotence"]) == ("all", True)
+    assert transactional["transactional_id"] == "zones-0"
+    assert transactional["transaction_timeout_ms"] == settings.zones.transaction_timeout_ms
+    assert transactional["compression_type"] == producer_options(settings)["compression_type"]
+
+
+def test_consumers_commit_by_hand_and_the_zone_consumer_reads_committed_in_its_group() -> None:
+    settings = _settings(BIOMETRICS_CONSUMER__MAX_RECORD_BYTES="2000000")
+    events, zones = consumer_options(settings), zone_consumer_options(settings)
+    assert events["enable_auto_commit"] is False
+    assert events["group_id"] == settings.consumer.group_id
+    # A poison record bigger than max_record_bytes must still be fetched, to be set aside.
+    assert events["max_partition_fetch_bytes"] >= 4 * 2_000_000
+    assert "isolation_level" not in events
+    assert (zones["group_id"], zones["isolation_level"]) == (
+        settings.zones.group_id,
+        "read_committed",
+    )
+    assert zones["enable_auto_commit"] is False
