@@ -22,6 +22,9 @@ from shared.startup import StoppedError, unless_stopped
 
 _log = logging.getLogger(__name__)
 
+# Logged once the consumer has joined its group: other processes (tests, the benchmark) wait for it.
+CONSUMER_STARTED = "consumer started"
+
 
 async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | None = None) -> int:
     """Consume the events topic until stop is set; return the number of records processed.
@@ -67,7 +70,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
             return 0
         resources.push_async_callback(_leave, consumer, processor)
         _log.info(
-            "consumer started", extra={"topic": kafka.topic, "group_id": consumer_settings.group_id}
+            CONSUMER_STARTED, extra={"topic": kafka.topic, "group_id": consumer_settings.group_id}
         )
         return await consume(
             consumer,

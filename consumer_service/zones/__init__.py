@@ -8,6 +8,7 @@ from consumer_service.zones.service import (
     zone_clients,
 )
 from consumer_service.zones.transactions import (
+    TRANSACTION_COMMITTED,
     AbortFailedError,
     DelegatingProducer,
     FencedError,
@@ -20,6 +21,7 @@ from consumer_service.zones.transactions import (
 from consumer_service.zones.transform import Output, ZoneTransform
 
 __all__ = [
+    "TRANSACTION_COMMITTED",
     "AbortFailedError",
     "DelegatingProducer",
     "FencedError",

@@ -35,6 +35,9 @@ from consumer_service.zones.transform import Output
 
 _log = logging.getLogger(__name__)
 
+# Logged for each committed transaction: other processes (tests) count these lines.
+TRANSACTION_COMMITTED = "transaction committed"
+
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 Transform = Callable[[ConsumerRecord[Any, Any]], Sequence[Output]]
 
@@ -166,7 +169,7 @@ async def consume_transactionally(
         counts.committed += 1
         counts.records += records
         counts.produced += produced
-        _log.info("transaction committed", extra={"records": records, "produced": produced})
+        _log.info(TRANSACTION_COMMITTED, extra={"records": records, "produced": produced})
     return counts
 
 

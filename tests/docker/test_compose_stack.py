@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 
+from consumer_service import EVENT_CONSUMED
 from devtools.docker import DockerError
 from devtools.processes import free_port
 from tests.docker.compose_project import ComposeProject
@@ -189,7 +190,7 @@ def _consumed(stack: ComposeProject) -> dict[Coordinates, str]:
             entry = json.loads(brace + rest)
         except json.JSONDecodeError:
             continue
-        if entry.get("message") == "event consumed":
+        if entry.get("message") == EVENT_CONSUMED:
             consumed[(entry["partition"], entry["offset"])] = entry["key"]
     return consumed
 

@@ -17,13 +17,16 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
-from consumer_service import run_consumer
+from consumer_service import EVENT_CONSUMED, run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
 from shared.settings import Settings, load_settings
 from tests.support import ROOT, clean_env
 
 RawRecord = tuple[bytes | None, bytes | None]
+
+# uvicorn's start-up line, which names the port it bound (the tests ask for port 0).
+UVICORN_RUNNING = "Uvicorn running on"
 
 
 def settings_for(bootstrap: str, topic: str, group_id: str, partitions: int = 3) -> Settings:
@@ -137,7 +140,7 @@ class LineCollector:
 
     def events(self) -> list[dict[str, Any]]:
         """The consumed-event lines so far."""
-        return [line for line in self.lines if line["message"] == "event consumed"]
+        return [line for line in self.lines if line["message"] == EVENT_CONSUMED]
 
     async def wait_for_events(self, count: int, timeout_s: float = 30) -> list[dict[str, Any]]:
         """Wait until at least `count` event lines have been written."""
@@ -208,14 +211,14 @@ class ServiceProcess:
 
     async def url(self) -> str:
         """The producer's base URL, from uvicorn's start-up line."""
-        line = await self.wait_for_message("Uvicorn running on")
+        line = await self.wait_for_message(UVICORN_RUNNING)
         match = re.search(r"http://[\d.]+:\d+", line["message"])
         assert match is not None, line
         return match.group()
 
     def events(self) -> list[dict[str, Any]]:
         """The consumer's event lines so far."""
-        return self.matching(lambda line: line["message"] == "event consumed")
+        return self.matching(lambda line: line["message"] == EVENT_CONSUMED)
 
     async def finish(self, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
         """Send the signal, wait for the exit code and the last of the output."""

@@ -16,6 +16,7 @@ import httpx2 as httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from consumer_service import EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
 from tests.integration.harness import read_topic, service_env, service_process
@@ -152,7 +153,7 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
             late = await client.post("/biometrics", json=body)
             assert late.status_code == 202, late.text
             [line] = await consumer.wait_for(
-                lambda line: line["message"] == "event consumed", timeout_s=60
+                lambda line: line["message"] == EVENT_CONSUMED, timeout_s=60
             )
             assert line["key"] == body["deviceId"]
             codes = await asyncio.gather(producer.finish(), consumer.finish())
@@ -179,7 +180,7 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         await _until_status(probes, "/readyz", 200, timeout_s=60)
         response = await client.post("/biometrics/batch", json=bodies)
         assert response.status_code == 202
-        await consumer.wait_for(lambda line: line["message"] == "event consumed", len(bodies))
+        await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED, len(bodies))
         await _until_committed(probes, len(bodies))
         samples = _samples((await probes.get("/metrics")).text)
         assert samples[("biometrics_records_consumed_total", ())] == len(bodies)

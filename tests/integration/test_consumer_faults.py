@@ -8,7 +8,7 @@ from collections import Counter
 
 import orjson
 
-from consumer_service import run_consumer
+from consumer_service import EVENT_CONSUMED, run_consumer
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import (
     RawRecord,
@@ -31,7 +31,7 @@ def _events(count: int) -> list[RawRecord]:
 
 
 def _consumed(line: dict[str, object]) -> bool:
-    return line["message"] == "event consumed"
+    return line["message"] == EVENT_CONSUMED
 
 
 async def test_a_killed_consumer_redelivers_at_most_its_uncommitted_batch(

@@ -6,6 +6,7 @@ import asyncio
 
 import httpx2 as httpx
 
+from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import service_env, service_process
 from tests.support import event_body
@@ -21,12 +22,12 @@ async def test_posted_events_appear_in_the_consumer_output_and_both_stop_cleanly
         service_process("consumer_service", env) as consumer,
     ):
         url = await producer.url()
-        await consumer.wait_for_message("consumer started")
+        await consumer.wait_for_message(CONSUMER_STARTED)
         async with httpx.AsyncClient(base_url=url) as client:
             for body in bodies:
                 response = await client.post("/biometrics", json=body)
                 assert response.status_code == 202, response.text
-        events = await consumer.wait_for(lambda line: line["message"] == "event consumed", 5)
+        events = await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED, 5)
         assert {e["event"]["deviceId"] for e in events} == {b["deviceId"] for b in bodies}
         codes = await asyncio.gather(producer.finish(), consumer.finish())
     assert codes == [0, 0], (producer.lines[-5:], consumer.lines[-5:])

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
 from shared.kafka import check_authentication
@@ -67,11 +68,11 @@ async def test_services_with_the_right_credentials_carry_an_event_from_http_to_t
         service_process("consumer_service", env) as consumer,
     ):
         url = await producer.url()
-        await consumer.wait_for_message("consumer started")
+        await consumer.wait_for_message(CONSUMER_STARTED)
         async with httpx.AsyncClient(base_url=url) as client:
             response = await client.post("/biometrics", json=body)
         assert response.status_code == 202, response.text
-        [event] = await consumer.wait_for(lambda line: line["message"] == "event consumed")
+        [event] = await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED)
         assert event["key"] == body["deviceId"]
         codes = await asyncio.gather(producer.finish(), consumer.finish())
     assert codes == [0, 0], (producer.lines[-5:], consumer.lines[-5:])

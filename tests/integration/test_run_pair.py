@@ -12,6 +12,7 @@ import httpx2 as httpx
 import orjson
 import pytest
 
+from consumer_service import EVENT_CONSUMED
 from devtools.processes import free_port
 from tests.support import ROOT, clean_env, event_body
 
@@ -46,7 +47,7 @@ async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() ->
             response = await client.post("/biometrics", json=body)
         assert response.status_code == 202, response.text
         async with asyncio.timeout(10):
-            line = await _read_until(process.stdout, "event consumed")
+            line = await _read_until(process.stdout, EVENT_CONSUMED)
         assert orjson.loads(line)["key"] == body["deviceId"]
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):

@@ -6,6 +6,7 @@ import asyncio
 import random
 import signal
 
+from consumer_service.zones import TRANSACTION_COMMITTED
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import committed_offsets, fill_topic, service_env, service_process
 from tests.integration.zone_harness import (
@@ -20,7 +21,7 @@ PARTITIONS, EVENTS, BATCH, KILLS = 3, 1500, 20, 6
 
 
 def _committed(line: dict[str, object]) -> bool:
-    return line["message"] == "transaction committed"
+    return line["message"] == TRANSACTION_COMMITTED
 
 
 async def test_a_processor_killed_at_random_points_writes_every_zone_event_exactly_once(

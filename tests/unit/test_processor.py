@@ -11,7 +11,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from consumer_service import RecordProcessor, StreamSink
+from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from consumer_service.processor import ProcessorStoppedError
 from tests.support import FlakySink, RecordingDeadLetters, event_body
 from tests.unit.test_consumer_loop import P0, P1, TOPIC, record
@@ -78,7 +78,7 @@ async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
         "event",
     ]  # fmt: skip
     assert (line["level"], line["logger"]) == ("info", "consumer_service.events")
-    assert line["message"] == "event consumed"
+    assert line["message"] == EVENT_CONSUMED
     assert (line["topic"], line["partition"], line["offset"]) == (TOPIC, 2, 41)
     assert line["key"] == body["deviceId"]
     assert line["event"] == body
