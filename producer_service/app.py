@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
 
 from producer_service.endpoints import healthz, readyz
-from producer_service.errors import EXCEPTION_HANDLERS
+from producer_service.errors import exception_handlers
 from producer_service.ingestion import INGESTION_PATHS, Ingestion
 from producer_service.metrics import ProducerMetrics
 from producer_service.middleware import RequestObserver, RequestRecorder
@@ -53,7 +53,7 @@ def create_app(
         finally:
             recorder.flush()
 
-    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
-    app.add_middleware(RequestObserver, recorder=recorder)
-    app.state.metrics = metrics
+    handlers = exception_handlers(metrics.errors)
+    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
+    app.add_middleware(RequestObserver, recorder=recorder, errors=metrics.errors)
     return Ingestion(app, settings.http, metrics, recorder)

@@ -10,21 +10,25 @@
     ├── UnsupportedMediaError 415 the content type is not application/json
     ├── SchemaViolationError  422 the JSON breaks the schema; details name each field by path
     ├── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
-    └── OverloadedError        503 too much awaits acknowledgement already; Retry-After is set
+    └── ServiceOverloadedError 503 too much awaits acknowledgement already; Retry-After is set
 
-Starlette's own HTTPExceptions (404, 405) and unexpected errors (500) take the same shape.
+The publisher's PublishError and OverloadedError become the two 503s (from_publish_error,
+from_overload). Starlette's own HTTPExceptions (404, 405) take the same shape, and so does an
+unexpected error: a 500 "internal_error", logged once with its traceback (unexpected()).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections import Counter as Tally
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import HTTPExceptionHandler
 
 from producer_service.publisher import OverloadedError, PublishError
 from shared.schema import InvalidEvent
@@ -149,23 +153,17 @@ def error_body(error: ApiError) -> bytes:
     return orjson.dumps({"error": error.code, "message": error.message, "details": error.details})
 
 
-def render(error: ApiError, request: Request | None = None) -> Response:
-    """The error as a response; counted by code when the request is given."""
-    if request is not None:
-        request.app.state.metrics.errors[error.code] += 1
+def unexpected(error: Exception, path: str) -> ApiError:
+    """An error nothing foresaw: logged here, once, with its traceback; the client gets a 500
+    without it."""
+    _log.error("unhandled error", exc_info=error, extra={"path": path})
+    return ApiError("internal error")
+
+
+def render(error: ApiError, errors: Tally[str]) -> Response:
+    """The error as a response, counted by its code in `errors`."""
+    errors[error.code] += 1
     return Response(error_body(error), error.status, error.headers, media_type="application/json")
-
-
-async def handle_api_error(request: Request, exc: Exception) -> Response:
-    """Exception handler for ApiError."""
-    assert isinstance(exc, ApiError)
-    return render(exc, request)
-
-
-async def handle_publish_error(request: Request, exc: Exception) -> Response:
-    """Exception handler for PublishError."""
-    assert isinstance(exc, PublishError)
-    return render(from_publish_error(exc), request)
 
 
 def from_overload(error: OverloadedError) -> ApiError:
@@ -174,30 +172,29 @@ def from_overload(error: OverloadedError) -> ApiError:
     return ServiceOverloadedError(f"overloaded: {error}", headers=retry_after)
 
 
-async def handle_overload(request: Request, exc: Exception) -> Response:
-    """Exception handler for OverloadedError."""
-    assert isinstance(exc, OverloadedError)
-    return render(from_overload(exc), request)
-
-
-async def handle_http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's HTTPException (404, 405, 413...) in our shape."""
-    assert isinstance(exc, HTTPException)
+def from_http_exception(exc: HTTPException) -> ApiError:
+    """Starlette's HTTPException (404, 405...) in our shape."""
     error = ApiError(exc.detail, headers=exc.headers)
     error.status, error.code = exc.status_code, _HTTP_CODES.get(exc.status_code, "http_error")
-    return render(error, request)
+    return error
 
 
-async def handle_unexpected_error(request: Request, exc: Exception) -> Response:
-    """Anything unforeseen: 500 in our shape; the traceback goes to the log, not the client."""
-    _log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
-    return render(ApiError("internal error"), request)
+def exception_handlers(errors: Tally[str]) -> dict[Any, HTTPExceptionHandler]:
+    """Starlette's exception handlers for the routes it serves, each error counted in `errors`.
 
+    Unexpected errors are not among them: RequestObserver answers those, inside the request's id.
+    """
+    converters: dict[type[Exception], Callable[[Any], ApiError]] = {
+        ApiError: lambda error: error,
+        PublishError: from_publish_error,
+        OverloadedError: from_overload,
+        HTTPException: from_http_exception,
+    }
 
-EXCEPTION_HANDLERS = {
-    ApiError: handle_api_error,
-    PublishError: handle_publish_error,
-    OverloadedError: handle_overload,
-    HTTPException: handle_http_exception,
-    Exception: handle_unexpected_error,
-}
+    def handler(convert: Callable[[Any], ApiError]) -> HTTPExceptionHandler:
+        async def handle(request: Request, exc: Exception) -> Response:
+            return render(convert(exc), errors)
+
+        return handle
+
+    return {kind: handler(convert) for kind, convert in converters.items()}

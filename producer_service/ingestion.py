@@ -29,6 +29,7 @@ from producer_service.errors import (
     from_invalid_event,
     from_overload,
     from_publish_error,
+    unexpected,
 )
 from producer_service.metrics import ProducerMetrics
 from producer_service.middleware import RequestRecorder
@@ -133,8 +134,7 @@ class Ingestion:
         except OverloadedError as error:
             raise from_overload(error) from None
         except Exception as error:
-            _log.exception("unhandled error", extra={"path": scope["path"]})
-            raise ApiError("internal error") from error
+            raise unexpected(error, scope["path"]) from error
 
     async def _event(self, body: bytes, publisher: Publisher) -> bytes:
         [delivery] = await publisher.publish((parse_event(body),))

@@ -7,11 +7,13 @@ import itertools
 import re
 import secrets
 import time
+from collections import Counter as Tally
 from collections.abc import Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer_service.access_log import AccessLog
+from producer_service.errors import render, unexpected
 from producer_service.metrics import ProducerMetrics
 
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -54,11 +56,13 @@ class RequestRecorder:
 
 
 class RequestObserver:
-    """Pure ASGI middleware: honour or make an X-Request-ID, log and count every request."""
+    """Pure ASGI middleware: honour or make an X-Request-ID, log and count every request, and
+    answer an unexpected error as a 500 in the JSON error shape, logged once."""
 
-    def __init__(self, app: ASGIApp, recorder: RequestRecorder) -> None:
+    def __init__(self, app: ASGIApp, recorder: RequestRecorder, errors: Tally[str]) -> None:
         self.app = app
         self.recorder = recorder
+        self.errors = errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -68,7 +72,7 @@ class RequestObserver:
         request_id = self.recorder.request_id(offered)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -79,5 +83,11 @@ class RequestObserver:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            # Answered here, so neither Starlette nor uvicorn logs it a second time; a response
+            # already under way can only be cut short.
+            response = render(unexpected(error, scope["path"]), self.errors)
+            if status == 0:
+                await response(scope, receive, send_with_id)
         finally:
             self.recorder.finished(scope["method"], scope["path"], status, started, request_id)
