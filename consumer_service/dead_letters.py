@@ -1,9 +1,5 @@
-"""DeadLetterPublisher: sets records aside in the dead-letter topic, the reason in its headers.
-
-Headers of a dead letter: ``dlq.error`` (why), ``dlq.original.topic``, ``dlq.original.partition``
-and ``dlq.original.offset`` (where the record came from); the key and value are the original's.
-A value too large even for the dead-letter topic is left out, with ``dlq.value-omitted``.
-"""
+"""DeadLetterPublisher: sets records aside in the dead-letter topic, as shared.records.dead_letter
+says (the reason and the record's origin in headers, a too-large value left out)."""
 
 from __future__ import annotations
 
@@ -11,22 +7,10 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
-from aiokafka.errors import MessageSizeTooLargeError
 
 from shared.kafka_options import dead_letter_producer_options
+from shared.records import dead_letter
 from shared.settings import Settings
-
-VALUE_OMITTED_HEADER = ("dlq.value-omitted", b"too large for the dead-letter topic")
-
-
-def dead_letter_headers(record: ConsumerRecord[Any, Any], reason: str) -> list[tuple[str, bytes]]:
-    """The headers of a dead letter: why, and where the record came from."""
-    return [
-        ("dlq.error", reason.encode()),
-        ("dlq.original.topic", record.topic.encode()),
-        ("dlq.original.partition", str(record.partition).encode()),
-        ("dlq.original.offset", str(record.offset).encode()),
-    ]
 
 
 class DeadLetters(Protocol):
@@ -72,13 +56,7 @@ class DeadLetterPublisher:
 
     async def set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         """Produce the record to the dead-letter topic and wait for the acknowledgement."""
-        headers = dead_letter_headers(record, reason)
-        try:
-            await self._producer.send_and_wait(
-                self._topic, value=record.value, key=record.key, headers=headers
-            )
-        except MessageSizeTooLargeError:
-            headers.append(VALUE_OMITTED_HEADER)
-            await self._producer.send_and_wait(
-                self._topic, value=None, key=record.key or b"", headers=headers
-            )
+        letter = dead_letter(record, reason)
+        await self._producer.send_and_wait(
+            self._topic, value=letter.value, key=letter.key, headers=letter.headers
+        )

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
-from consumer_service.decoding import PoisonRecordError, decode_record
 from shared.logs import json_line_head
+from shared.records import PoisonRecordError, decode_record
 from shared.schema import encode_value
 
 EVENTS_LOGGER = "consumer_service.events"

@@ -18,10 +18,9 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumer_service.metrics import ConsumerMetrics
+from shared.records import Batch
 
 _log = logging.getLogger(__name__)
-
-Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 
 
 class RecordSource(Protocol):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
@@ -83,9 +84,22 @@ class InvalidEvent(ValueError):
     """The document is not JSON (`malformed`), or breaks the schema; `problems` say where."""
 
     def __init__(self, problems: list[Problem], *, malformed: bool = False) -> None:
-        super().__init__("; ".join(f"{p.path or '$'}: {p.message}" for p in problems))
         self.problems = problems
         self.malformed = malformed
+        super().__init__(self.describe())
+
+    def describe(self, root: str = "$") -> str:
+        """Every problem as `path: message`, joined by "; "; `root` names the whole document."""
+        return "; ".join(f"{p.path or root}: {p.message}" for p in self.problems)
+
+
+def location(parts: Iterable[str | int]) -> str:
+    """A location in the one format every error uses: names joined by dots, list indexes in
+    brackets (`heartRates[1].value`, `[3].maxHeartRate`, `http.api_keys[0]`)."""
+    path = ""
+    for part in parts:
+        path = _index(path, part) if isinstance(part, int) else _join(path, part)
+    return path
 
 
 _event_decoder: msgspec.json.Decoder[Biometrics] = msgspec.json.Decoder(Biometrics)
@@ -206,7 +220,7 @@ def _problems(value: Any, annotation: Any, path: str) -> list[Problem]:
         # A list of the wrong length is one problem, whatever its items are.
         (item,) = typing.get_args(inner)
         for index, element in enumerate(value):
-            found += _problems(element, item, f"{path}[{index}]")
+            found += _problems(element, item, _index(path, index))
     return found or [first]
 
 
@@ -220,3 +234,7 @@ def _problem(error: msgspec.ValidationError, path: str) -> Problem:
 
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
+
+
+def _index(path: str, index: int) -> str:
+    return f"{path}[{index}]"

@@ -16,6 +16,8 @@ from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from shared.schema import location
+
 ENV_PREFIX = "BIOMETRICS"
 CONFIG_DIR_VARIABLE = "BIOMETRICS_CONFIG_DIR"
 # Variables that share the prefix but configure the tooling, not the services.
@@ -226,7 +228,7 @@ def _describe(error: ValidationError) -> str:
     # Locations and messages only: pydantic's own text echoes input values, which may be secrets.
     lines = []
     for item in error.errors(include_input=False, include_url=False):
-        key = ".".join(str(part) for part in item["loc"]) or "settings"
+        key = location(item["loc"]) or "settings"
         variable = f"{ENV_PREFIX}_{'__'.join(str(part).upper() for part in item['loc'])}"
         lines.append(f"{key} ({variable}): {item['msg']}")
     return "invalid settings:\n  " + "\n  ".join(lines)

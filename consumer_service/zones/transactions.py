@@ -32,13 +32,13 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from consumer_service.zones.transform import Output
+from shared.records import Batch
 
 _log = logging.getLogger(__name__)
 
 # Logged for each committed transaction: other processes (tests) count these lines.
 TRANSACTION_COMMITTED = "transaction committed"
 
-Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 Transform = Callable[[ConsumerRecord[Any, Any]], Sequence[Output]]
 
 

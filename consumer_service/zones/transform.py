@@ -3,7 +3,7 @@
 The transform is pure: it only says what to produce, so the loop can produce it inside the
 transaction that also carries the record's offset. A record that can never be decoded (no value,
 larger than ``consumer.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
-headers of consumer_service/dead_letters.py, instead of blocking its partition.
+carry of shared.records.dead_letter, instead of blocking its partition.
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord
 
-from consumer_service.dead_letters import VALUE_OMITTED_HEADER, dead_letter_headers
-from consumer_service.decoding import PoisonRecordError, decode_record
+from shared.records import PoisonRecordError, dead_letter, decode_record
 from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
-
-# aiokafka refuses to send a record over its max_request_size (1 MiB); leave room for the rest.
-_MAX_DEAD_LETTER_VALUE_BYTES = 900 * 1024
 
 
 class Output(NamedTuple):
@@ -59,11 +55,5 @@ class ZoneTransform:
         ]
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Output:
-        headers = dead_letter_headers(record, reason)
-        value = record.value
-        if value is not None and len(value) > _MAX_DEAD_LETTER_VALUE_BYTES:
-            headers.append(VALUE_OMITTED_HEADER)
-            value = None
-        # aiokafka sends no record without a key or a value.
-        key = record.key if value is not None else record.key or b""
+        key, value, headers = dead_letter(record, reason)
         return Output(self._dead_letter_topic, key, value, headers)

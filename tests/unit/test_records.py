@@ -1,0 +1,67 @@
+"""The rules every consumer shares: why a record is poison, and what its dead letter carries; and
+the one format of an error's location, in HTTP answers, dead letters and settings errors."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from aiokafka import ConsumerRecord
+
+from shared.records import (
+    MAX_DEAD_LETTER_VALUE_BYTES,
+    PoisonRecordError,
+    dead_letter,
+    decode_record,
+)
+from shared.schema import location
+from shared.settings import SettingsError, load_settings
+from tests.support import ROOT, event_body
+
+
+def _record(value: bytes | None, key: bytes | None = b"k") -> ConsumerRecord[bytes, bytes]:
+    size = len(value or b"")
+    return ConsumerRecord("events", 1, 9, 0, 0, key, value, None, len(key or b""), size, [])
+
+
+def test_a_location_joins_names_with_dots_and_puts_indexes_in_brackets() -> None:
+    assert location(["heartRates", 1, "value"]) == "heartRates[1].value"
+    assert location([3, "maxHeartRate"]) == "[3].maxHeartRate"
+    assert location(["http", "api_keys", 0]) == "http.api_keys[0]"
+    assert location([]) == ""
+
+
+def test_a_poison_record_names_each_bad_field_in_the_http_format() -> None:
+    body = event_body()
+    body["heartRates"][1]["value"] = -1
+    del body["maxHeartRate"]
+    with pytest.raises(PoisonRecordError) as error:
+        decode_record(_record(orjson.dumps(body)), max_record_bytes=4096)
+    reasons = str(error.value).split("; ")
+    assert [reason.split(":")[0] for reason in reasons] == ["heartRates[1].value", "maxHeartRate"]
+    with pytest.raises(PoisonRecordError, match=r"^value: Invalid JSON"):
+        decode_record(_record(b"{"), max_record_bytes=4096)
+
+
+def test_a_settings_error_names_a_list_item_in_the_same_format() -> None:
+    env = {"BIOMETRICS_HTTP__API_KEYS": '["long-enough-key-0123456789", 5]'}
+    with pytest.raises(SettingsError, match=r"http\.api_keys\[1\] "):
+        load_settings(ROOT, env)
+
+
+def test_a_dead_letter_keeps_key_value_and_says_why_and_where_from() -> None:
+    key, value, headers = dead_letter(_record(b"not json", key=b"device"), "Invalid JSON")
+    assert (key, value) == (b"device", b"not json")
+    assert dict(headers) == {
+        "dlq.error": b"Invalid JSON",
+        "dlq.original.topic": b"events",
+        "dlq.original.partition": b"1",
+        "dlq.original.offset": b"9",
+    }
+
+
+def test_a_value_too_large_to_produce_is_left_out_and_an_empty_key_stands_in() -> None:
+    fits = dead_letter(_record(b"x" * MAX_DEAD_LETTER_VALUE_BYTES, key=None), "too large")
+    assert fits.value is not None and fits.key is None
+    omitted = dead_letter(_record(b"x" * (MAX_DEAD_LETTER_VALUE_BYTES + 1), key=None), "too large")
+    assert (omitted.key, omitted.value) == (b"", None)
+    assert dict(omitted.headers)["dlq.value-omitted"] == b"too large for the dead-letter topic"
