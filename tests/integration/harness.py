@@ -16,6 +16,7 @@ import orjson
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from consumer_service import EVENT_CONSUMED, run_consumer
 from producer_service import create_app
@@ -116,7 +117,14 @@ async def committed_offsets(bootstrap: str, group_id: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group_id)
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    offsets = await admin.list_consumer_group_offsets(group_id)
+                    break
+                except GroupCoordinatorNotAvailableError:
+                    # A fresh broker creates __consumer_offsets on first use; ask again.
+                    await asyncio.sleep(0.2)
     finally:
         await admin.close()
     return {tp.partition: meta.offset for tp, meta in offsets.items()}
