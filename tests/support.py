@@ -11,11 +11,25 @@ from types import TracebackType
 from typing import Any
 from uuid import uuid4
 
+from aiokafka import ConsumerRecord, TopicPartition
+
 from producer_service import Delivery
 from shared.schema import Biometrics
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+TOPIC = "BiometricsImported"
+P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+
+def record(
+    partition: int, offset: int, value: bytes | None = b"v", key: bytes | None = b"k"
+) -> ConsumerRecord[bytes, bytes]:
+    """A consumed record of TOPIC, as aiokafka hands it over."""
+    size = len(value or b"")
+    return ConsumerRecord(
+        TOPIC, partition, offset, 0, 0, key, value, None, len(key or b""), size, []
+    )
 
 
 def clean_env(**variables: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from consumer_service.zones.service import (
 from consumer_service.zones.transactions import (
     TRANSACTION_COMMITTED,
     AbortFailedError,
-    DelegatingProducer,
     FencedError,
     SeekableSource,
     TransactionalProducer,
@@ -23,7 +22,6 @@ from consumer_service.zones.transform import Output, ZoneTransform
 __all__ = [
     "TRANSACTION_COMMITTED",
     "AbortFailedError",
-    "DelegatingProducer",
     "FencedError",
     "NoPartitionsError",
     "Output",

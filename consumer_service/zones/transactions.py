@@ -84,38 +84,6 @@ class TransactionalProducer(Protocol):
     async def abort_transaction(self) -> None: ...
 
 
-class DelegatingProducer:
-    """A TransactionalProducer passing every call on to another; subclasses change some."""
-
-    def __init__(self, producer: TransactionalProducer) -> None:
-        self.producer = producer
-
-    async def begin_transaction(self) -> None:
-        await self.producer.begin_transaction()
-
-    async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> asyncio.Future[Any]:
-        return await self.producer.send(topic, value, key, partition, timestamp_ms, headers)
-
-    async def send_offsets_to_transaction(
-        self, offsets: Mapping[TopicPartition, int], group_id: str
-    ) -> None:
-        await self.producer.send_offsets_to_transaction(offsets, group_id)
-
-    async def commit_transaction(self) -> None:
-        await self.producer.commit_transaction()
-
-    async def abort_transaction(self) -> None:
-        await self.producer.abort_transaction()
-
-
 @dataclass
 class TransactionCounts:
     """What the loop has done since it started."""

@@ -5,19 +5,11 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pytest
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from consumer_service import Committer, ConsumerMetrics, PendingOffsets, RebalanceHandler, consume
-
-TOPIC = "BiometricsImported"
-P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
-
-
-def record(partition: int, offset: int, value: bytes | None = b"v", key: bytes = b"k") -> Any:
-    return ConsumerRecord(
-        TOPIC, partition, offset, 0, 0, key, value, None, len(key), len(value or b""), []
-    )
+from tests.support import P0, P1, TOPIC, record
 
 
 class FakeSource:

@@ -13,8 +13,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from consumer_service.processor import ProcessorStoppedError
-from tests.support import FlakySink, RecordingDeadLetters, event_body
-from tests.unit.test_consumer_loop import P0, P1, TOPIC, record
+from tests.support import P0, P1, TOPIC, FlakySink, RecordingDeadLetters, event_body, record
 
 
 def _processor(sink: Any, dead_letters: Any, retries: int = 2) -> RecordProcessor:

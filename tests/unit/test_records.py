@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from aiokafka import ConsumerRecord
 
 from shared.records import (
     MAX_DEAD_LETTER_VALUE_BYTES,
@@ -15,12 +14,7 @@ from shared.records import (
 )
 from shared.schema import location
 from shared.settings import SettingsError, load_settings
-from tests.support import ROOT, event_body
-
-
-def _record(value: bytes | None, key: bytes | None = b"k") -> ConsumerRecord[bytes, bytes]:
-    size = len(value or b"")
-    return ConsumerRecord("events", 1, 9, 0, 0, key, value, None, len(key or b""), size, [])
+from tests.support import ROOT, TOPIC, event_body, record
 
 
 def test_a_location_joins_names_with_dots_and_puts_indexes_in_brackets() -> None:
@@ -35,11 +29,11 @@ def test_a_poison_record_names_each_bad_field_in_the_http_format() -> None:
     body["heartRates"][1]["value"] = -1
     del body["maxHeartRate"]
     with pytest.raises(PoisonRecordError) as error:
-        decode_record(_record(orjson.dumps(body)), max_record_bytes=4096)
+        decode_record(record(1, 9, orjson.dumps(body)), max_record_bytes=4096)
     reasons = str(error.value).split("; ")
     assert [reason.split(":")[0] for reason in reasons] == ["heartRates[1].value", "maxHeartRate"]
     with pytest.raises(PoisonRecordError, match=r"^value: Invalid JSON"):
-        decode_record(_record(b"{"), max_record_bytes=4096)
+        decode_record(record(1, 9, b"{"), max_record_bytes=4096)
 
 
 def test_a_settings_error_names_a_list_item_in_the_same_format() -> None:
@@ -49,19 +43,21 @@ def test_a_settings_error_names_a_list_item_in_the_same_format() -> None:
 
 
 def test_a_dead_letter_keeps_key_value_and_says_why_and_where_from() -> None:
-    key, value, headers = dead_letter(_record(b"not json", key=b"device"), "Invalid JSON")
+    key, value, headers = dead_letter(record(1, 9, b"not json", key=b"device"), "Invalid JSON")
     assert (key, value) == (b"device", b"not json")
     assert dict(headers) == {
         "dlq.error": b"Invalid JSON",
-        "dlq.original.topic": b"events",
+        "dlq.original.topic": TOPIC.encode(),
         "dlq.original.partition": b"1",
         "dlq.original.offset": b"9",
     }
 
 
 def test_a_value_too_large_to_produce_is_left_out_and_an_empty_key_stands_in() -> None:
-    fits = dead_letter(_record(b"x" * MAX_DEAD_LETTER_VALUE_BYTES, key=None), "too large")
+    fits = dead_letter(record(1, 9, b"x" * MAX_DEAD_LETTER_VALUE_BYTES, key=None), "too large")
     assert fits.value is not None and fits.key is None
-    omitted = dead_letter(_record(b"x" * (MAX_DEAD_LETTER_VALUE_BYTES + 1), key=None), "too large")
+    omitted = dead_letter(
+        record(1, 9, b"x" * (MAX_DEAD_LETTER_VALUE_BYTES + 1), key=None), "too large"
+    )
     assert (omitted.key, omitted.value) == (b"", None)
     assert dict(omitted.headers)["dlq.value-omitted"] == b"too large for the dead-letter topic"

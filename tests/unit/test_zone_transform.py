@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from aiokafka import ConsumerRecord
 
 from consumer_service.zones import ZoneTransform
-from tests.support import event_body
-
-TOPIC = "BiometricsImported"
-
-
-def _record(
-    value: bytes | None, key: bytes | None = b"k", offset: int = 7
-) -> ConsumerRecord[bytes, bytes]:
-    size = len(value or b"")
-    return ConsumerRecord(TOPIC, 2, offset, 0, 0, key, value, None, len(key or b""), size, [])
+from tests.support import event_body, record
 
 
 def _transform(max_record_bytes: int = 4096) -> ZoneTransform:
@@ -27,7 +17,7 @@ def _transform(max_record_bytes: int = 4096) -> ZoneTransform:
 
 def test_a_valid_record_becomes_its_zone_events_keyed_by_device() -> None:
     body = event_body(readings=3, maxHeartRate=100)  # readings 70, 71, 72: Zone3 each
-    outputs = _transform()(_record(orjson.dumps(body)))
+    outputs = _transform()(record(2, 7, orjson.dumps(body)))
     assert [(o.topic, o.key, o.headers) for o in outputs] == [
         ("zones", body["deviceId"].encode(), [])
     ] * 3
@@ -46,7 +36,7 @@ def test_a_valid_record_becomes_its_zone_events_keyed_by_device() -> None:
 def test_a_poison_record_becomes_one_dead_letter_with_its_reason_and_origin(
     value: bytes | None, reason: bytes
 ) -> None:
-    [letter] = _transform()(_record(value))
+    [letter] = _transform()(record(2, 7, value))
     headers = dict(letter.headers)
     assert (letter.topic, letter.key, letter.value) == ("dlq", b"k", value)
     assert reason in headers["dlq.error"]
@@ -58,6 +48,6 @@ def test_a_poison_record_becomes_one_dead_letter_with_its_reason_and_origin(
 
 
 def test_a_dead_letter_too_large_to_produce_keeps_its_headers_but_not_its_value() -> None:
-    [letter] = _transform()(_record(b"x" * 1_000_000, key=None))
+    [letter] = _transform()(record(2, 7, b"x" * 1_000_000, key=None))
     assert (letter.key, letter.value) == (b"", None)
     assert b"too large" in dict(letter.headers)["dlq.value-omitted"]
