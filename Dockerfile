@@ -28,7 +28,6 @@ COPY README.md ./
 COPY shared/ shared/
 COPY producer_service/ producer_service/
 COPY consumer_service/ consumer_service/
-COPY devtools/ devtools/
 RUN pip install --no-cache-dir . && rm -rf build ./*.egg-info
 
 # The services read settings.toml and .secrets.toml from the working directory. /app holds no
