@@ -1,4 +1,5 @@
-"""ProbeServer: the consumer's small HTTP server for /metrics, /healthz and /readyz."""
+"""serving_probes: the consumer's small HTTP server (create_probe_app) for /metrics, /healthz and
+/readyz, run beside the poll loop."""
 
 from __future__ import annotations
 
