@@ -1,6 +1,6 @@
 """PendingLines: the JSON lines of validated records, kept until they are written in one go.
 
-Each line has the fields of every log line (shared.logs.json_line), then ``topic``,
+Each line has the fields of every JSON log line (shared.logs), then ``topic``,
 ``partition``, ``offset``, ``key``, ``age_ms`` and ``event``. Up to the partition the fields are
 the same for all of a partition's records in one call, so that part is made once, with one
 timestamp; each record adds only its own fields. The event is the record's value as it is, just
