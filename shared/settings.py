@@ -16,6 +16,7 @@ from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from shared.logs import LogFormat
 from shared.schema import location
 
 ENV_PREFIX = "BIOMETRICS"
@@ -142,9 +143,10 @@ class HttpSettings(_Section):
 
 
 class LoggingSettings(_Section):
-    """Log level of both services."""
+    """Log level and line format of both services."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    format: LogFormat
 
 
 class ZonesSettings(_Section):

@@ -1,4 +1,4 @@
-"""What the services do first (load the settings, refuse bad ones, switch to JSON logs) and
+"""What the services do first (load the settings, refuse bad ones, start the logs) and
 how the Kafka loops stop (signals only set a flag; the work in hand finishes)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def start_service(program: str) -> Settings:
     except (SettingsError, KafkaNotConfiguredError) as error:
         print(f"{program}: {error}", file=sys.stderr)
         sys.exit(2)
-    configure_logging(settings.logging.level)
+    configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
 

@@ -21,7 +21,8 @@ from aiokafka import TopicPartition
 
 from consumer_service import RecordProcessor, StreamSink
 from shared.logs import LogFormat, LogWriter, configure_logging
-from tests.support import ROOT, RecordingDeadLetters, event_body
+from shared.settings import SettingsError, load_settings
+from tests.support import ROOT, RecordingDeadLetters, clean_env, event_body
 from tests.unit.test_consumer_loop import TOPIC, record
 
 
@@ -121,6 +122,48 @@ def test_a_console_line_escapes_terminal_control_characters() -> None:
     assert line.endswith(' INFO     tests.logs  asked for  path="/a\\u001b[2Jb c"')
 
 
+def test_the_format_setting_defaults_to_auto_and_refuses_unknown_formats() -> None:
+    assert load_settings(ROOT, env={}).logging.format == "auto"
+    console = {"BIOMETRICS_LOGGING__FORMAT": "console"}
+    assert load_settings(ROOT, env=console).logging.format == "console"
+    with pytest.raises(SettingsError, match=r"logging\.format"):
+        load_settings(ROOT, env={"BIOMETRICS_LOGGING__FORMAT": "xml"})
+
+
+_SERVICE_START = """
+import logging
+from shared.startup import start_service
+start_service("test")
+logging.getLogger("tests.logs").info("started", extra={"n": 1})
+"""
+
+
+@pytest.mark.parametrize(("log_format", "console"), [("auto", True), ("json", False)])
+def test_a_service_on_a_terminal_logs_as_its_format_setting_says(
+    log_format: str, console: bool
+) -> None:
+    env = clean_env(
+        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        BIOMETRICS_LOGGING__FORMAT=log_format,
+    )
+    controller, terminal_fd = os.openpty()
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SERVICE_START],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=terminal_fd,
+        )  # fmt: skip
+        os.close(terminal_fd)
+        output = _read_until_closed(controller)
+        assert child.wait(timeout=30) == 0
+    finally:
+        os.close(controller)
+    [line] = output.splitlines()
+    if console:
+        assert "\x1b[32mINFO" in line and "started" in line
+    else:
+        assert orjson.loads(line)["message"] == "started"
+
+
 _LOG_THEN_EXIT = """
 import logging, sys
 from shared.logs import configure_logging, log_batch
@@ -189,4 +232,18 @@ def _read_available(fd: int) -> str:
     chunks = []
     while select.select([fd], [], [], 0.5)[0]:
         chunks.append(os.read(fd, 65536))
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def _read_until_closed(fd: int) -> str:
+    """Everything written to a terminal until its last writer closed it."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: no process has the terminal open any more
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
     return b"".join(chunks).decode().replace("\r\n", "\n")
