@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2 as httpx
 import orjson
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
-from consumer_service import EVENT_CONSUMED, run_consumer
+from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED, run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
 from shared.settings import Settings, load_settings
@@ -289,3 +290,27 @@ async def fill_topic(
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+async def through_the_pair(
+    env: dict[str, str], bodies: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], ServiceProcess, ServiceProcess]:
+    """Run both services as processes, POST each body (each must get 202), wait for the consumer's
+    line of every one, then SIGTERM both (each must exit 0); return those lines and the two
+    processes, whose output stays readable."""
+    async with (
+        service_process("producer_service", env) as producer,
+        service_process("consumer_service", env) as consumer,
+    ):
+        url = await producer.url()
+        await consumer.wait_for_message(CONSUMER_STARTED)
+        async with httpx.AsyncClient(base_url=url) as client:
+            for body in bodies:
+                response = await client.post("/biometrics", json=body)
+                assert response.status_code == 202, response.text
+        events = await consumer.wait_for(
+            lambda line: line["message"] == EVENT_CONSUMED, len(bodies)
+        )
+        codes = await asyncio.gather(producer.finish(), consumer.finish())
+    assert codes == [0, 0], (producer.lines[-5:], consumer.lines[-5:])
+    return events, producer, consumer

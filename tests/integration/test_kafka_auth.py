@@ -11,16 +11,20 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx2 as httpx
 import orjson
 import pytest
 from pydantic import SecretStr
 
-from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
 from shared.kafka import check_authentication
-from tests.integration.harness import ServiceProcess, service_env, service_process, settings_for
+from tests.integration.harness import (
+    ServiceProcess,
+    service_env,
+    service_process,
+    settings_for,
+    through_the_pair,
+)
 from tests.support import event_body
 
 USER, PASSWORD = "alice", "alice-secret"
@@ -63,19 +67,8 @@ async def test_services_with_the_right_credentials_carry_an_event_from_http_to_t
 ) -> None:
     env = _sasl_env(sasl_kafka, mechanism, PASSWORD)
     body = event_body()
-    async with (
-        service_process("producer_service", env) as producer,
-        service_process("consumer_service", env) as consumer,
-    ):
-        url = await producer.url()
-        await consumer.wait_for_message(CONSUMER_STARTED)
-        async with httpx.AsyncClient(base_url=url) as client:
-            response = await client.post("/biometrics", json=body)
-        assert response.status_code == 202, response.text
-        [event] = await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED)
-        assert event["key"] == body["deviceId"]
-        codes = await asyncio.gather(producer.finish(), consumer.finish())
-    assert codes == [0, 0], (producer.lines[-5:], consumer.lines[-5:])
+    [event], producer, consumer = await through_the_pair(env, [body])
+    assert event["key"] == body["deviceId"]
     assert PASSWORD not in _output(producer) + _output(consumer)
 
 
