@@ -3,11 +3,8 @@ transactions (exactly once) against plain acknowledged produce plus offset commi
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
 from bench.context import Bench, say
+from bench.handoff import receive
 from bench.meter import CpuMeter
 from bench.process import python_module
 from bench.results import Row
@@ -34,7 +31,7 @@ def _run(bench: Bench, topic: str, row: str, mode: str) -> Row:
         "BIOMETRICS_ZONES__GROUP_ID": group,
         "BIOMETRICS_ZONES__TOPIC": f"{group}.zones",
     }
-    argv = python_module("consumer_service.zones.throughput", f"--expect={count}")
+    argv = python_module("bench.zone_throughput", f"--expect={count}")
     if mode == "at-least-once":
         argv.append("--at-least-once")
     path = bench.unique_log(row.replace("_", "-"))
@@ -43,9 +40,9 @@ def _run(bench: Bench, topic: str, row: str, mode: str) -> Row:
             argv, bench.processes.pinning.service, env=env, stdout=log, stderr=log
         )
         code, _ = bench.processes.wait_measured(process, timeout_s=count / _MIN_EVENTS_PER_S + 60)
-    result = _result(path.read_bytes())
-    if code != 0 or result is None:
+    if code != 0:
         raise RuntimeError(f"the zone processor ({mode}) exited with {code}; see {path}")
+    result = receive(path.read_text())
     return Row(
         row,
         f"zones: HeartRateZoneReached, {mode}",
@@ -55,11 +52,3 @@ def _run(bench: Bench, topic: str, row: str, mode: str) -> Row:
         cpu=cpu.shares(),
         details={"zone_events": result["produced"], "batches": result["batches"], "log": str(path)},
     )
-
-
-def _result(output: bytes) -> dict[str, Any] | None:
-    for raw in output.splitlines():
-        if b'"zone throughput"' in raw:
-            line: dict[str, Any] = orjson.loads(raw)
-            return line
-    return None

@@ -1,50 +1,36 @@
-"""measure_zones: the zone processor's events/s over a pre-filled topic, transactional or not.
+"""The zone processor's events/s over a pre-filled topic, transactional or not.
 
-Both modes run the same loop over the same batches; they differ only in how a batch is
-committed. Transactional: begin, produce, send the offsets to the transaction, commit (what
-`python -m consumer_service.zones` does). At-least-once: produce, wait for the acknowledgements,
-commit the offsets with the consumer, no transaction.
+Both modes run the service's loop (process_zones) over the same batches; they differ only in how
+a batch is committed. Transactional: begin, produce, send the offsets to the transaction, commit
+(what `python -m consumer_service.zones` does). At-least-once: produce, wait for the
+acknowledgements, commit the offsets with the consumer, no transaction.
 
-`python -m consumer_service.zones.throughput --expect N [--at-least-once]`, configured by the
-BIOMETRICS_* variables: kafka.topic must hold at least N Biometrics events and zones.group_id
-must be a group without offsets. It logs one line with the message "zone throughput" and the
-fields of ZoneThroughput.
+`python -m bench.zone_throughput --expect N [--at-least-once]`, configured by the BIOMETRICS_*
+variables: kafka.topic must hold at least N Biometrics events and zones.group_id must be a group
+without offsets. Hands back (bench.handoff.emit) {"mode", "events", "produced", "batches",
+"seconds", "events_per_s"}.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from typing import Any
 
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from consumer_service.zones.service import process_zones, zone_clients
-from consumer_service.zones.transactions import Batch, DelegatingProducer, TransactionalProducer
+from bench.bare_consumer import Batch
+from bench.handoff import emit
+from consumer_service.zones import TransactionalProducer, process_zones, zone_clients
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 from shared.startup import start_service
 
-_log = logging.getLogger("consumer_service.zones.throughput")
 
-
-@dataclass(frozen=True)
-class ZoneThroughput:
-    """One measurement: Biometrics events in, zone events and dead letters out, wall time."""
-
-    mode: str
-    events: int
-    produced: int
-    batches: int
-    seconds: float
-    events_per_s: float
-
-
-async def measure_zones(settings: Settings, expect: int, *, transactional: bool) -> ZoneThroughput:
+async def measure_zones(settings: Settings, expect: int, *, transactional: bool) -> dict[str, Any]:
     """Process the first `expect` events of kafka.topic; time it from the first batch read to
     the last batch committed."""
     kafka = settings.kafka
@@ -58,14 +44,14 @@ async def measure_zones(settings: Settings, expect: int, *, transactional: bool)
         counts = await process_zones(settings, source, committer, stop)
         finished = time.perf_counter()
     seconds = finished - (source.first_batch_at or finished)
-    return ZoneThroughput(
-        mode="transactional" if transactional else "at-least-once",
-        events=counts.records,
-        produced=counts.produced,
-        batches=counts.committed,
-        seconds=round(seconds, 3),
-        events_per_s=round(counts.records / seconds, 1) if seconds else 0.0,
-    )
+    return {
+        "mode": "transactional" if transactional else "at-least-once",
+        "events": counts.records,
+        "produced": counts.produced,
+        "batches": counts.committed,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(counts.records / seconds, 1) if seconds else 0.0,
+    }
 
 
 class _StopAfter:
@@ -96,12 +82,13 @@ class _StopAfter:
         self._consumer.seek(partition, offset)
 
 
-class _CommitAfterAcks(DelegatingProducer):
+class _CommitAfterAcks:
     """At-least-once through the same loop: no transaction; the loop has the acknowledgements
     before it hands over the offsets, which the consumer then commits."""
 
     def __init__(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
-        super().__init__(producer)
+        # Records go straight to the (idempotent, not transactional) producer.
+        self.send = producer.send
         self._consumer = consumer
 
     async def begin_transaction(self) -> None:
@@ -120,8 +107,8 @@ class _CommitAfterAcks(DelegatingProducer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Measure once and log the result."""
-    parser = argparse.ArgumentParser(prog="python -m consumer_service.zones.throughput")
+    """Measure once and hand back the result."""
+    parser = argparse.ArgumentParser(prog="python -m bench.zone_throughput")
     parser.add_argument("--expect", type=int, required=True, help="events in kafka.topic")
     parser.add_argument("--at-least-once", action="store_true", help="no transactions")
     args = parser.parse_args(argv)
@@ -130,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         result = runner.run(
             measure_zones(settings, args.expect, transactional=not args.at_least_once)
         )
-    _log.info("zone throughput", extra=asdict(result))
+    emit(result)
 
 
 if __name__ == "__main__":
