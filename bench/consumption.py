@@ -5,21 +5,24 @@ profile."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from bench.context import Bench, say
 from bench.eventlog import EventLog
 from bench.handoff import receive
 from bench.meter import CpuMeter
-from bench.process import python_module
+from bench.process import python_module, wait_for_text
 from bench.profiler import Recording, start_recording, top_frames
 from bench.results import Row
 from bench.topics import count_committed, count_records, create_topic
+from consumer_service import CONSUMER_STARTED
 
-_STARTED_LINE = b'"message":"consumer started"'
+# The line as the consumer's JSON log writes it.
+_STARTED_LINE = b'"message":' + orjson.dumps(CONSUMER_STARTED)
 _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
 _CONSUMER_ROWS = ("consumer", "consumer_minimum", "consumer_ceiling")
 
@@ -105,7 +108,7 @@ def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) 
             if profile is not None:
                 # Attach once imports are done, so the profile shows consuming, not start-up;
                 # the (empty) topic is filled once py-spy samples.
-                _wait_for_line(path, _STARTED_LINE, process)
+                wait_for_text(path, _STARTED_LINE, process)
                 recording = start_recording(bench.processes, process.pid, profile)
                 recording.wait_until_sampling()
                 _fill(bench, topic, count)
@@ -200,11 +203,3 @@ def _count_lines(path: Path) -> int:
         while chunk := sink.read(1 << 20):
             lines += chunk.count(b"\n")
     return lines
-
-
-def _wait_for_line(path: Path, marker: bytes, writer: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while marker not in path.read_bytes():
-        if writer.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"no {marker.decode()} line in {path}")
-        time.sleep(0.05)

@@ -3,21 +3,23 @@ throughput of this run), timed from the request leaving wrk to the consumer's lo
 
 from __future__ import annotations
 
+import math
+import statistics
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.context import Bench, say
 from bench.eventlog import EventLog
 from bench.meter import CpuMeter
-from bench.process import free_port, python_module, wait_until_serving
+from bench.process import python_module, wait_until_serving
 from bench.results import Row
-from bench.stats import percentile
 from bench.topics import create_topic
 from bench.wrk import run_paced_wrk
+from devtools.processes import free_port
 
 DEFAULT_RATE = 500.0
 # Enough free connections that the schedule, not the answers, sets when requests leave.
@@ -48,14 +50,15 @@ def measure(bench: Bench) -> None:
             time.sleep(0.1)
     latencies = [(logged[key] - at) * 1000 for key, at in sent.items() if key in logged]
     missing = len(sent) - len(latencies)
+    p50_ms, p99_ms = _p50_p99(latencies)
     bench.report.rows.append(
         Row(
             "end_to_end",
             f"end to end: POST to log line at {rate:.0f}/s",
             len(latencies),
             result.seconds,
-            p50_ms=percentile(latencies, 50),
-            p99_ms=percentile(latencies, 99),
+            p50_ms=p50_ms,
+            p99_ms=p99_ms,
             errors=max(result.errors, missing),
             cpu=cpu.shares(wrk=result.cpu_percent),
             details={
@@ -134,3 +137,11 @@ def _read_sent(path: Path) -> Iterator[tuple[str, float]]:
         for line in sent:
             device, _, at = line.rstrip("\n").partition("\t")
             yield device, float(at)
+
+
+def _p50_p99(values: Sequence[float]) -> tuple[float, float]:
+    """The median and the 99th percentile of the values (NaN when there are none)."""
+    if len(values) < 2:  # quantiles needs two
+        return (values[0], values[0]) if values else (math.nan, math.nan)
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return cuts[49], cuts[98]

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import orjson
 
-_EVENT_LINE = b'"message":"event consumed"'
+from consumer_service import EVENT_CONSUMED
+
+# The line as the consumer's JSON log writes it.
+_EVENT_LINE = b'"message":' + orjson.dumps(EVENT_CONSUMED)
 
 
 class EventLog:
-    """Counts the consumer's "event consumed" lines and reads each one's key and time."""
+    """Counts the consumer's EVENT_CONSUMED lines and reads each one's key and time."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

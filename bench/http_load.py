@@ -12,11 +12,12 @@ from pathlib import Path
 
 from bench.context import Bench, say
 from bench.meter import CpuMeter, RssSampler
-from bench.process import free_port, python_module, wait_until_serving
+from bench.process import python_module, wait_until_serving
 from bench.profiler import start_recording, top_frames
 from bench.results import Row
 from bench.topics import create_topic
 from bench.wrk import WrkResult, run_wrk, wrk_available
+from devtools.processes import free_port
 
 SINGLE_CONCURRENCIES = (1, 16, 64, 256)
 REFERENCE_CONCURRENCY = 64

@@ -6,20 +6,19 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from devtools.processes import stop, wait_until_ok
+
 ROOT = Path(__file__).resolve().parents[1]
-_STOP_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,6 @@ class ToolRun:
     stderr: str
     wall_s: float
     cpu_s: float
-
-
-def free_port() -> int:
-    """A TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -117,16 +108,10 @@ class Processes:
 
     def stop(self, process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
         """Signal the process by PID, wait up to 30 s, then SIGKILL; return its exit code."""
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        code = stop(process, sig=sig)
         if process in self._running:
             self._running.remove(process)
-        return process.returncode
+        return code
 
     def stop_all(self) -> None:
         """Stop every process still running, the most recent first."""
@@ -168,15 +153,19 @@ def _cpu_seconds(usage: resource.struct_rusage) -> float:
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     """Poll url until it answers 200; raise if the process dies or the deadline passes."""
+    if not wait_until_ok(url, timeout_s, alive=lambda: process.poll() is None):
+        raise RuntimeError(
+            f"{url} did not answer 200 within {timeout_s:.0f} s ({process.args!r}: exit code "
+            f"{process.poll()})"
+        )
+
+
+def wait_for_text(
+    path: Path, text: bytes, writer: subprocess.Popen[bytes], timeout_s: float = 60
+) -> None:
+    """Poll the file until it holds text; raise if its writer exits or the deadline passes."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode} at start-up")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s")
+    while text not in path.read_bytes():
+        if writer.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"no {text.decode()!r} in {path}")
+        time.sleep(0.02)

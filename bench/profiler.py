@@ -7,13 +7,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.process import ROOT, Processes
+from bench.process import ROOT, Processes, wait_for_text
 
 _PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "shared"})
 _SAMPLING_LINE = b"py-spy> Sampling process"  # what py-spy prints once attached
@@ -36,11 +35,7 @@ class Recording:
 
     def wait_until_sampling(self, timeout_s: float = 30) -> None:
         """Return once py-spy has attached and samples; raise if it exits or takes too long."""
-        deadline = time.monotonic() + timeout_s
-        while _SAMPLING_LINE not in self.log.read_bytes():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"py-spy did not start sampling; see {self.log}")
-            time.sleep(0.02)
+        wait_for_text(self.log, _SAMPLING_LINE, self.process, timeout_s)
 
     def stop(self, processes: Processes) -> Path:
         """SIGINT py-spy (it then writes the file) and wait for it."""
