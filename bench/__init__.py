@@ -5,7 +5,6 @@ targets are ratios between rows of the same run.
 """
 
 from bench.options import Options, parse_options
-from bench.results import Report, Row, Target
-from bench.suite import run_benchmark
+from bench.report import Report, Row, Target, judge
 
-__all__ = ["Options", "Report", "Row", "Target", "parse_options", "run_benchmark"]
+__all__ = ["Options", "Report", "Row", "Target", "judge", "parse_options"]

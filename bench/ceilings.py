@@ -1,16 +1,16 @@
-"""The producing ceilings: a bare aiokafka producer and kcat, each with the service's settings."""
+"""The producing ceilings: a bare aiokafka producer and kcat (librdkafka), each with the producer
+service's settings."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 
 from bench.context import Bench, say
-from bench.handoff import receive
-from bench.kcat import kcat_available, run_kcat
-from bench.meter import CpuMeter
-from bench.process import python_module
-from bench.results import Row
-from bench.topics import count_records, create_topic
+from bench.processes import cpu_meter
+from bench.report import Row
+from shared.settings import ProducerSettings
 
 
 def measure(bench: Bench) -> None:
@@ -18,7 +18,7 @@ def measure(bench: Bench) -> None:
     if bench.wants("ceiling"):
         bench.report.rows.append(_aiokafka(bench))
     if bench.wants("c_ceiling"):
-        if kcat_available():
+        if shutil.which("kcat"):
             bench.report.rows.append(_kcat(bench))
         else:
             bench.report.skipped["c_ceiling"] = "kcat is not installed (apt-get install kcat)"
@@ -26,23 +26,18 @@ def measure(bench: Bench) -> None:
 
 def _aiokafka(bench: Bench) -> Row:
     say("ceiling: a bare aiokafka producer")
-    topic = create_topic(bench.bootstrap, "ceiling", bench.settings.kafka.topic_partitions)
+    topic = bench.create_topic("ceiling")
     seconds = bench.options.seconds
-    argv = python_module("bench.bare_producer", str(bench.files.records), f"--seconds={seconds}")
-    path = bench.unique_log("ceiling")
-    with path.open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
-        started = time.monotonic()
-        process = bench.processes.start(
-            argv, bench.processes.pinning.service, env=bench.env(topic), stdout=log, stderr=log
-        )
-        # The helper exits on its own once every record is acknowledged.
-        code, cpu_s = bench.processes.wait_measured(process, timeout_s=seconds + 120)
-        # Over the helper's whole life, start-up included.
-        producer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
-    if code != 0:
-        raise RuntimeError(f"the bare producer exited with {code}; see {path}")
-    result = receive(path.read_text())
-    stored = count_records(bench.bootstrap, topic)
+    records = str(bench.files.records)
+    # The helper exits on its own once every record is acknowledged.
+    result, producer_cpu, cpu = bench.run_helper(
+        "bench.clients",
+        ["produce", records, f"--seconds={seconds}"],
+        log=bench.unique_log("ceiling"),
+        env=bench.env(topic),
+        timeout_s=seconds + 120,
+    )
+    stored = bench.count_records(topic)
     return Row(
         "ceiling",
         "ceiling: bare aiokafka producer",
@@ -55,24 +50,51 @@ def _aiokafka(bench: Bench) -> Row:
 
 
 def _kcat(bench: Bench) -> Row:
+    """Feed the records file to kcat's stdin over and over for the row's seconds; time until it
+    exits, which is once librdkafka has delivered (or given up on) every record."""
     say("C ceiling: kcat (librdkafka)")
-    topic = create_topic(bench.bootstrap, "kcat", bench.settings.kafka.topic_partitions)
-    with CpuMeter(bench.cpu_pids()) as cpu:
-        run = run_kcat(
-            bench.processes,
-            bench.bootstrap,
-            topic,
-            bench.files.records,
-            bench.settings.producer,
-            bench.options.seconds,
+    topic = bench.create_topic("kcat")
+    chunk = bench.files.records.read_bytes()
+    lines = chunk.count(b"\n")
+    processes = bench.processes
+    with cpu_meter(bench.cpu_pids()) as cpu:
+        started = time.monotonic()
+        process = processes.start(
+            _kcat_command(bench.bootstrap, topic, bench.settings.producer),
+            processes.pinning.service,
+            stdin=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
-    stored = count_records(bench.bootstrap, topic)
+        assert process.stdin is not None
+        sent = 0
+        try:
+            while time.monotonic() - started < bench.options.seconds:
+                process.stdin.write(chunk)
+                sent += lines
+        finally:
+            process.stdin.close()
+        returncode, cpu_s = processes.wait_measured(process, timeout_s=120)
+        seconds = time.monotonic() - started
+    stored = bench.count_records(topic)
     return Row(
         "c_ceiling",
         "C ceiling: kcat (librdkafka)",
         stored,
-        run.seconds,
-        errors=run.sent - stored + (run.returncode != 0),
-        cpu=cpu.shares(kcat=run.cpu_percent),
-        details={"topic": topic, "sent": run.sent, "exit_code": run.returncode},
+        seconds,
+        errors=sent - stored + (returncode != 0),
+        cpu=cpu.shares(kcat=round(100 * cpu_s / seconds, 1)),
+        details={"topic": topic, "sent": sent, "exit_code": returncode},
     )
+
+
+def _kcat_command(bootstrap: str, topic: str, producer: ProducerSettings) -> list[str]:
+    """kcat -P reading key<TAB>value lines, configured as the producer service is."""
+    options = {
+        "acks": producer.acks,
+        "enable.idempotence": str(producer.enable_idempotence).lower(),
+        "linger.ms": str(producer.linger_ms),
+        "batch.size": str(producer.max_batch_size),
+        "compression.codec": producer.compression_type,
+    }
+    settings = [arg for key, value in options.items() for arg in ("-X", f"{key}={value}")]
+    return ["kcat", "-P", "-q", "-b", bootstrap, "-t", topic, "-K", "\t", *settings]

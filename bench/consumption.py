@@ -1,45 +1,49 @@
-"""The consumer rows: consumer_service draining a pre-filled topic (handling, logging to a file,
+"""The rows that drain a pre-filled topic: consumer_service (handling, logging to a file,
 committing) against the minimal loop that does only the job's minimum (decode, a line per record
-to a file, a commit per batch), and the bare getmany loop that does nothing; and the consumer's
-profile."""
+to a file, a commit per batch) and the bare getmany loop that does nothing; the zone processor
+with Kafka transactions (exactly once) against plain acknowledged produce plus offset commits;
+and the consumer's profile. EventLog follows the consumer's log file."""
 
 from __future__ import annotations
 
+import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bench.context import Bench, say
-from bench.eventlog import EventLog
-from bench.handoff import receive
-from bench.meter import CpuMeter
-from bench.process import python_module, wait_for_text
+from bench.processes import cpu_meter, python_module, wait_for_text
 from bench.profiler import Recording, start_recording, top_frames
-from bench.results import Row
-from bench.topics import count_committed, count_records, create_topic
-from consumer_service import CONSUMER_STARTED
+from bench.report import Row
+from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
 
-# The line as the consumer's JSON log writes it.
-_STARTED_LINE = b'"message":' + orjson.dumps(CONSUMER_STARTED)
 _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
 _CONSUMER_ROWS = ("consumer", "consumer_minimum", "consumer_ceiling")
+_ZONE_MODES = (("zones_transactional", "transactional"), ("zones_at_least_once", "at-least-once"))
+# The consumer's log lines the rows wait for, as they appear in its JSON lines.
+_STARTED = b'"message":' + orjson.dumps(CONSUMER_STARTED)
+_CONSUMED = b'"message":' + orjson.dumps(EVENT_CONSUMED)
 
 
 def prefill(bench: Bench) -> str | None:
     """Fill the topic the consumer rows drain, if they (or the consumer profile) will run."""
     if not (
-        bench.wants(*_CONSUMER_ROWS, "zones_transactional", "zones_at_least_once")
-        or bench.options.profile
+        bench.wants(*_CONSUMER_ROWS, *(row for row, _ in _ZONE_MODES)) or bench.options.profile
     ):
         return None
-    return _prefill(bench, bench.options.consumer_events)
+    count = bench.options.consumer_events
+    say(f"filling a topic with {count} events for the consumer rows")
+    topic = bench.create_topic("consume")
+    _fill(bench, topic, count)
+    return topic
 
 
 def measure(bench: Bench, topic: str | None) -> None:
-    """One round: consumer_service, the minimal loop, then the bare loop, each reading all of it
-    in a new group."""
+    """One round: consumer_service, the minimal loop, the bare loop, then the zone processor in
+    each mode, each reading all of it in a new group."""
     if topic is None:
         return
     count = bench.options.consumer_events
@@ -52,6 +56,10 @@ def measure(bench: Bench, topic: str | None) -> None:
     if bench.wants("consumer_ceiling"):
         say(f"consumer ceiling: a bare getmany loop over {count} events")
         bench.report.rows.append(_bare(bench, topic, count))
+    for row, mode in _ZONE_MODES:
+        if bench.wants(row):
+            say(f"zones: {mode} over {count} events")
+            bench.report.rows.append(_zones(bench, topic, count, row, mode))
 
 
 def profile(bench: Bench, topic: str | None) -> None:
@@ -62,7 +70,7 @@ def profile(bench: Bench, topic: str | None) -> None:
     say("profiling the consumer (py-spy)")
     count = bench.options.consumer_events
     output = bench.directory / "profile-consumer.txt"
-    empty = create_topic(bench.bootstrap, "consume-profiled", bench.settings.kafka.topic_partitions)
+    empty = bench.create_topic("consume-profiled")
     row = _service(bench, empty, count, profile=output)
     bench.report.profiles["consumer"] = {
         "file": str(output),
@@ -72,23 +80,18 @@ def profile(bench: Bench, topic: str | None) -> None:
     }
 
 
-def _prefill(bench: Bench, count: int) -> str:
-    say(f"filling a topic with {count} events for the consumer rows")
-    topic = create_topic(bench.bootstrap, "consume", bench.settings.kafka.topic_partitions)
-    _fill(bench, topic, count)
-    return topic
-
-
 def _fill(bench: Bench, topic: str, count: int) -> None:
     """Produce count events to topic with the bare producer; raise unless all are stored."""
-    argv = python_module("bench.bare_producer", str(bench.files.records), f"--count={count}")
-    with bench.log("prefill").open("ab") as log:
-        process = bench.processes.start(
-            argv, bench.processes.pinning.load, env=bench.env(topic), stdout=log, stderr=log
-        )
-        code, _ = bench.processes.wait_measured(process, timeout_s=count / _MIN_EVENTS_PER_S + 60)
-    stored = count_records(bench.bootstrap, topic)
-    if code != 0 or stored != count:
+    bench.run_helper(
+        "bench.clients",
+        ["produce", str(bench.files.records), f"--count={count}"],
+        log=bench.log("prefill"),
+        env=bench.env(topic),
+        timeout_s=count / _MIN_EVENTS_PER_S + 60,
+        on_load_core=True,
+    )
+    stored = bench.count_records(topic)
+    if stored != count:
         raise RuntimeError(
             f"filling {topic} stored {stored} of {count}; see {bench.log('prefill')}"
         )
@@ -108,12 +111,12 @@ def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) 
             if profile is not None:
                 # Attach once imports are done, so the profile shows consuming, not start-up;
                 # the (empty) topic is filled once py-spy samples.
-                wait_for_text(path, _STARTED_LINE, process)
+                wait_for_text(path, _STARTED, process)
                 recording = start_recording(bench.processes, process.pid, profile)
                 recording.wait_until_sampling()
                 _fill(bench, topic, count)
             events = EventLog(path)
-            with CpuMeter(bench.cpu_pids(consumer=process.pid)) as cpu:
+            with cpu_meter(bench.cpu_pids(consumer=process.pid)) as cpu:
                 events.wait_for(count, count / _MIN_EVENTS_PER_S + 60, process)
         finally:
             if recording is not None:
@@ -137,13 +140,12 @@ def _minimum(bench: Bench, topic: str, count: int) -> Row:
     path = bench.unique_log("consumer-minimum")
     sink = path.with_suffix(".jsonl")
     group = bench.group("minimum")
-    result, cpu = _drain(
-        bench, topic, count, "bench.minimal_consumer", path, group, f"--sink={sink}"
-    )
-    written = _count_lines(sink)
+    result, cpu = _drain(bench, topic, count, path, group, "minimal", f"--sink={sink}")
+    with sink.open("rb") as lines:
+        written = sum(chunk.count(b"\n") for chunk in iter(lambda: lines.read(1 << 20), b""))
     # The sink is only bytes on disk (a few passes of the topic): the count is what matters.
     sink.unlink()
-    committed = count_committed(bench.bootstrap, group, topic)
+    committed = bench.count_committed(group, topic)
     # Every pass reads the whole topic; the last one ends having committed all of it.
     if written != result["lines"] or written < result["passes"] * count or committed != count:
         raise RuntimeError(
@@ -163,7 +165,7 @@ def _minimum(bench: Bench, topic: str, count: int) -> Row:
 
 def _bare(bench: Bench, topic: str, count: int) -> Row:
     path = bench.unique_log("consumer-ceiling")
-    result, cpu = _drain(bench, topic, count, "bench.bare_consumer", path, bench.group("bare"))
+    result, cpu = _drain(bench, topic, count, path, bench.group("bare"), "drain")
     return Row(
         "consumer_ceiling",
         "consumer ceiling: bare getmany loop",
@@ -176,30 +178,92 @@ def _bare(bench: Bench, topic: str, count: int) -> Row:
 
 
 def _drain(
-    bench: Bench, topic: str, count: int, module: str, path: Path, group: str, *args: str
+    bench: Bench, topic: str, count: int, path: Path, group: str, *args: str
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run a drain loop (bench.bare_consumer's) on the service core; its result and CPU shares."""
-    argv = python_module(
-        module, f"--expect={count}", f"--min-seconds={bench.options.seconds}", *args
+    """Run a drain loop of bench.clients on the service core; its result and CPU shares."""
+    result, consumer_cpu, cpu = bench.run_helper(
+        "bench.clients",
+        [*args, f"--expect={count}", f"--min-seconds={bench.options.seconds}"],
+        log=path,
+        env=bench.env(topic, group=group),
+        timeout_s=bench.options.seconds + count / _MIN_EVENTS_PER_S + 60,
     )
-    with path.open("wb") as log, CpuMeter(bench.cpu_pids()) as cpu:
-        started = time.monotonic()
-        process = bench.processes.start(
-            argv, bench.processes.pinning.service, env=bench.env(topic, group=group),
-            stdout=log, stderr=log,
-        )  # fmt: skip
-        code, cpu_s = bench.processes.wait_measured(
-            process, timeout_s=bench.options.seconds + count / _MIN_EVENTS_PER_S + 60
-        )
-        consumer_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
-    if code != 0:
-        raise RuntimeError(f"{module} exited with {code}; see {path}")
-    return receive(path.read_text()), cpu.shares(consumer=consumer_cpu)
+    return result, cpu.shares(consumer=consumer_cpu)
 
 
-def _count_lines(path: Path) -> int:
-    lines = 0
-    with path.open("rb") as sink:
-        while chunk := sink.read(1 << 20):
-            lines += chunk.count(b"\n")
-    return lines
+def _zones(bench: Bench, topic: str, count: int, row: str, mode: str) -> Row:
+    group = bench.group(f"zones-{mode}")
+    path = bench.unique_log(row.replace("_", "-"))
+    args = [f"--expect={count}"] + (["--at-least-once"] if mode == "at-least-once" else [])
+    # Its own CPU is not in the row's shares (it is in "other"), as it always was.
+    result, _, cpu = bench.run_helper(
+        "bench.zone_throughput",
+        args,
+        log=path,
+        env={
+            **bench.env(topic, group=bench.group("unused")),
+            "BIOMETRICS_ZONES__GROUP_ID": group,
+            "BIOMETRICS_ZONES__TOPIC": f"{group}.zones",
+        },
+        timeout_s=count / _MIN_EVENTS_PER_S + 60,
+    )
+    return Row(
+        row,
+        f"zones: HeartRateZoneReached, {mode}",
+        result["events"],
+        result["seconds"],
+        errors=0,
+        cpu=cpu.shares(),
+        details={"zone_events": result["produced"], "batches": result["batches"], "log": str(path)},
+    )
+
+
+class EventLog:
+    """The consumer's log file, followed as it grows: its EVENT_CONSUMED lines, each one's key
+    and time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._lines: list[bytes] = []
+
+    def _read_new(self) -> None:
+        with self.path.open("rb") as log:
+            log.seek(self._offset)
+            complete = log.read().rpartition(b"\n")[0]
+        if complete:
+            self._offset += len(complete) + 1
+            # Only matched while the row runs: parsing every line would load the driver's core.
+            self._lines.extend(line for line in complete.split(b"\n") if _CONSUMED in line)
+
+    def count(self) -> int:
+        """How many events have been logged so far."""
+        self._read_new()
+        return len(self._lines)
+
+    def wait_for(self, count: int, timeout_s: float, writer: subprocess.Popen[bytes]) -> int:
+        """Poll until `count` events are logged, the writer exits or the deadline passes;
+        return the count."""
+        deadline = time.monotonic() + timeout_s
+        while (seen := self.count()) < count and time.monotonic() < deadline:
+            if writer.poll() is not None:
+                raise RuntimeError(f"the consumer exited with {writer.returncode}; see {self.path}")
+            time.sleep(0.1)
+        return seen
+
+    def times(self) -> dict[str, float]:
+        """Each logged event's key and the wall-clock time of its line (the last, if repeated)."""
+        self._read_new()
+        return {entry["key"]: _time(entry) for entry in map(orjson.loads, self._lines)}
+
+    def span(self) -> tuple[int, float]:
+        """The number of events logged and the seconds from the first line to the last."""
+        self._read_new()
+        if len(self._lines) < 2:
+            return len(self._lines), 0.0
+        first, last = (_time(orjson.loads(self._lines[i])) for i in (0, -1))
+        return len(self._lines), last - first
+
+
+def _time(entry: dict[str, Any]) -> float:
+    return datetime.fromisoformat(entry["time"]).timestamp()

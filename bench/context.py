@@ -1,16 +1,56 @@
-"""Bench: what every row needs (options, processes, the broker, the files, the report)."""
+"""Bench: what every row needs (options, processes, the broker and its topics, the files, the
+report), and the standard event the files are made of."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
+import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from bench.clients import receive
 from bench.options import Options
-from bench.process import Processes
-from bench.results import Report
+from bench.processes import CpuShares, Processes, cpu_meter, python_module
+from bench.report import Report
+from shared.schema import encode_key, encode_value, parse_event
 from shared.settings import Settings
+
+READINGS = 10
+# A fixed, valid device id wrk replaces with a unique one per request (wrk.lua has it too).
+PLACEHOLDER_DEVICE_ID = "00000000-0000-4000-8000-000000000000"
+
+_START = datetime(2026, 11, 25, 10, 41, 16, 123000, tzinfo=UTC)
+_DISTINCT_EVENTS = 1000
+_DISTINCT_BATCHES = 20
+_READY_TIMEOUT_S = 30.0
+
+
+def standard_body(device_id: str) -> bytes:
+    """One event as a tracker posts it: 10 heart rates, 10 step counts, about 1 KB of JSON."""
+
+    def at(second: int) -> str:
+        return (_START + timedelta(seconds=second)).isoformat(timespec="milliseconds")
+
+    return orjson.dumps(
+        {
+            "deviceId": device_id,
+            # 80 to 188 bpm against a maximum of 190: readings in every zone and below them, so
+            # the zone processor has events to produce.
+            "heartRates": [{"dateTime": at(i), "value": 80 + 12 * i} for i in range(READINGS)],
+            "stepCounts": [{"dateTime": at(i), "value": 12 * i} for i in range(READINGS)],
+            "maxHeartRate": 190,
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -21,6 +61,29 @@ class Files:
     batches: Path  # one JSON array of events a line
     records: Path  # key<TAB>value lines, as the producer service encodes them
     template: Path  # one event whose device id wrk replaces
+
+    @classmethod
+    def write(cls, directory: Path, events_per_batch: int) -> Files:
+        """Write the files into directory, each event with a device id of its own."""
+
+        def body() -> bytes:
+            return standard_body(str(uuid.uuid4()))
+
+        bodies = [body() for _ in range(_DISTINCT_EVENTS)]
+        batches = [
+            b"[%b]" % b",".join(body() for _ in range(events_per_batch))
+            for _ in range(_DISTINCT_BATCHES)
+        ]
+        # Exactly the records the producer service would send for the bodies.
+        records = [encode_key(e) + b"\t" + encode_value(e) for e in map(parse_event, bodies)]
+        return cls(
+            bodies=_write_lines(directory / "bodies.jsonl", bodies),
+            batches=_write_lines(directory / "batches.jsonl", batches),
+            records=_write_lines(directory / "records.tsv", records),
+            template=_write_lines(
+                directory / "template.json", [standard_body(PLACEHOLDER_DEVICE_ID)]
+            ),
+        )
 
 
 @dataclass
@@ -72,10 +135,97 @@ class Bench:
         return any(row in self.options.rows for row in rows)
 
     def group(self, prefix: str) -> str:
-        """A consumer group id no other row uses."""
+        """A consumer group (or topic) name no other row uses."""
         return f"bench-{prefix}-{uuid.uuid4().hex[:12]}"
+
+    def create_topic(self, prefix: str) -> str:
+        """Create a topic of its own; return its name once every partition has a leader."""
+        name = self.group(prefix)
+        asyncio.run(_create(self.bootstrap, name, self.settings.kafka.topic_partitions))
+        return name
+
+    def count_records(self, topic: str) -> int:
+        """The sum of the topic's end offsets: every record ever appended to it."""
+        return asyncio.run(_count(self.bootstrap, topic))
+
+    def count_committed(self, group: str, topic: str) -> int:
+        """The sum of the group's committed offsets in the topic: the records it has committed."""
+        return asyncio.run(_committed(self.bootstrap, group, topic))
+
+    def run_helper(
+        self,
+        module: str,
+        args: Sequence[str],
+        *,
+        log: Path,
+        env: dict[str, str],
+        timeout_s: float,
+        on_load_core: bool = False,
+    ) -> tuple[dict[str, Any], float, CpuShares]:
+        """Run `python -m module args` on the service core (or the load's) to its end, its output
+        appended to log; return its result line, its own CPU over its whole life (start-up
+        included) in % of one core, and the meter of the other processes meanwhile."""
+        pinning = self.processes.pinning
+        core = pinning.load if on_load_core else pinning.service
+        with log.open("ab") as out, cpu_meter(self.cpu_pids()) as cpu:
+            started = time.monotonic()
+            process = self.processes.start(
+                python_module(module, *args), core, env=env, stdout=out, stderr=out
+            )
+            code, cpu_s = self.processes.wait_measured(process, timeout_s)
+            own_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
+        if code != 0:
+            raise RuntimeError(f"{module} exited with {code}; see {log}")
+        return receive(log.read_text()), own_cpu, cpu
 
 
 def say(message: str) -> None:
     """Progress on stderr, so stdout holds only the table."""
     print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def _write_lines(path: Path, lines: list[bytes]) -> Path:
+    if any(b"\n" in line for line in lines):
+        raise ValueError("a line holds a newline")
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return path
+
+
+async def _create(bootstrap: str, name: str, partitions: int) -> None:
+    async with _admin(bootstrap) as admin:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+        async with asyncio.timeout(_READY_TIMEOUT_S):
+            while True:
+                (topic,) = await admin.describe_topics([name])
+                found = topic["partitions"]
+                if len(found) == partitions and all(p["leader"] >= 0 for p in found):
+                    return
+                await asyncio.sleep(0.05)
+
+
+async def _count(bootstrap: str, topic: str) -> int:
+    async with _admin(bootstrap) as admin:
+        (description,) = await admin.describe_topics([topic])
+    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
+
+
+async def _committed(bootstrap: str, group: str, topic: str) -> int:
+    async with _admin(bootstrap) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
+
+
+@asynccontextmanager
+async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()

@@ -12,13 +12,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.consumption import EventLog
 from bench.context import Bench, say
-from bench.eventlog import EventLog
-from bench.meter import CpuMeter
-from bench.process import python_module, wait_until_serving
-from bench.results import Row
-from bench.topics import create_topic
-from bench.wrk import run_paced_wrk
+from bench.http_load import Load, run_paced_wrk
+from bench.processes import cpu_meter, python_module, wait_until_serving
+from bench.report import Row
 from devtools.processes import free_port
 
 DEFAULT_RATE = 500.0
@@ -37,11 +35,9 @@ def measure(bench: Bench) -> None:
         _warm_up(url, bench, consumer, events)
         sent_file = bench.directory / "e2e-sent.tsv"
         pids = bench.cpu_pids(producer=producer.pid, consumer=consumer.pid)
-        with CpuMeter(pids) as cpu:
-            result = run_paced_wrk(
-                bench.processes, url, "/biometrics", bench.files.template, sent_file, rate,
-                E2E_CONNECTIONS, bench.options.seconds,
-            )  # fmt: skip
+        with cpu_meter(pids) as cpu:
+            load = Load("/biometrics", bench.files.template, E2E_CONNECTIONS, bench.options.seconds)
+            result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
         sent = dict(_read_sent(sent_file))
         deadline = time.monotonic() + _CATCH_UP_S
         while not sent.keys() <= (logged := events.times()).keys():
@@ -91,7 +87,7 @@ def _pair(
     bench: Bench,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes], EventLog]]:
     """The producer on the service core, the consumer beside wrk, on one fresh topic."""
-    topic = create_topic(bench.bootstrap, "e2e", bench.settings.kafka.topic_partitions)
+    topic = bench.create_topic("e2e")
     port = free_port()
     pinning = bench.processes.pinning
     log = bench.log("e2e-consumer")

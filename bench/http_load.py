@@ -1,28 +1,31 @@
 """The HTTP rows, under wrk: the baseline (at c64 and c1), the HTTP ceiling, POST /biometrics at
 each concurrency, the batch endpoint (in rounds), then the producer's RSS under sustained load and
-its profile."""
+its profile; and run_wrk, run_paced_wrk: HTTP load from wrk with the bench's Lua script, parsed."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
+import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import Bench, say
-from bench.meter import CpuMeter, RssSampler
-from bench.process import python_module, wait_until_serving
+from bench.processes import Processes, cpu_meter, python_module, rss_sampler, wait_until_serving
 from bench.profiler import start_recording, top_frames
-from bench.results import Row
-from bench.topics import create_topic
-from bench.wrk import WrkResult, run_wrk, wrk_available
+from bench.report import Row
 from devtools.processes import free_port
 
 SINGLE_CONCURRENCIES = (1, 16, 64, 256)
 REFERENCE_CONCURRENCY = 64
 MEMORY_CONCURRENCY = 64
 _WARMUP_CONCURRENCY = 16
+_SCRIPT = Path(__file__).with_name("wrk.lua")
+_MARKER = "WRK_RESULT "
 
 
 _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
@@ -40,7 +43,7 @@ _LABELS = {
 
 
 @dataclass(frozen=True)
-class _Load:
+class Load:
     """What wrk sends: which bodies to which path, on how many connections, for how long."""
 
     path: str
@@ -58,7 +61,7 @@ def serving(bench: Bench) -> Iterator[Services]:
     """Start (and warm up) every service the chosen HTTP rows need, all on the service core, so
     that rounds can interleave them; stop them all after."""
     wanted = [row for row in bench.options.rows if row in _HTTP_ROWS]
-    if not wrk_available():
+    if shutil.which("wrk") is None:
         for row in wanted:
             bench.report.skipped[row] = "wrk is not installed (apt-get install wrk)"
         yield {}
@@ -90,7 +93,7 @@ def measure(bench: Bench, services: Services) -> None:
         if service in services and bench.wants(row):
             label = f"{_LABELS[service]}, c{connections}"
             say(label)
-            load = _Load("/biometrics", bench.files.bodies, connections, seconds)
+            load = Load("/biometrics", bench.files.bodies, connections, seconds)
             bench.report.rows.append(_measure(bench, row, label, *services[service], load))
     if "producer" not in services:
         return
@@ -98,13 +101,13 @@ def measure(bench: Bench, services: Services) -> None:
         if bench.wants(name := f"single_c{concurrency}"):
             label = f"POST /biometrics, c{concurrency}"
             say(label)
-            load = _Load("/biometrics", bench.files.bodies, concurrency, seconds)
+            load = Load("/biometrics", bench.files.bodies, concurrency, seconds)
             bench.report.rows.append(_measure(bench, name, label, *services["producer"], load))
     if bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
         say(label)
-        load = _Load("/biometrics/batch", bench.files.batches, concurrency, seconds, per)
+        load = Load("/biometrics/batch", bench.files.batches, concurrency, seconds, per)
         bench.report.rows.append(_measure(bench, "batch", label, *services["producer"], load))
 
 
@@ -123,15 +126,15 @@ def _memory(bench: Bench, url: str, service: subprocess.Popen[bytes]) -> Row:
     seconds = bench.options.memory_seconds
     label = f"memory: POST /biometrics, c{MEMORY_CONCURRENCY}, {seconds:g} s"
     say(label)
-    load = _Load("/biometrics", bench.files.bodies, MEMORY_CONCURRENCY, seconds)
-    with RssSampler(service.pid) as rss:
+    load = Load("/biometrics", bench.files.bodies, MEMORY_CONCURRENCY, seconds)
+    with rss_sampler(service.pid) as samples:
         row = _measure(bench, "memory", label, url, service, load)
-    mib = [value / 2**20 for _, value in rss.samples]
+    mib = [value / 2**20 for _, value in samples]
     row.details.update(
         rss_start_mb=round(mib[0], 1),
         rss_max_mb=round(max(mib), 1),
         rss_end_mb=round(mib[-1], 1),
-        rss_samples=rss.samples,
+        rss_samples=samples,
     )
     return row
 
@@ -141,8 +144,8 @@ def _profile(bench: Bench, url: str, service: subprocess.Popen[bytes]) -> None:
     output = bench.directory / "profile-producer.txt"
     recording = start_recording(bench.processes, service.pid, output)
     recording.wait_until_sampling()
-    load = _Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds)
-    result = _wrk(bench, url, load)
+    load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds)
+    result = run_wrk(bench.processes, url, load)
     recording.stop(bench.processes)
     bench.report.profiles["producer"] = {
         "file": str(output),
@@ -157,7 +160,7 @@ def _serving(
     bench: Bench, name: str, argv: Sequence[str]
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start a service on the service core with a fresh topic; stop it (SIGTERM) after."""
-    topic = create_topic(bench.bootstrap, name, bench.settings.kafka.topic_partitions)
+    topic = bench.create_topic(name)
     port = free_port()
     with bench.log(name).open("wb") as log:
         service = bench.processes.start(
@@ -180,21 +183,17 @@ def _serving(
 def _warm_up(bench: Bench, url: str) -> None:
     """Unmeasured load first, so connections, batches and caches are warm."""
     if bench.options.warmup_seconds > 0:
-        load = _Load(
+        load = Load(
             "/biometrics", bench.files.bodies, _WARMUP_CONCURRENCY, bench.options.warmup_seconds
         )
-        _wrk(bench, url, load)
-
-
-def _wrk(bench: Bench, url: str, load: _Load) -> WrkResult:
-    return run_wrk(bench.processes, url, load.path, load.bodies, load.connections, load.seconds)
+        run_wrk(bench.processes, url, load)
 
 
 def _measure(
-    bench: Bench, name: str, label: str, url: str, service: subprocess.Popen[bytes], load: _Load
+    bench: Bench, name: str, label: str, url: str, service: subprocess.Popen[bytes], load: Load
 ) -> Row:
-    with CpuMeter(bench.cpu_pids(service=service.pid)) as cpu:
-        result = _wrk(bench, url, load)
+    with cpu_meter(bench.cpu_pids(service=service.pid)) as cpu:
+        result = run_wrk(bench.processes, url, load)
     return Row(
         name,
         label,
@@ -211,4 +210,73 @@ def _measure(
             "p90_ms": result.p90_ms,
             "max_ms": result.max_ms,
         },
+    )
+
+
+class WrkError(RuntimeError):
+    """wrk is missing, failed, or printed no summary."""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What one wrk run measured; latencies in milliseconds."""
+
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    cpu_percent: float
+
+    @property
+    def succeeded(self) -> int:
+        """Requests answered with a status below 400."""
+        return max(self.requests - self.errors, 0)
+
+
+def run_wrk(processes: Processes, url: str, load: Load) -> WrkResult:
+    """POST the bodies in turn on `connections` keep-alive connections for `seconds`."""
+    return _run(processes, url, load, ["cycle", load.path, str(load.bodies)])
+
+
+def run_paced_wrk(processes: Processes, url: str, load: Load, rate: float, sent: Path) -> WrkResult:
+    """POST `rate` events a second, each the template (load.bodies) with its own device id,
+    recording each one's wall-clock send time in `sent` (device id<TAB>seconds since the epoch)."""
+    prefix = str(uuid.uuid4())[:23]  # the first four groups; wrk appends 12 hex digits
+    args = ["paced", load.path, str(load.bodies), str(sent), f"{rate:.3f}", prefix]
+    return _run(processes, url, load, args)
+
+
+def _run(processes: Processes, url: str, load: Load, script_args: list[str]) -> WrkResult:
+    if shutil.which("wrk") is None:
+        raise WrkError("wrk is not installed (apt-get install wrk)")
+    duration = f"-d{max(round(load.seconds), 1)}s"
+    argv = [
+        *("wrk", "-t1", f"-c{load.connections}", duration, "--timeout", "10s"),
+        *("-s", str(_SCRIPT), url, "--", *script_args),
+    ]
+    with tempfile.TemporaryFile() as out:
+        process = processes.start(
+            argv, processes.pinning.load, stdout=out, stderr=subprocess.STDOUT
+        )
+        code, cpu_s = processes.wait_measured(process, timeout_s=load.seconds + 60)
+        out.seek(0)
+        output = out.read().decode()
+    lines = [line for line in output.splitlines() if line.startswith(_MARKER)]
+    if code != 0 or not lines:
+        raise WrkError(f"wrk exited with {code}, printed no summary or both:\n{output}")
+    summary = json.loads(lines[-1].removeprefix(_MARKER))
+    seconds_run = summary["duration_us"] / 1e6
+    errors = sum(summary[kind] for kind in ("connect", "read", "write", "status", "timeout"))
+    return WrkResult(
+        requests=summary["requests"],
+        seconds=seconds_run,
+        errors=errors,
+        p50_ms=summary["p50_us"] / 1000,
+        p90_ms=summary["p90_us"] / 1000,
+        p99_ms=summary["p99_us"] / 1000,
+        max_ms=summary["max_us"] / 1000,
+        cpu_percent=round(100 * cpu_s / max(seconds_run, 1e-9), 1),
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.process import ROOT, Processes, wait_for_text
+from bench.processes import ROOT, Processes, wait_for_text
 
 _PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "shared"})
 _SAMPLING_LINE = b"py-spy> Sampling process"  # what py-spy prints once attached

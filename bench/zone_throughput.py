@@ -7,7 +7,7 @@ acknowledgements, commit the offsets with the consumer, no transaction.
 
 `python -m bench.zone_throughput --expect N [--at-least-once]`, configured by the BIOMETRICS_*
 variables: kafka.topic must hold at least N Biometrics events and zones.group_id must be a group
-without offsets. Hands back (bench.handoff.emit) {"mode", "events", "produced", "batches",
+without offsets. Hands back (bench.clients.emit) {"mode", "events", "produced", "batches",
 "seconds", "events_per_s"}.
 """
 
@@ -19,11 +19,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.bare_consumer import Batch
-from bench.handoff import emit
+from bench.clients import Batch, emit, run_on_uvloop
 from consumer_service.zones import TransactionalProducer, process_zones, zone_clients
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -113,11 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--at-least-once", action="store_true", help="no transactions")
     args = parser.parse_args(argv)
     settings = start_service("zone-throughput")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(
-            measure_zones(settings, args.expect, transactional=not args.at_least_once)
-        )
-    emit(result)
+    transactional = not args.at_least_once
+    emit(run_on_uvloop(measure_zones(settings, args.expect, transactional=transactional)))
 
 
 if __name__ == "__main__":

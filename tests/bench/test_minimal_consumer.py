@@ -7,7 +7,7 @@ import io
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
-from bench.minimal_consumer import MinimalJob
+from bench.clients import MinimalJob
 
 TOPIC = "biometrics"
 

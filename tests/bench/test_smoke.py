@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.options import ROWS
-from bench.results import Report
-from bench.targets import judge
+from bench.report import Report, judge
 from tests.support import ROOT, clean_env
 
 _TOOLS = ("wrk", "kcat")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bench.results import Report, Row
-from bench.targets import judge
+from bench.report import Report, Row, judge
 
 
 def _report(*rows: Row) -> Report:

@@ -1,20 +1,22 @@
-"""Processes: the one owner of every process the benchmark starts, each pinned and ended by PID."""
+"""Processes: the one owner of every process the benchmark starts, each pinned and ended by PID;
+and what processes cost while a row runs (CPU shares, RSS over time), measured with psutil."""
 
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Any
+
+import psutil
 
 from devtools.processes import stop, wait_until_ok
 
@@ -48,39 +50,23 @@ class Pinning:
         )
 
 
-@dataclass(frozen=True)
-class ToolRun:
-    """A finished command: its exit code, output, wall time and CPU time (user + system)."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-    wall_s: float
-    cpu_s: float
-
-
 def python_module(module: str, *args: str) -> list[str]:
     """The command that runs a module of this project with the current interpreter."""
     return [sys.executable, "-m", module, *args]
 
 
 class Processes:
-    """Starts pinned processes in their own sessions and stops each by PID, even on failure."""
+    """Starts pinned processes in their own sessions and stops each by PID; its owner calls
+    stop_all() on the way out, even on failure."""
 
     def __init__(self, pinning: Pinning) -> None:
         self.pinning = pinning
         self._running: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> Processes:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop_all()
+    def stop_all(self) -> None:
+        """Stop every process still running, the most recent first."""
+        for process in reversed(list(self._running)):
+            self.stop(process)
 
     def start(
         self,
@@ -113,15 +99,11 @@ class Processes:
             self._running.remove(process)
         return code
 
-    def stop_all(self) -> None:
-        """Stop every process still running, the most recent first."""
-        for process in reversed(list(self._running)):
-            self.stop(process)
-
     def wait_measured(
         self, process: subprocess.Popen[bytes], timeout_s: float
     ) -> tuple[int, float]:
-        """Wait for the process like wait(), also returning the CPU seconds it used."""
+        """Wait for the process like wait(), also returning the CPU seconds it used (its rusage:
+        psutil cannot see a process once it has been reaped)."""
         deadline = time.monotonic() + timeout_s
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
@@ -133,22 +115,7 @@ class Processes:
             time.sleep(0.05)
         process.returncode = os.waitstatus_to_exitcode(status)
         self._running.remove(process)
-        return process.returncode, _cpu_seconds(usage)
-
-    def run(self, argv: Sequence[str], core: str | None, timeout_s: float) -> ToolRun:
-        """Run a command to completion, capturing its output and measuring its CPU time."""
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            started = time.monotonic()
-            process = self.start(argv, core, stdout=out, stderr=err)
-            code, cpu = self.wait_measured(process, timeout_s)
-            wall = time.monotonic() - started
-            out.seek(0)
-            err.seek(0)
-            return ToolRun(code, out.read().decode(), err.read().decode(), wall, cpu)
-
-
-def _cpu_seconds(usage: resource.struct_rusage) -> float:
-    return usage.ru_utime + usage.ru_stime
+        return process.returncode, usage.ru_utime + usage.ru_stime
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -169,3 +136,69 @@ def wait_for_text(
         if writer.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"no {text.decode()!r} in {path}")
         time.sleep(0.02)
+
+
+@dataclass
+class CpuShares:
+    """CPU use of named processes over a window, and of the whole machine, in % of one core."""
+
+    percent: dict[str, float] = field(default_factory=dict)
+    machine_percent: float = 0.0
+
+    def shares(self, **measured_elsewhere: float) -> dict[str, float]:
+        """The named processes, those measured elsewhere (e.g. from their rusage), and "other":
+        the rest of the machine's busy time, which is noise from outside the benchmark."""
+        named = {**self.percent, **measured_elsewhere}
+        other = max(self.machine_percent - sum(named.values()), 0.0)
+        return {**named, "other": round(other, 1)}
+
+
+@contextmanager
+def cpu_meter(pids: dict[str, int | None]) -> Iterator[CpuShares]:
+    """Meter the named processes and the machine from enter to exit; the shares are filled in
+    on exit."""
+    processes = {name: psutil.Process(pid) for name, pid in pids.items() if pid is not None}
+    # Each cpu_percent() call measures from the one before: these set the window's start.
+    psutil.cpu_percent()
+    for process in processes.values():
+        _cpu_percent(process)
+    meter = CpuShares()
+    yield meter
+    meter.percent = {name: round(_cpu_percent(process), 1) for name, process in processes.items()}
+    # psutil's machine figure is the mean over all cores; ours is in cores' worth.
+    meter.machine_percent = round(psutil.cpu_percent() * (psutil.cpu_count() or 1), 1)
+
+
+@contextmanager
+def rss_sampler(pid: int, interval_s: float = 1.0) -> Iterator[list[tuple[float, int]]]:
+    """Sample the process's RSS every interval_s on a thread, from enter to exit, into the list
+    yielded: (seconds since enter, bytes)."""
+    process = psutil.Process(pid)
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        started = time.monotonic()
+        while not stop.is_set():
+            try:
+                rss = process.memory_info().rss
+            except psutil.NoSuchProcess:
+                rss = 0
+            samples.append((round(time.monotonic() - started, 2), rss))
+            stop.wait(interval_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _cpu_percent(process: psutil.Process) -> float:
+    """The process's CPU since the last call, in % of one core; 0 once it has gone."""
+    try:
+        return process.cpu_percent()
+    except psutil.NoSuchProcess:
+        return 0.0

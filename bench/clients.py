@@ -1,0 +1,203 @@
+"""The bare aiokafka clients the services are held to, each run as a helper process, configured
+by the BIOMETRICS_* variables, that hands the driver one result line (`emit`, `receive`):
+
+`python -m bench.clients produce RECORDS_FILE (--seconds S | --count N)`: the aiokafka ceiling, a
+bare AIOKafkaProducer with the producer service's settings (acks, idempotence, linger, batch
+size, compression) sending pre-encoded records flat out; hands back {"sent", "acked", "failed",
+"seconds"}. Also fills the consumer rows' topic.
+
+`python -m bench.clients drain --expect N [--min-seconds S]`: the consumer ceiling, a bare
+getmany loop with the consumer service's options that does nothing with the records and commits
+nothing; hands back {"records", "seconds", "passes"}.
+
+`python -m bench.clients minimal --sink FILE --expect N [--min-seconds S]`: the consumer's
+minimum, the same loop doing only what the job requires of each record (MinimalJob); hands back
+{"records", "seconds", "passes", "lines"}.
+
+A drain reads the topic from the start; when it has read all N records before S seconds have
+passed it reads them again, so a fast loop is still timed over a useful stretch. Its clock starts
+when the first batch has been handled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+import uvloop
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+
+from shared.kafka_options import consumer_options, producer_options
+from shared.settings import Settings
+from shared.startup import start_service
+
+Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+# What a drain does with each batch before it polls again; nothing, for the ceiling.
+Handler = Callable[[AIOKafkaConsumer, Batch], Awaitable[None]]
+
+_MARKER = "BENCH_RESULT "
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Print the result as the marked line the driver looks for."""
+    print(_MARKER + json.dumps(result), flush=True)
+
+
+def receive(output: str) -> dict[str, Any]:
+    """The last marked result in a helper's output; ValueError if there is none."""
+    for line in reversed(output.splitlines()):
+        if line.startswith(_MARKER):
+            result: dict[str, Any] = json.loads(line.removeprefix(_MARKER))
+            return result
+    raise ValueError(f"no result line in the helper's output:\n{output[-2000:]}")
+
+
+async def produce(
+    settings: Settings, records: list[tuple[bytes, bytes]], seconds: float | None, count: int | None
+) -> dict[str, float]:
+    """Send records in turn until `seconds` have passed or `count` were sent; wait for acks."""
+    producer = AIOKafkaProducer(**producer_options(settings))
+    await producer.start()
+    acked = failed = sent = 0
+
+    def tally(future: asyncio.Future[object]) -> None:
+        nonlocal acked, failed
+        if future.cancelled() or future.exception() is not None:
+            failed += 1
+        else:
+            acked += 1
+
+    try:
+        topic = settings.kafka.topic
+        started = time.perf_counter()
+        deadline = started + seconds if seconds is not None else float("inf")
+        limit = count if count is not None else -1
+        while sent != limit and time.perf_counter() < deadline:
+            key, value = records[sent % len(records)]
+            # send() returns once the record is in a batch; it waits only when batches are full.
+            future = await producer.send(topic, value, key=key)
+            future.add_done_callback(tally)
+            sent += 1
+        await producer.flush()
+        elapsed = time.perf_counter() - started
+    finally:
+        await producer.stop()
+    return {"sent": sent, "acked": acked, "failed": failed, "seconds": elapsed}
+
+
+async def drain(
+    settings: Settings, expect: int, min_seconds: float, handle: Handler | None = None
+) -> dict[str, float]:
+    """Read (and handle) `expect` records, again and again until min_seconds; count those after
+    the first batch over the time since it was handled."""
+    consumer = AIOKafkaConsumer(settings.kafka.topic, **consumer_options(settings))
+    await consumer.start()
+    first_at: float | None = None
+    counted = in_pass = passes = 0
+    last_at = time.perf_counter()
+    try:
+        while True:
+            batch = await consumer.getmany(
+                timeout_ms=settings.consumer.poll_timeout_ms,
+                max_records=settings.consumer.max_poll_records,
+            )
+            got = sum(len(records) for records in batch.values())
+            if not got:
+                continue
+            if handle is not None:
+                await handle(consumer, batch)
+            last_at = time.perf_counter()
+            if first_at is None:
+                first_at = last_at
+            else:
+                counted += got
+            in_pass += got
+            if in_pass >= expect:
+                passes += 1
+                in_pass = 0
+                if last_at - first_at >= min_seconds:
+                    break
+                await consumer.seek_to_beginning()
+    finally:
+        await consumer.stop()
+    assert first_at is not None
+    return {"records": counted, "seconds": last_at - first_at, "passes": passes}
+
+
+class MinimalJob:
+    """Handles a batch: its lines written and flushed to the sink, then its offsets committed.
+
+    Per record: the value decoded with orjson and one JSON line (topic, partition, offset, key,
+    the decoded event); one write and one flush per batch, then a commit of last offset + 1 per
+    partition. No validation, metrics, probes, dead letters or worker thread.
+    """
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+        self.lines = 0
+
+    async def __call__(self, consumer: AIOKafkaConsumer, batch: Batch) -> None:
+        lines = [
+            orjson.dumps(
+                {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                    "key": None if record.key is None else record.key.decode(errors="replace"),
+                    "event": orjson.loads(record.value),
+                },
+                option=orjson.OPT_APPEND_NEWLINE,
+            )
+            for records in batch.values()
+            for record in records
+        ]
+        self._sink.write(b"".join(lines))
+        self._sink.flush()
+        self.lines += len(lines)
+        await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+
+def run_on_uvloop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run a helper's coroutine on uvloop, as the services run; return its result."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the chosen client, then hand back its result."""
+    parser = argparse.ArgumentParser(prog="python -m bench.clients")
+    commands = parser.add_subparsers(dest="command", required=True)
+    produce_parser = commands.add_parser("produce")
+    produce_parser.add_argument("records", type=Path, help="key<TAB>value lines")
+    limit = produce_parser.add_mutually_exclusive_group(required=True)
+    limit.add_argument("--seconds", type=float)
+    limit.add_argument("--count", type=int)
+    drain_options = argparse.ArgumentParser(add_help=False)
+    drain_options.add_argument("--expect", type=int, required=True)
+    drain_options.add_argument("--min-seconds", type=float, default=0.0)
+    commands.add_parser("drain", parents=[drain_options])
+    minimal_parser = commands.add_parser("minimal", parents=[drain_options])
+    minimal_parser.add_argument("--sink", type=Path, required=True)
+    args = parser.parse_args(argv)
+    settings = start_service(f"bench-{args.command}")
+    if args.command == "produce":
+        lines = args.records.read_bytes().splitlines()
+        pairs = [(key, value) for key, _, value in (line.partition(b"\t") for line in lines)]
+        emit(run_on_uvloop(produce(settings, pairs, args.seconds, args.count)))
+    elif args.command == "drain":
+        emit(run_on_uvloop(drain(settings, args.expect, args.min_seconds)))
+    else:
+        with args.sink.open("wb") as sink:
+            job = MinimalJob(sink)
+            result = run_on_uvloop(drain(settings, args.expect, args.min_seconds, job))
+        emit({**result, "lines": job.lines})
+
+
+if __name__ == "__main__":
+    main()
