@@ -49,7 +49,11 @@ def test_an_unexpected_error_is_a_500_with_the_request_id_counted_and_logged_onc
 
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "req-500"
-    assert response.json() == {"error": "internal_error", "message": "internal error", "details": []}
+    assert response.json() == {
+        "error": "internal_error",
+        "message": "internal error",
+        "details": [],
+    }
     assert raised not in response.text  # the traceback is for the log, not the client
     assert re.search(r'^biometrics_errors_total\{kind="internal_error"\} 1\.0$', metrics, re.M)
     assert re.search(rf'route="{path}",status="500"\}} 1\.0$', metrics, re.M)
