@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 from uuid import uuid4
 
 from aiokafka import ConsumerRecord, TopicPartition
 
 from producer_service import Delivery
+from shared.logs import LogFormat, LogWriter, configure_logging
 from shared.schema import Biometrics
 from shared.settings import Settings
 
@@ -116,3 +119,16 @@ class RecordingPublisher:
         first = len(self.published)
         self.published.extend(events)
         return [Delivery(self.topic, 0, first + i) for i in range(len(events))]
+
+
+@contextmanager
+def logging_to(stream: TextIO, log_format: LogFormat = "json") -> Iterator[LogWriter]:
+    """configure_logging for one test; the root logger's handlers and level are restored after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    writer = configure_logging("INFO", log_format, stream)
+    try:
+        yield writer
+    finally:
+        writer.stop()
+        root.handlers[:], root.level = handlers, level

@@ -10,33 +10,24 @@ import select
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 import pytest
 import uvicorn
 from aiokafka import TopicPartition
 
-from consumer_service import RecordProcessor, StreamSink
-from shared.logs import LogFormat, LogWriter, configure_logging
+from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from shared.settings import SettingsError, load_settings
-from tests.support import ROOT, RecordingDeadLetters, clean_env, event_body
-from tests.unit.test_consumer_loop import TOPIC, record
-
-
-@contextmanager
-def logging_to(stream: TextIO, log_format: LogFormat = "json") -> Iterator[LogWriter]:
-    """configure_logging for one test; the root logger's handlers and level are restored after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    writer = configure_logging("INFO", log_format, stream)
-    try:
-        yield writer
-    finally:
-        writer.stop()
-        root.handlers[:], root.level = handlers, level
+from tests.support import (
+    ROOT,
+    TOPIC,
+    RecordingDeadLetters,
+    clean_env,
+    event_body,
+    logging_to,
+    record,
+)
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -222,7 +213,7 @@ async def test_consumed_event_lines_stay_json_in_console_mode() -> None:
     for line in out.getvalue().decode().splitlines():
         (events if line.startswith("{") else logs).append(line)
     [event] = [orjson.loads(line) for line in events]
-    assert (event["message"], event["offset"], event["event"]) == ("event consumed", 1, body)
+    assert (event["message"], event["offset"], event["event"]) == (EVENT_CONSUMED, 1, body)
     [set_aside] = logs
     assert " ERROR    consumer_service" in set_aside and "record set aside" in set_aside
 
