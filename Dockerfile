@@ -1,6 +1,7 @@
-# One image for both services; the command picks one (compose.yaml sets it per service):
+# One image for the three services; the command picks one (compose.yaml sets it per service):
 #   docker run ... biometrics-pipeline                        # the producer (default)
 #   docker run ... biometrics-pipeline biometrics-consumer    # the consumer
+#   docker run ... biometrics-pipeline biometrics-zones       # the heart-rate zone processor
 # Where no registry is reachable, build a base locally and pass it in:
 #   docker build --build-arg PYTHON_IMAGE=my-python:3.11 .
 ARG PYTHON_IMAGE=python:3.11-slim
@@ -28,6 +29,7 @@ COPY README.md ./
 COPY shared/ shared/
 COPY producer_service/ producer_service/
 COPY consumer_service/ consumer_service/
+COPY zones_service/ zones_service/
 RUN pip install --no-cache-dir . && rm -rf build ./*.egg-info
 
 # The services read settings.toml and .secrets.toml from the working directory. /app holds no
@@ -38,9 +40,11 @@ COPY settings.toml .secrets.toml ./
 
 # Inside a container the default 127.0.0.1 cannot be reached through a published port.
 ENV BIOMETRICS_HTTP__HOST=0.0.0.0 \
-    BIOMETRICS_CONSUMER__PROBE_HOST=0.0.0.0
-# 8000: the producer's API; 8001: the consumer's /metrics, /healthz and /readyz.
-EXPOSE 8000 8001
+    BIOMETRICS_CONSUMER__PROBE_HOST=0.0.0.0 \
+    BIOMETRICS_ZONES__PROBE_HOST=0.0.0.0
+# 8000: the producer's API; 8001 and 8002: the consumer's and the zone processor's /metrics,
+# /healthz and /readyz.
+EXPOSE 8000 8001 8002
 
 USER 10001:10001
 CMD ["biometrics-producer"]

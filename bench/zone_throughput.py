@@ -1,9 +1,9 @@
 """The zone processor's events/s over a pre-filled topic, transactional or not.
 
 Both modes run the service's loop (process_zones) over the same batches; they differ only in how
-a batch is committed. Transactional: begin, produce, send the offsets to the transaction, commit
-(what `python -m consumer_service.zones` does). At-least-once: produce, wait for the
-acknowledgements, commit the offsets with the consumer, no transaction.
+a partition's records are committed. Transactional: begin, produce, send the offset to the
+transaction, commit (what `python -m zones_service` does). At-least-once: produce, wait for the
+acknowledgements, commit the offset with the consumer, no transaction.
 
 `python -m bench.zone_throughput --expect N [--at-least-once]`, configured by the BIOMETRICS_*
 variables: kafka.topic must hold at least N Biometrics events and zones.group_id must be a group
@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.clients import Batch, emit, run_on_uvloop
-from consumer_service.zones import TransactionalProducer, process_zones, zone_clients
 from shared.kafka import ensure_topics
+from shared.kafka_options import transactional_producer_options
 from shared.settings import Settings
 from shared.startup import start_service
+from zones_service.partitions import ClosableProducer, ProducerFactory
+from zones_service.service import process_zones, start_transactional_producer, zone_consumer
+from zones_service.transform import ZoneTransform
 
 
 async def measure_zones(settings: Settings, expect: int, *, transactional: bool) -> dict[str, Any]:
@@ -34,12 +39,27 @@ async def measure_zones(settings: Settings, expect: int, *, transactional: bool)
     kafka = settings.kafka
     await ensure_topics(kafka, [kafka.topic, kafka.dead_letter_topic, settings.zones.topic])
     stop = asyncio.Event()
-    async with zone_clients(settings, transactional=transactional) as (consumer, producer):
+    async with contextlib.AsyncExitStack() as stack:
+        if transactional:
+            start_producer: ProducerFactory = partial(start_transactional_producer, settings)
+        else:
+            # One idempotent producer for every partition, its offsets committed by the consumer.
+            options = transactional_producer_options(settings, "unused")
+            del options["transactional_id"], options["transaction_timeout_ms"]
+            producer = AIOKafkaProducer(**options)
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            consumers: list[AIOKafkaConsumer] = []
+
+            async def start_producer(tp: TopicPartition) -> ClosableProducer:
+                return _CommitAfterAcks(producer, consumers[0])
+
+        consumer, owner = await stack.enter_async_context(zone_consumer(settings, start_producer))
+        if not transactional:
+            consumers.append(consumer)
         source = _StopAfter(consumer, expect, stop)
-        committer: TransactionalProducer = (
-            producer if transactional else _CommitAfterAcks(producer, consumer)
-        )
-        counts = await process_zones(settings, source, committer, stop)
+        transform = ZoneTransform.from_settings(settings)
+        counts = await process_zones(source, owner, transform, stop, settings=settings)
         finished = time.perf_counter()
     seconds = finished - (source.first_batch_at or finished)
     return {
@@ -102,6 +122,9 @@ class _CommitAfterAcks:
 
     async def abort_transaction(self) -> None:
         pass
+
+    async def stop(self) -> None:
+        pass  # the shared producer is stopped once, by measure_zones
 
 
 def main(argv: list[str] | None = None) -> None:

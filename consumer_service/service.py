@@ -12,11 +12,11 @@ from aiokafka import AIOKafkaConsumer
 from consumer_service.dead_letters import DeadLetterPublisher
 from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, consume
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.probes import serving_probes
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
 from shared.kafka import ensure_topics, retry_until_connected
 from shared.kafka_options import consumer_options
+from shared.probes import serving_probes
 from shared.settings import Settings
 from shared.startup import StoppedError, unless_stopped
 
@@ -39,7 +39,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
             serving_probes(
                 consumer_settings.probe_host,
                 consumer_settings.probe_port,
-                metrics,
+                metrics.registry,
                 membership.ready,
             )
         )

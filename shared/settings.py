@@ -150,25 +150,14 @@ class LoggingSettings(_Section):
 
 
 class ZonesSettings(_Section):
-    """The heart-rate zone processor: its output topic, offsets group and transactions."""
+    """The heart-rate zone processor: its output topic, group, probes and transactions."""
 
     topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     group_id: str = Field(min_length=1)
-    instance: int = Field(ge=0)
-    instances: int = Field(ge=1)
+    probe_host: str = Field(min_length=1)
+    probe_port: int = Field(ge=0, le=65535)
     transaction_timeout_ms: int = Field(ge=1000)
     retry_backoff_ms: int = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _instance_is_one_of_instances(self) -> ZonesSettings:
-        if self.instance >= self.instances:
-            raise ValueError("instance must be below instances (instances are numbered from 0)")
-        return self
-
-    @property
-    def transactional_id(self) -> str:
-        """Stable across restarts and bound to this instance's partitions, so it fences zombies."""
-        return f"{self.group_id}-{self.instance}"
 
 
 class Settings(_Section):

@@ -1,14 +1,23 @@
-"""The zone processor as a real process: SIGKILLed again and again, and fenced by its twin."""
+"""Zone processors as real processes in one consumer group: killed, added, stopped and frozen,
+and still every HeartRateZoneReached exactly once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
+from collections.abc import Callable
 
-from consumer_service.zones import TRANSACTION_COMMITTED
 from tests.integration.conftest import TopicFactory
-from tests.integration.harness import committed_offsets, fill_topic, service_env, service_process
+from tests.integration.harness import (
+    RawRecord,
+    ServiceProcess,
+    committed_offsets,
+    fill_topic,
+    service_env,
+    service_process,
+)
 from tests.integration.zone_harness import (
     end_offsets,
     expected_zone_records,
@@ -16,73 +25,126 @@ from tests.integration.zone_harness import (
     wait_until_committed,
     zone_bodies,
 )
+from zones_service.transactions import TRANSACTION_COMMITTED
 
-PARTITIONS, EVENTS, BATCH, KILLS = 3, 1500, 20, 6
+PARTITIONS, BATCH = 6, 20
+# The broker's smallest allowed session: a SIGKILLed or frozen instance's partitions move on
+# after this long.
+SESSION_TIMEOUT_MS = 6000
 
 
 def _committed(line: dict[str, object]) -> bool:
     return line["message"] == TRANSACTION_COMMITTED
 
 
-async def test_a_processor_killed_at_random_points_writes_every_zone_event_exactly_once(
+def _owns_some(line: dict[str, object]) -> bool:
+    return line["message"] == "partitions assigned" and bool(line.get("partitions"))
+
+
+def _assigned(partitions: int) -> Callable[[dict[str, object]], bool]:
+    def test(line: dict[str, object]) -> bool:
+        owned = line.get("partitions")
+        return (
+            line["message"] == "partitions assigned"
+            and isinstance(owned, list)
+            and (len(owned) == partitions)
+        )
+
+    return test
+
+
+async def _report(
+    name: str, seed: int, bootstrap: str, zones_topic: str, inputs: list[RawRecord]
+) -> None:
+    expected = expected_zone_records(inputs)
+    seen = await read_pairs(bootstrap, zones_topic, PARTITIONS, "read_committed")
+    written = await read_pairs(bootstrap, zones_topic, PARTITIONS, "read_uncommitted")
+    duplicates, missing = (seen - expected).total(), (expected - seen).total()
+    print(
+        f"{name} (seed {seed}): input events={len(inputs)}, expected={expected.total()}, "
+        f"seen={seen.total()}, duplicates={duplicates}, missing={missing}, "
+        f"aborted records (read_uncommitted only)={(written - seen).total()}"
+    )
+    assert duplicates == 0 and missing == 0
+
+
+async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigterm(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     topic, zones_topic = await topic_factory(PARTITIONS), await topic_factory(PARTITIONS)
     seed = random.randrange(1 << 32)
     rng = random.Random(seed)
-    records = zone_bodies(EVENTS, seed)
-    await fill_topic(kafka_bootstrap, topic, records)
-    ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
+    chunks = [zone_bodies(300, seed + i) for i in range(6)]
     env = _env(kafka_bootstrap, topic, group_id, zones_topic)
-    for _ in range(KILLS):
-        async with service_process("consumer_service.zones", env) as processor:
-            await processor.wait_for(_committed, rng.randint(1, 6))
-            # Not a wait for anything: a random instant after that commit is the kill point,
-            # so kills land before, during and after the produce of the next transaction.
-            await asyncio.sleep(rng.uniform(0, 0.05))
-            assert await processor.finish(signal.SIGKILL) == -signal.SIGKILL
-    done_before_last_run = sum((await committed_offsets(kafka_bootstrap, group_id)).values())
-    assert done_before_last_run < EVENTS, "the processor finished before the last kill"
-    async with service_process("consumer_service.zones", env) as processor:
-        await wait_until_committed(kafka_bootstrap, group_id, ends)
-        assert await processor.finish() == 0
-    expected = expected_zone_records(records)
-    seen = await read_pairs(kafka_bootstrap, zones_topic, PARTITIONS, "read_committed")
-    written = await read_pairs(kafka_bootstrap, zones_topic, PARTITIONS, "read_uncommitted")
-    duplicates, missing = (seen - expected).total(), (expected - seen).total()
-    print(
-        f"zone crash test (seed {seed}): kills={KILLS}, input events={EVENTS}, "
-        f"expected={expected.total()}, seen={seen.total()}, duplicates={duplicates}, "
-        f"missing={missing}, aborted records visible to read_uncommitted="
-        f"{(written - seen).total()}, committed before the last run={done_before_last_run}"
-    )
-    assert seen == expected
-    assert not (seen - expected) and not (expected - seen)
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start() -> ServiceProcess:
+            return await stack.enter_async_context(service_process("zones_service", env))
+
+        instances = [await start() for _ in range(3)]
+        for instance in instances:
+            await instance.wait_for(_owns_some)
+        kills = []
+        for chunk in chunks[:3]:  # three kills of the first instance, at random points
+            await fill_topic(kafka_bootstrap, topic, chunk)
+            await asyncio.sleep(rng.uniform(0, 1.0))
+            victim = instances[0]
+            kills.append(len(victim.matching(_committed)))
+            assert await victim.finish(signal.SIGKILL) == -signal.SIGKILL
+            instances[0] = await start()
+            await instances[0].wait_for(_owns_some)
+        instances.append(await start())  # a fourth member joins
+        await fill_topic(kafka_bootstrap, topic, chunks[3])
+        await asyncio.sleep(rng.uniform(0, 1.0))
+        leaving = instances.pop(1)
+        assert await leaving.finish(signal.SIGTERM) == 0  # leaves cleanly, batch in hand done
+        await fill_topic(kafka_bootstrap, topic, chunks[4])
+        await fill_topic(kafka_bootstrap, topic, chunks[5])
+        ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
+        # Dead members' partitions move within the session timeout, then the rest is caught up.
+        await wait_until_committed(kafka_bootstrap, group_id, ends, timeout_s=120)
+        codes = await asyncio.gather(*(instance.finish() for instance in instances))
+        assert codes == [0] * len(instances)
+    inputs = [record for chunk in chunks for record in chunk]
+    print(f"zone scale test: the killed instance had committed {kills} transactions")
+    await _report("zone scale test", seed, kafka_bootstrap, zones_topic, inputs)
 
 
-async def test_a_second_process_with_the_same_instance_number_fences_the_first(
+async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     topic, zones_topic = await topic_factory(PARTITIONS), await topic_factory(PARTITIONS)
-    records, more = zone_bodies(EVENTS, seed=5), zone_bodies(100, seed=6)
-    await fill_topic(kafka_bootstrap, topic, records)
+    seed = random.randrange(1 << 32)
+    first, second = zone_bodies(3000, seed), zone_bodies(300, seed + 1)
     env = _env(kafka_bootstrap, topic, group_id, zones_topic)
-    async with service_process("consumer_service.zones", env) as older:
-        await older.wait_for(_committed)
-        async with service_process("consumer_service.zones", env) as newer:
-            await newer.wait_for_message("zone processor started")
-            # Input for the older one too, in case it had read everything and sat idle.
-            await fill_topic(kafka_bootstrap, topic, more)
-            async with asyncio.timeout(60):  # it exits by itself: no signal
-                await older.process.wait()
-            assert await older.finish() == 1
-            ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
-            await wait_until_committed(kafka_bootstrap, group_id, ends)
-            assert await newer.finish() == 0
-    [error] = older.matching(lambda line: line["message"] == "zone processor stopped by an error")
-    assert "FencedError" in error["error"]
-    seen = await read_pairs(kafka_bootstrap, zones_topic, PARTITIONS, "read_committed")
-    assert seen == expected_zone_records(records + more)
+    async with (
+        service_process("zones_service", env) as zombie,
+        service_process("zones_service", env) as survivor,
+    ):
+        await zombie.wait_for(_assigned(PARTITIONS // 2), timeout_s=60)
+        await survivor.wait_for(_assigned(PARTITIONS // 2), timeout_s=60)
+        await fill_topic(kafka_bootstrap, topic, first)
+        await zombie.wait_for(_committed, 2)
+        zombie.process.send_signal(signal.SIGSTOP)  # busy: records fetched and not handled
+        frozen_at = sum((await committed_offsets(kafka_bootstrap, group_id)).values())
+        # Past the session timeout the group gives every partition to the survivor.
+        await survivor.wait_for(_assigned(PARTITIONS), timeout_s=SESSION_TIMEOUT_MS / 1000 + 30)
+        await fill_topic(kafka_bootstrap, topic, second)
+        zombie.process.send_signal(signal.SIGCONT)
+        ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
+        await wait_until_committed(kafka_bootstrap, group_id, ends, timeout_s=120)
+        zombie_code = await zombie.finish()  # SIGTERM, unless it has already exited
+        fenced = zombie.matching(lambda line: "belongs to another instance" in str(line))
+        assert await survivor.finish() == 0
+    print(
+        f"zombie test: committed when frozen={frozen_at} of {len(first)}, zombie fenced="
+        f"{bool(fenced)}, zombie exit={zombie_code}"
+    )
+    assert frozen_at < len(first), "the frozen instance had nothing left in hand"
+    # Woken with fetched records in hand, its late transaction is refused and it exits 1. If the
+    # group's revocation reaches it first, it has no producer left to try with, and rejoins.
+    assert (bool(fenced), zombie_code) in ((True, 1), (False, 0))
+    await _report("zone zombie test", seed, kafka_bootstrap, zones_topic, first + second)
 
 
 def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[str, str]:
@@ -92,5 +154,7 @@ def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[st
         group_id,
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
+        ZONES__PROBE_PORT="0",
         CONSUMER__MAX_POLL_RECORDS=str(BATCH),
+        CONSUMER__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )

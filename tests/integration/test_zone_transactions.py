@@ -1,4 +1,5 @@
-"""The zone processor's transactions against a real broker: aborts, zombies, poison records."""
+"""The zone processor's transactions against a real broker, in process: aborts, fencing by the
+partition's next producer, poison records."""
 
 from __future__ import annotations
 
@@ -6,19 +7,22 @@ import asyncio
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
-from consumer_service.zones import FencedError, process_zones, zone_clients
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import fill_topic
 from tests.integration.zone_harness import (
-    InterceptedProducer,
     expected_zone_records,
+    process,
     read_all,
     read_pairs,
     wait_until_committed,
     zone_bodies,
+    zone_member,
     zone_settings,
 )
+from zones_service.service import start_transactional_producer
+from zones_service.transactions import FencedError
 
 EVENTS = 40  # four transactions of ten records
 
@@ -41,9 +45,8 @@ async def test_an_aborted_transaction_is_seen_by_read_uncommitted_readers_only(
             raise RuntimeError("injected after producing")
 
     stop = asyncio.Event()
-    async with zone_clients(settings) as (consumer, producer):
-        intercepted = InterceptedProducer(producer, fail_the_second)
-        task = asyncio.create_task(process_zones(settings, consumer, intercepted, stop))
+    async with zone_member(settings, fail_the_second) as (consumer, owner):
+        task = asyncio.create_task(process(settings, consumer, owner, stop))
         await wait_until_committed(kafka_bootstrap, group_id, {0: EVENTS})
         stop.set()
         counts = await task
@@ -57,7 +60,7 @@ async def test_an_aborted_transaction_is_seen_by_read_uncommitted_readers_only(
     assert aborted <= expected_zone_records(records[10:20])
 
 
-async def test_a_zombie_with_the_same_transactional_id_is_fenced_and_duplicates_nothing(
+async def test_the_partitions_next_producer_fences_a_stalled_owner_which_duplicates_nothing(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     topic, zones_topic, dlq = await _topics(topic_factory)
@@ -71,26 +74,27 @@ async def test_a_zombie_with_the_same_transactional_id_is_fenced_and_duplicates_
             paused.set()
             await resume.wait()
 
-    async with zone_clients(settings) as (consumer, producer):
-        zombie = InterceptedProducer(producer, pause_the_second)
-        older = asyncio.create_task(process_zones(settings, consumer, zombie, asyncio.Event()))
+    async with zone_member(settings, pause_the_second) as (consumer, owner):
+        older = asyncio.create_task(process(settings, consumer, owner, asyncio.Event()))
         async with asyncio.timeout(30):
             await paused.wait()
-        # Same settings, so the same transactional id: starting its producer fences the older.
-        async with zone_clients(settings) as (new_consumer, new_producer):
-            resume.set()
-            with pytest.raises(FencedError):
-                async with asyncio.timeout(30):
-                    await older
-            stop = asyncio.Event()
-            newer = asyncio.create_task(process_zones(settings, new_consumer, new_producer, stop))
-            await wait_until_committed(kafka_bootstrap, group_id, {0: EVENTS})
-            stop.set()
-            await newer
+        # What the partition's next owner does first: start a producer with its transactional id.
+        newer = await start_transactional_producer(settings, TopicPartition(topic, 0))
+        await newer.stop()
+        resume.set()
+        with pytest.raises(FencedError, match="belongs to another instance"):
+            async with asyncio.timeout(30):
+                await older
+    stop = asyncio.Event()
+    async with zone_member(settings) as (consumer, owner):
+        task = asyncio.create_task(process(settings, consumer, owner, stop))
+        await wait_until_committed(kafka_bootstrap, group_id, {0: EVENTS})
+        stop.set()
+        await task
     committed = await read_pairs(kafka_bootstrap, zones_topic, 1, "read_committed")
     uncommitted = await read_pairs(kafka_bootstrap, zones_topic, 1, "read_uncommitted")
     assert committed == expected_zone_records(records)
-    # The zombie's second batch was written, then aborted when the newer producer started.
+    # The stalled owner's second batch was written, then aborted when the newer producer started.
     assert uncommitted - committed == expected_zone_records(records[10:20])
 
 
@@ -107,8 +111,8 @@ async def test_poison_records_are_dead_lettered_in_the_transaction_and_the_parti
     await fill_topic(kafka_bootstrap, topic, [first, *poison, last])
     settings = zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq)
     stop = asyncio.Event()
-    async with zone_clients(settings) as (consumer, producer):
-        task = asyncio.create_task(process_zones(settings, consumer, producer, stop))
+    async with zone_member(settings) as (consumer, owner):
+        task = asyncio.create_task(process(settings, consumer, owner, stop))
         await wait_until_committed(kafka_bootstrap, group_id, {0: 5})
         stop.set()
         await task

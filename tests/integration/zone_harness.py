@@ -8,6 +8,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
@@ -18,6 +19,10 @@ from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
 from tests.integration.harness import RawRecord, committed_offsets, settings_for
 from tests.support import event_body
+from zones_service.partitions import ClosableProducer, PartitionProducers
+from zones_service.service import process_zones, start_transactional_producer, zone_consumer
+from zones_service.transactions import TransactionCounts
+from zones_service.transform import ZoneTransform
 
 Records = Counter[RawRecord]
 
@@ -102,9 +107,11 @@ async def read_pairs(bootstrap: str, topic: str, partitions: int, isolation_leve
     return Counter((record.key, record.value) for record in records)
 
 
-async def wait_until_committed(bootstrap: str, group_id: str, ends: Mapping[int, int]) -> None:
+async def wait_until_committed(
+    bootstrap: str, group_id: str, ends: Mapping[int, int], timeout_s: float = 60
+) -> None:
     """Poll the group's committed offsets until they reach `ends` (partition -> offset)."""
-    async with asyncio.timeout(60):
+    async with asyncio.timeout(timeout_s):
         while True:
             if await committed_offsets(bootstrap, group_id) == ends:
                 return
@@ -140,3 +147,30 @@ class InterceptedProducer:
 
     async def abort_transaction(self) -> None:
         await self.producer.abort_transaction()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+
+def zone_member(
+    settings: Settings, before_offsets: Callable[[int], Awaitable[None]] | None = None
+) -> AbstractAsyncContextManager[tuple[AIOKafkaConsumer, PartitionProducers]]:
+    """An in-process member of the zone group (its consumer and its partitions' producers);
+    with `before_offsets`, each producer is an InterceptedProducer calling it."""
+
+    async def start(tp: TopicPartition) -> ClosableProducer:
+        producer = await start_transactional_producer(settings, tp)
+        return producer if before_offsets is None else InterceptedProducer(producer, before_offsets)
+
+    return zone_consumer(settings, start)
+
+
+async def process(
+    settings: Settings,
+    consumer: AIOKafkaConsumer,
+    owner: PartitionProducers,
+    stop: asyncio.Event,
+) -> TransactionCounts:
+    """The service's loop over what the member owns, until stop."""
+    transform = ZoneTransform.from_settings(settings)
+    return await process_zones(consumer, owner, transform, stop, settings=settings)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import ROOT, clean_env
 
-SERVICES = ["producer_service", "consumer_service", "consumer_service.zones"]
+SERVICES = ["producer_service", "consumer_service", "zones_service"]
 
 
 def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:

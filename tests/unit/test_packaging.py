@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import ROOT
 
-PACKAGES = ("shared", "producer_service", "consumer_service", "consumer_service.zones")
+PACKAGES = ("shared", "producer_service", "consumer_service", "zones_service")
 _TOOLING = ("devtools", "bench", "tests")
 
 
@@ -60,11 +60,11 @@ def test_the_wheel_carries_the_services_and_not_the_tooling(tmp_path: Path) -> N
     [wheel] = tmp_path.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         tops = {name.split("/")[0] for name in archive.namelist() if ".dist-info/" not in name}
-    assert tops == {"shared", "producer_service", "consumer_service"}
+    assert tops == {"shared", "producer_service", "consumer_service", "zones_service"}
 
 
 def test_the_image_copies_no_tooling() -> None:
     copied = re.findall(r"^COPY (.+) \S+$", (ROOT / "Dockerfile").read_text(), re.M)
     sources = {source.rstrip("/") for line in copied for source in line.split()}
-    assert sources >= {"shared", "producer_service", "consumer_service"}
+    assert sources >= {"shared", "producer_service", "consumer_service", "zones_service"}
     assert not sources & set(_TOOLING)

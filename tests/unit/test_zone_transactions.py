@@ -1,4 +1,6 @@
-"""The transactional loop, against a fake source and a fake transactional producer."""
+"""The zone loop against a fake source and fake per-partition transactional producers: one
+transaction per partition, aborted and re-read on failure, fenced to a stop, and producers that
+follow the assignment."""
 
 from __future__ import annotations
 
@@ -10,13 +12,11 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
-from consumer_service.zones import (
-    AbortFailedError,
-    FencedError,
-    Output,
-    TransactionCounts,
-    consume_transactionally,
-)
+from shared.settings import Settings
+from zones_service.partitions import PartitionProducers
+from zones_service.service import process_zones
+from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
+from zones_service.transform import Output
 
 TOPIC, GROUP = "in", "zones"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
@@ -38,7 +38,9 @@ class FakeSource:
         self.logs = {tp: [_record(tp.partition, o) for o in range(n)] for tp, n in logs.items()}
         self.positions = dict.fromkeys(logs, 0)
         self.seeks: list[tuple[TopicPartition, int]] = []
+        self.committed_offsets: dict[TopicPartition, int] = {}
         self._stop = stop
+        self.during_fetch: list[object] = []  # awaited after the next batch is taken
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
@@ -51,11 +53,24 @@ class FakeSource:
                 self.positions[tp] += len(taken)
         if not batch:
             self._stop.set()
+        while self.during_fetch:
+            await self.during_fetch.pop(0)  # type: ignore[misc]
         return batch
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self.seeks.append((partition, offset))
         self.positions[partition] = offset
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        return self.committed_offsets.get(partition)
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 0)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.logs[tp]) for tp in partitions}
 
 
 class FakeTransactionalProducer:
@@ -70,6 +85,7 @@ class FakeTransactionalProducer:
         self.fail_abort: list[Exception] = []
         self._open: list[bytes | None] = []
         self._open_offsets: dict[TopicPartition, int] = {}
+        self.stopped = False
 
     async def begin_transaction(self) -> None:
         self.calls.append("begin")
@@ -112,56 +128,124 @@ class FakeTransactionalProducer:
             raise self.fail_abort.pop(0)
         self._open, self._open_offsets = [], {}
 
-
-async def _run(source: FakeSource, producer: FakeTransactionalProducer) -> TransactionCounts:
-    return await consume_transactionally(
-        source,
-        producer,
-        _echo,
-        source._stop,
-        group_id=GROUP,
-        poll_timeout_ms=1,
-        max_records=2,
-        retry_backoff_s=0,
-    )
+    async def stop(self) -> None:
+        self.stopped = True
 
 
-def _everything(source: FakeSource) -> Sequence[bytes | None]:
-    return [record.value for log in source.logs.values() for record in log]
+class Producers:
+    """Starts a fake producer per partition, as the group assigns them."""
+
+    def __init__(self) -> None:
+        self.started: dict[TopicPartition, FakeTransactionalProducer] = {}
+        self.fail_next: dict[TopicPartition, FakeTransactionalProducer] = {}
+
+    async def __call__(self, tp: TopicPartition) -> FakeTransactionalProducer:
+        self.started[tp] = self.fail_next.pop(tp, None) or FakeTransactionalProducer()
+        return self.started[tp]
 
 
-async def test_each_batch_is_one_transaction_carrying_its_next_offsets() -> None:
-    source, producer = FakeSource({P0: 2, P1: 1}, asyncio.Event()), FakeTransactionalProducer()
-    counts = await _run(source, producer)
-    assert producer.calls == ["begin", "send", "send", "send", "offsets", "commit"]
-    assert producer.committed_offsets == {P0: 2, P1: 1}
-    assert (counts.committed, counts.records, counts.produced) == (1, 3, 3)
+async def _owning(
+    source: FakeSource, *partitions: TopicPartition
+) -> tuple[PartitionProducers, Producers]:
+    producers = Producers()
+    owner = PartitionProducers(source, producers)
+    await owner.on_partitions_assigned(list(partitions))
+    return owner, producers
 
 
-async def test_a_failed_transaction_is_aborted_and_its_batch_read_again_from_committed() -> None:
-    source, producer = FakeSource({P0: 6}, asyncio.Event()), FakeTransactionalProducer()
-    producer.fail_offsets = [RuntimeError("injected after producing")]
-    counts = await _run(source, producer)
-    assert producer.calls[:6] == ["begin", "send", "send", "offsets", "abort", "begin"]
-    assert source.seeks == [(P0, 0)]
-    assert producer.committed == _everything(source)
-    assert producer.committed_offsets == {P0: 6}
-    assert (counts.aborted, counts.committed) == (1, 3)
+async def _run(
+    source: FakeSource, owner: PartitionProducers, settings: Settings
+) -> TransactionCounts:
+    consumer = settings.consumer.model_copy(update={"max_poll_records": 2, "poll_timeout_ms": 1})
+    zones = settings.zones.model_copy(update={"group_id": GROUP, "retry_backoff_ms": 0})
+    settings = settings.model_copy(update={"consumer": consumer, "zones": zones})
+    return await process_zones(source, owner, _echo, source._stop, settings=settings)
 
 
-async def test_a_fenced_producer_stops_the_loop_without_aborting() -> None:
-    source, producer = FakeSource({P0: 4}, asyncio.Event()), FakeTransactionalProducer()
-    producer.fail_commit = [ProducerFenced()]
-    with pytest.raises(FencedError):
-        await _run(source, producer)
-    assert "abort" not in producer.calls
-    assert producer.committed == []
+def _values(source: FakeSource, tp: TopicPartition) -> Sequence[bytes | None]:
+    return [record.value for record in source.logs[tp]]
 
 
-async def test_a_transaction_that_cannot_be_aborted_stops_the_loop() -> None:
-    source, producer = FakeSource({P0: 4}, asyncio.Event()), FakeTransactionalProducer()
-    producer.fail_commit = [RuntimeError("commit failed")]
-    producer.fail_abort = [AssertionError("Invalid state transition")]
+async def test_each_partition_is_one_transaction_of_its_own_producer_with_its_next_offset(
+    settings: Settings,
+) -> None:
+    source = FakeSource({P0: 2, P1: 1}, asyncio.Event())
+    owner, producers = await _owning(source, P0, P1)
+    counts = await _run(source, owner, settings)
+    p0, p1 = producers.started[P0], producers.started[P1]
+    assert p0.calls == ["begin", "send", "send", "offsets", "commit"]
+    assert p1.calls == ["begin", "send", "offsets", "commit"]
+    assert (p0.committed_offsets, p1.committed_offsets) == ({P0: 2}, {P1: 1})
+    assert (p0.committed, p1.committed) == (_values(source, P0), _values(source, P1))
+    assert (counts.committed, counts.records, counts.produced) == (2, 3, 3)
+
+
+async def test_a_failed_transaction_is_aborted_and_its_partition_read_again_from_committed(
+    settings: Settings,
+) -> None:
+    source = FakeSource({P0: 6, P1: 2}, asyncio.Event())
+    owner, producers = await _owning(source, P0, P1)
+    producers.started[P0].fail_offsets = [RuntimeError("injected after producing")]
+    counts = await _run(source, owner, settings)
+    p0, p1 = producers.started[P0], producers.started[P1]
+    assert p0.calls[:6] == ["begin", "send", "send", "offsets", "abort", "begin"]
+    assert source.seeks[2:] == [(P0, 0)]  # after the two of the assignment
+    assert p0.committed == _values(source, P0)  # each exactly once
+    assert p1.committed == _values(source, P1)  # the other partition was not held back
+    assert (p0.committed_offsets, counts.aborted, counts.committed) == ({P0: 6}, 1, 4)
+
+
+async def test_a_fenced_producer_stops_the_loop_without_aborting(settings: Settings) -> None:
+    source = FakeSource({P0: 4}, asyncio.Event())
+    owner, producers = await _owning(source, P0)
+    producers.started[P0].fail_commit = [ProducerFenced()]
+    with pytest.raises(FencedError, match="belongs to another instance"):
+        await _run(source, owner, settings)
+    assert "abort" not in producers.started[P0].calls
+    assert producers.started[P0].committed == []
+
+
+async def test_a_transaction_that_cannot_be_aborted_stops_the_loop(settings: Settings) -> None:
+    source = FakeSource({P0: 4}, asyncio.Event())
+    owner, producers = await _owning(source, P0)
+    producers.started[P0].fail_commit = [RuntimeError("commit failed")]
+    producers.started[P0].fail_abort = [AssertionError("Invalid state transition")]
     with pytest.raises(AbortFailedError, match="commit failed"):
-        await _run(source, producer)
-    assert source.seeks == []
+        await _run(source, owner, settings)
+    assert source.seeks == [(P0, 0)]  # the assignment's only
+
+
+async def test_an_assignment_starts_producers_then_seeks_to_the_committed_offsets() -> None:
+    source = FakeSource({P0: 9, P1: 9}, asyncio.Event())
+    source.committed_offsets = {P0: 5}
+    owner, producers = await _owning(source, P0, P1)
+    assert set(producers.started) == {P0, P1}
+    # P1 has no committed offset: consumer.auto_offset_reset (earliest) says where it starts.
+    assert source.seeks == [(P0, 5), (P1, 0)]
+    assert owner.offsets == {P0: 5, P1: 0}
+    await owner.on_partitions_revoked([P0])
+    assert producers.started[P0].stopped and not producers.started[P1].stopped
+    assert set(owner.producers) == {P1}
+
+
+async def test_a_batch_fetched_before_a_reassignment_is_dropped_and_read_from_the_new_offset(
+    settings: Settings,
+) -> None:
+    source = FakeSource({P0: 3}, asyncio.Event())
+    owner, producers = await _owning(source, P0)
+    first = producers.started[P0]
+
+    async def handled_elsewhere() -> None:
+        source.committed_offsets[P0] = 1  # another instance owned P0 meanwhile, and did record 0
+
+    # While the first batch (records 0-1) is fetched, the group takes P0 away and gives it back.
+    source.during_fetch = [
+        owner.on_partitions_revoked([P0]),
+        handled_elsewhere(),
+        owner.on_partitions_assigned([P0]),
+    ]
+    counts = await _run(source, owner, settings)
+    assert first.stopped and first.calls == []
+    assert producers.started[P0].committed == _values(source, P0)[1:]  # record 0 not again
+    assert producers.started[P0].committed_offsets == {P0: 3}
+    assert counts.records == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from consumer_service.zones import ZoneTransform
 from tests.support import event_body, record
+from zones_service.transform import ZoneTransform
 
 
 def _transform(max_record_bytes: int = 4096) -> ZoneTransform:

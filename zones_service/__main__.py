@@ -1,9 +1,9 @@
-"""Run the zone processor: `python -m consumer_service.zones` or `biometrics-zones`.
+"""Run the zone processor: `python -m zones_service` or `biometrics-zones`.
 
-Exit codes: 0 after SIGTERM/SIGINT, the batch in hand committed; 1 when fenced by a newer
-instance with the same transactional id, when a failed transaction could not be aborted, or when
-shutting down timed out; 2 on bad configuration (settings, or an instance without partitions);
-3 when Kafka refuses the SASL login.
+Exit codes: 0 after SIGTERM/SIGINT, the batch in hand committed; 1 when fenced (another instance
+owns a partition this one still worked on: it stalled past the session timeout), when a failed
+transaction could not be aborted, when a partition's producer could not start, or when shutting
+down timed out; 2 on bad configuration; 3 when Kafka refuses the SASL login.
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import sys
 from functools import partial
 
 import uvloop
+from aiokafka.errors import KafkaError
 
-from consumer_service.zones.service import NoPartitionsError, run_zones
-from consumer_service.zones.transactions import AbortFailedError, FencedError
 from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
 from shared.startup import start_service, until_stopped
+from zones_service.service import run_zones
+from zones_service.transactions import AbortFailedError, FencedError
 
-_log = logging.getLogger("consumer_service.zones")
+_log = logging.getLogger("zones_service")
 
 
 def main() -> None:
@@ -39,12 +40,9 @@ async def _serve(settings: Settings) -> int:
     except TimeoutError:
         _log.error("shutdown timed out; the open transaction is aborted when the instance restarts")
         return 1
-    except NoPartitionsError as error:
-        _log.error("no partitions to read", extra={"error": str(error)})
-        return 2
     except KafkaAuthenticationError:
         return 3  # shared.kafka has logged which login was refused, and why
-    except (FencedError, AbortFailedError) as error:
+    except (FencedError, AbortFailedError, KafkaError) as error:
         _log.error("zone processor stopped by an error", extra={"error": repr(error)})
         return 1
     _log.info("zone processor exited", extra=vars(counts))

@@ -1,5 +1,5 @@
-"""serving_probes: the consumer's small HTTP server (create_probe_app) for /metrics, /healthz and
-/readyz, run beside the poll loop."""
+"""serving_probes: a Kafka loop's small HTTP server (create_probe_app) for /metrics, /healthz and
+/readyz, run beside the loop in its event loop (the consumer's and the zone processor's)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,27 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Generator
 
 import uvicorn
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from consumer_service.metrics import ConsumerMetrics
-
 
 class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the consumer's loop owns SIGTERM and SIGINT."""
+    """uvicorn without its own signal handling: the Kafka loop owns SIGTERM and SIGINT."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
 
-def create_probe_app(metrics: ConsumerMetrics, is_ready: Callable[[], bool]) -> Starlette:
-    """/metrics (Prometheus), /healthz (alive), /readyz (in the group with an assignment)."""
+def create_probe_app(registry: CollectorRegistry, is_ready: Callable[[], bool]) -> Starlette:
+    """/metrics (Prometheus), /healthz (alive), /readyz (as is_ready() says)."""
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
@@ -51,11 +49,11 @@ def create_probe_app(metrics: ConsumerMetrics, is_ready: Callable[[], bool]) -> 
 
 @contextlib.asynccontextmanager
 async def serving_probes(
-    host: str, port: int, metrics: ConsumerMetrics, is_ready: Callable[[], bool]
+    host: str, port: int, registry: CollectorRegistry, is_ready: Callable[[], bool]
 ) -> AsyncIterator[None]:
     """Serve the probes in this event loop while the block runs."""
     config = uvicorn.Config(
-        create_probe_app(metrics, is_ready),
+        create_probe_app(registry, is_ready),
         host=host,
         port=port,
         lifespan="off",
