@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import signal
 from collections.abc import Callable
+
+import httpx2 as httpx
 
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import (
@@ -158,3 +161,31 @@ def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[st
         CONSUMER__MAX_POLL_RECORDS=str(BATCH),
         CONSUMER__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )
+
+
+async def test_the_probes_show_readiness_partitions_transactions_and_lag(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> None:
+    topic, zones_topic = await topic_factory(PARTITIONS), await topic_factory(PARTITIONS)
+    records = zone_bodies(200, seed=3)
+    env = _env(kafka_bootstrap, topic, group_id, zones_topic)
+    async with (
+        service_process("zones_service", env) as instance,
+        httpx.AsyncClient(base_url=await instance.url(), timeout=10) as probes,
+    ):
+        assert (await probes.get("/healthz")).status_code == 200
+        await instance.wait_for(_assigned(PARTITIONS))
+        assert (await probes.get("/readyz")).status_code == 200
+        await fill_topic(kafka_bootstrap, topic, records)
+        ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
+        await wait_until_committed(kafka_bootstrap, group_id, ends)
+        metrics = (await probes.get("/metrics")).text
+        assert await instance.finish() == 0
+    assert re.search(rf"^biometrics_zone_partitions_owned {PARTITIONS}\.0$", metrics, re.M)
+    assert re.search(r"^biometrics_zone_records_processed_total 200\.0$", metrics, re.M)
+    committed = re.search(r"^biometrics_zone_transactions_committed_total (\S+)$", metrics, re.M)
+    assert committed is not None and float(committed.group(1)) >= PARTITIONS
+    lags = re.findall(
+        r'^biometrics_zone_lag\{partition="\d+",topic="[^"]+"\} (\S+)$', metrics, re.M
+    )
+    assert lags == ["0.0"] * PARTITIONS
