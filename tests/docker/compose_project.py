@@ -26,6 +26,10 @@ class ComposeProject:
         """Build the images and start the stack in the background (Kafka healthy first)."""
         self.run("up", "--build", "--detach", timeout_s=_UP_TIMEOUT_S)
 
+    def scale(self, service: str, instances: int) -> None:
+        """Run `instances` containers of the service, leaving the running ones as they are."""
+        self.run("up", "--detach", "--no-recreate", "--scale", f"{service}={instances}")
+
     def stop(self, *services: str) -> None:
         """Stop services (all without arguments): SIGTERM, then SIGKILL after stop_grace_period."""
         self.run("stop", *services)
@@ -40,8 +44,16 @@ class ComposeProject:
 
     def container(self, service: str) -> str:
         """The id of the service's one container."""
-        (container,) = self.run("ps", "--quiet", service).split()
+        (container,) = self.containers(service)
         return container
+
+    def containers(self, service: str) -> list[str]:
+        """The ids of the service's containers."""
+        return self.run("ps", "--quiet", service).split()
+
+    def exec(self, container: str, *command: str) -> str:
+        """Run a command in a running container (of any client's project); return stdout."""
+        return _run(["docker", "exec", container, *command], self._env)
 
     def leftovers(self) -> list[str]:
         """The project's containers (running or not), volumes and networks that still exist."""

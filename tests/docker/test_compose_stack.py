@@ -1,4 +1,5 @@
-"""The compose stack for real: `up --build`, events over HTTP into `logs consumer`, SIGTERM, down.
+"""The compose stack for real: `up --build`, events over HTTP into `logs consumer` and into the
+zone topic, two zone processors sharing the partitions, SIGTERM, down.
 
 Runs once per compose client: `docker compose` (v2, what users have) and `docker-compose` (1.29,
 Debian's). Set COMPOSE_FILE=compose.yaml:compose.local.yaml where no registry can be reached.
@@ -7,6 +8,8 @@ The tests of one client share one stack and run in file order: each stops a litt
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import http.client
 import json
 import shutil
@@ -14,18 +17,28 @@ import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import pytest
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from consumer_service import EVENT_CONSUMED
 from devtools.docker import DockerError
 from devtools.processes import free_port
 from tests.docker.compose_project import ComposeProject
 from tests.docker.conftest import require
-from tests.integration.harness import committed_offsets
+from tests.integration.harness import RawRecord, committed_offsets
+from tests.integration.zone_harness import (
+    Records,
+    end_offsets,
+    expected_zone_records,
+    read_pairs,
+    wait_until_committed,
+)
 from tests.support import event_body
 
 _CLIENTS = {
@@ -37,9 +50,16 @@ _CONSUMED_TIMEOUT_S = 60.0
 _LOAD_WORKERS = 4
 _LOAD_MAX_REQUESTS = 2000
 _ACCEPTED_BEFORE_STOP = 50
-# The README's defaults; compose.yaml sets neither.
+# The README's defaults; compose.yaml sets none of them.
 _TOPIC = "BiometricsImported"
 _GROUP = "biometrics-consumer"
+_ZONES_TOPIC = "HeartRateZoneReached"
+_ZONES_GROUP = "biometrics-zones"
+_ZONES_PROBE_PORT = 8002
+_ZONES_TIMEOUT_S = 60.0
+# Against event_body's maxHeartRate of 190: Zone1, Zone3 and Zone5.
+_ZONE_HEART_RATES = (100, 140, 180)
+_ZONE_INSTANCES = 2
 
 Coordinates = tuple[int, int]  # (partition, offset)
 
@@ -77,6 +97,36 @@ def test_posted_events_appear_in_the_consumer_logs(stack: ComposeProject) -> Non
     consumed = _wait_until_consumed(stack, set(accepted))
 
     assert {coordinates: consumed[coordinates] for coordinates in accepted} == accepted
+
+
+async def test_posted_events_become_zone_events_exactly_once(stack: ComposeProject) -> None:
+    post = _poster(stack)
+    posted: list[RawRecord] = []
+    for _ in range(10):
+        body = event_body(readings=len(_ZONE_HEART_RATES))  # a device of its own
+        for reading, heart_rate in zip(body["heartRates"], _ZONE_HEART_RATES, strict=True):
+            reading["value"] = heart_rate
+        status, answer = post("/biometrics", body)
+        assert status == 202, answer
+        posted.append((body["deviceId"].encode(), orjson.dumps(body)))
+    expected = expected_zone_records(posted)
+    assert expected.total() == len(_ZONE_HEART_RATES) * len(posted)  # every reading in a zone
+
+    seen = await _wait_until_zone_records(stack, expected)
+
+    devices = {key for key, _ in posted}
+    assert Counter({pair: n for pair, n in seen.items() if pair[0] in devices}) == expected
+
+
+async def test_two_zone_processors_split_the_input_partitions(stack: ComposeProject) -> None:
+    partitions = len(await _partitions(_bootstrap(stack), _TOPIC))
+    assert partitions > 1, "one partition cannot be split"
+
+    stack.scale("zones", _ZONE_INSTANCES)
+
+    owned = await _wait_until_split(stack, partitions)
+    assert len(owned) == _ZONE_INSTANCES and all(owned.values()), owned
+    assert sum(owned.values()) == partitions
 
 
 def test_sigterm_stops_the_producer_with_exit_code_0_losing_no_accepted_event(
@@ -127,18 +177,28 @@ def test_sigterm_stops_the_consumer_with_exit_code_0(stack: ComposeProject) -> N
 async def test_the_stopped_consumer_has_committed_every_event_in_the_topic(
     stack: ComposeProject,
 ) -> None:
-    bootstrap = f"127.0.0.1:{stack.variables['KAFKA_HOST_PORT']}"  # the EXTERNAL listener
-    partitions = [TopicPartition(_TOPIC, p) for p in await _partitions(bootstrap, _TOPIC)]
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await reader.start()
-    try:
-        ends = await reader.end_offsets(partitions)
-    finally:
-        await reader.stop()
+    ends = await _written_ends(stack)
 
-    assert await committed_offsets(bootstrap, _GROUP) == {
-        tp.partition: end for tp, end in ends.items() if end > 0
-    }
+    assert await committed_offsets(_bootstrap(stack), _GROUP) == ends
+
+
+async def test_the_zone_processors_commit_every_event_in_the_topic(stack: ComposeProject) -> None:
+    ends = await _written_ends(stack)
+
+    with contextlib.suppress(TimeoutError):  # the assertion below says what is missing
+        await wait_until_committed(_bootstrap(stack), _ZONES_GROUP, ends)
+
+    assert await committed_offsets(_bootstrap(stack), _ZONES_GROUP) == ends
+
+
+def test_sigterm_stops_each_zone_processor_with_exit_code_0(stack: ComposeProject) -> None:
+    containers = stack.containers("zones")
+    assert containers
+
+    stack.stop("zones")
+
+    exits = [(state["Status"], state["ExitCode"]) for state in map(stack.state, containers)]
+    assert exits == [("exited", 0)] * len(containers), stack.logs("zones")[-4000:]
 
 
 def test_down_removes_the_containers_network_and_volume(stack: ComposeProject) -> None:
@@ -149,8 +209,22 @@ def test_down_removes_the_containers_network_and_volume(stack: ComposeProject) -
     assert stack.leftovers() == []
 
 
+def _bootstrap(stack: ComposeProject) -> str:
+    """Kafka's EXTERNAL listener, published on the host."""
+    return f"127.0.0.1:{stack.variables['KAFKA_HOST_PORT']}"
+
+
+async def _written_ends(stack: ComposeProject) -> dict[int, int]:
+    """The input topic's end offset per partition that has records."""
+    bootstrap = _bootstrap(stack)
+    partitions = await _partitions(bootstrap, _TOPIC)
+    assert partitions, f"no topic {_TOPIC}"
+    ends = await end_offsets(bootstrap, _TOPIC, len(partitions))
+    return {partition: end for partition, end in ends.items() if end > 0}
+
+
 async def _partitions(bootstrap: str, topic: str) -> set[int]:
-    """The topic's partitions, from a metadata request."""
+    """The topic's partitions, from a metadata request: none while it does not exist."""
     client = AIOKafkaClient(bootstrap_servers=bootstrap)
     await client.bootstrap()
     try:
@@ -158,8 +232,7 @@ async def _partitions(bootstrap: str, topic: str) -> set[int]:
     finally:
         await client.close()
     partitions: set[int] | None = metadata.partitions_for_topic(topic)
-    assert partitions, f"no topic {topic}"
-    return partitions
+    return partitions or set()
 
 
 def _poster(stack: ComposeProject) -> Callable[[str, Any], tuple[int, Any]]:
@@ -209,6 +282,53 @@ def _wait_until_consumed(
         time.sleep(0.5)
 
 
+async def _wait_until_zone_records(stack: ComposeProject, expected: Records) -> Records:
+    """Read the zone topic (read_committed) until it holds the expected records; return them."""
+    bootstrap = _bootstrap(stack)
+    deadline = time.monotonic() + _ZONES_TIMEOUT_S
+    while True:
+        seen: Records = Counter()
+        partitions = await _partitions(bootstrap, _ZONES_TOPIC)
+        if partitions:  # the zone processor creates its topic when it starts
+            seen = await read_pairs(bootstrap, _ZONES_TOPIC, len(partitions), "read_committed")
+        if seen >= expected:
+            return seen
+        if time.monotonic() > deadline:
+            missing = (expected - seen).total()
+            logs = stack.logs("zones")[-3000:]
+            pytest.fail(f"{missing} of {expected.total()} zone events never read:\n{logs}")
+        await asyncio.sleep(0.5)
+
+
+def _partitions_owned(stack: ComposeProject) -> dict[str, float]:
+    """Each zone processor container's biometrics_zone_partitions_owned, from its /metrics."""
+    url = f"http://127.0.0.1:{_ZONES_PROBE_PORT}/metrics"
+    script = (
+        f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=3).read().decode())"
+    )
+    owned = {}
+    for container in stack.containers("zones"):
+        families = text_string_to_metric_families(stack.exec(container, "python", "-c", script))
+        (family,) = [f for f in families if f.name == "biometrics_zone_partitions_owned"]
+        owned[container] = family.samples[0].value
+    return owned
+
+
+async def _wait_until_split(stack: ComposeProject, partitions: int) -> dict[str, float]:
+    """Poll the zone processors' /metrics until _ZONE_INSTANCES of them share all the partitions,
+    each owning some, or until a timeout; return what each owns then."""
+    deadline = time.monotonic() + _ZONES_TIMEOUT_S
+    while True:
+        try:
+            owned = _partitions_owned(stack)
+        except DockerError:
+            owned = {}  # the new container's probe server is not up yet
+        split = len(owned) == _ZONE_INSTANCES and all(owned.values())
+        if (split and sum(owned.values()) == partitions) or time.monotonic() > deadline:
+            return owned
+        await asyncio.sleep(0.5)
+
+
 def _wait_until_ready(stack: ComposeProject, port: int) -> None:
     """Poll the producer's /healthz until it answers 200; fail with the logs if it never does."""
     deadline = time.monotonic() + _READY_TIMEOUT_S
@@ -223,7 +343,8 @@ def _wait_until_ready(stack: ComposeProject, port: int) -> None:
         finally:
             connection.close()
         time.sleep(0.5)
-    logs = "\n".join(stack.logs(service)[-3000:] for service in ("kafka", "producer", "consumer"))
+    services = ("kafka", "producer", "consumer", "zones")
+    logs = "\n".join(stack.logs(service)[-3000:] for service in services)
     raise DockerError(f"the producer did not answer /healthz in {_READY_TIMEOUT_S:.0f} s:\n{logs}")
 
 

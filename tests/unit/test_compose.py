@@ -18,7 +18,7 @@ from shared.settings import ENV_PREFIX, Settings, load_settings
 from tests.support import ROOT
 
 _COMPOSE_FILE = ROOT / "compose.yaml"
-_APP_SERVICES = ("producer", "consumer")
+_APP_SERVICES = ("producer", "consumer", "zones")
 _ALL_INTERFACES = "0.0.0.0"
 # Each of these makes docker-compose 1.29 reject the whole file (checked with 1.29.2).
 _V1_REJECTED_TOP_LEVEL = ("name", "include")
@@ -83,7 +83,7 @@ def test_compose_file_avoids_keys_docker_compose_1_29_rejects(compose: dict[str,
     assert not found, f"docker-compose 1.29 rejects: {found}"
 
 
-def test_compose_runs_exactly_kafka_producer_and_consumer(compose: dict[str, Any]) -> None:
+def test_compose_runs_exactly_kafka_producer_consumer_and_zones(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {"kafka", *_APP_SERVICES}
 
 
@@ -111,11 +111,23 @@ def test_producer_healthcheck_probes_readyz_on_the_configured_port(
     assert f"http://127.0.0.1:{settings.http.port}/readyz" in probe
 
 
-def test_consumer_healthcheck_probes_readyz_on_the_configured_probe_port(
-    compose: dict[str, Any], settings: Settings
+@pytest.mark.parametrize("service", ["consumer", "zones"])
+def test_healthcheck_probes_readyz_on_the_configured_probe_port(
+    compose: dict[str, Any], settings: Settings, service: str
 ) -> None:
-    probe = " ".join(compose["services"]["consumer"]["healthcheck"]["test"])
-    assert f"http://127.0.0.1:{settings.consumer.probe_port}/readyz" in probe
+    probe = " ".join(compose["services"][service]["healthcheck"]["test"])
+    section = getattr(settings, service)
+    assert f"http://127.0.0.1:{section.probe_port}/readyz" in probe
+
+
+def test_zones_publishes_no_fixed_host_port_so_it_can_be_scaled(compose: dict[str, Any]) -> None:
+    published = _container_ports(compose["services"]["zones"]).values()
+    assert all(host_port is None for host_port in published)
+
+
+def test_zones_probes_listen_on_all_interfaces(compose: dict[str, Any]) -> None:
+    environment = _environment(compose["services"]["zones"])
+    assert environment.get(f"{ENV_PREFIX}_ZONES__PROBE_HOST") == _ALL_INTERFACES
 
 
 def test_producer_listens_on_all_interfaces(compose: dict[str, Any]) -> None:
@@ -168,7 +180,8 @@ def test_kafka_external_listener_is_published_on_its_advertised_port(
 
 @pytest.mark.parametrize(
     ("service", "shutdown_timeout"),
-    [("producer", "http"), ("consumer", "consumer")],
+    # The zone processor finishes its transaction within consumer.shutdown_timeout_s.
+    [("producer", "http"), ("consumer", "consumer"), ("zones", "consumer")],
 )
 def test_stop_grace_period_outlasts_the_shutdown_timeout(
     compose: dict[str, Any], settings: Settings, service: str, shutdown_timeout: str
