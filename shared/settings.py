@@ -142,6 +142,22 @@ class HttpSettings(_Section):
         return self
 
 
+class SchemaRegistrySettings(_Section):
+    """A Confluent-compatible Schema Registry; an empty url turns it off."""
+
+    url: str
+    basic_auth_user_info: SecretStr
+    ssl_cafile: str
+    timeout_s: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _user_info_is_key_and_secret(self) -> SchemaRegistrySettings:
+        user_info = self.basic_auth_user_info.get_secret_value()
+        if user_info and ":" not in user_info:
+            raise ValueError('basic_auth_user_info must be "<key>:<secret>"')
+        return self
+
+
 class LoggingSettings(_Section):
     """Log level and line format of both services."""
 
@@ -169,6 +185,7 @@ class Settings(_Section):
     http: HttpSettings
     zones: ZonesSettings
     logging: LoggingSettings
+    schema_registry: SchemaRegistrySettings
 
     def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
         """Return a copy pointing at other brokers (used when a local Kafka is started)."""

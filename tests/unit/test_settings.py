@@ -129,3 +129,15 @@ def test_only_the_environment_given_is_read(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("BIOMETRICS_KAFKA__TOPIC", "exported-by-a-developer")
     assert load_settings(ROOT, env={}).kafka.topic == "BiometricsImported"
     assert load_settings(ROOT).kafka.topic == "exported-by-a-developer"
+
+
+def test_the_registry_is_off_by_default_and_its_login_is_a_secret_key_and_secret() -> None:
+    assert load_settings(ROOT, env={}).schema_registry.url == ""
+    login = {"BIOMETRICS_SCHEMA_REGISTRY__BASIC_AUTH_USER_INFO": "api-key:sr-s3cr3t"}
+    registry = load_settings(ROOT, env=login).schema_registry
+    assert registry.basic_auth_user_info.get_secret_value() == "api-key:sr-s3cr3t"
+    assert "sr-s3cr3t" not in repr(registry)
+    no_colon = {"BIOMETRICS_SCHEMA_REGISTRY__BASIC_AUTH_USER_INFO": "sr-s3cr3t-alone"}
+    with pytest.raises(SettingsError, match="<key>:<secret>") as error:
+        load_settings(ROOT, env=no_colon)
+    assert "sr-s3cr3t-alone" not in str(error.value)
