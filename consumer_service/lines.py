@@ -10,14 +10,14 @@ validated: no dict and no second encoding (re-encoded only if it spans lines).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
 from shared.logs import json_line_head
-from shared.records import PoisonRecordError, decode_record
+from shared.records import PoisonRecordError, decode_record, payload
 from shared.schema import encode_value
 
 EVENTS_LOGGER = "consumer_service.events"
@@ -36,7 +36,10 @@ class PendingLines:
         self.offsets: dict[TopicPartition, int] = {}
 
     def add(
-        self, records: Sequence[ConsumerRecord[Any, Any]], max_record_bytes: int
+        self,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        max_record_bytes: int,
+        unknown_schema_ids: Container[int] = (),
     ) -> list[tuple[ConsumerRecord[Any, Any], str]]:
         """Keep a line for each valid record of one partition; return the others, with why."""
         created = time.time()
@@ -46,11 +49,11 @@ class PendingLines:
         poison: list[tuple[ConsumerRecord[Any, Any], str]] = []
         for record in records:
             try:
-                event = decode_record(record, max_record_bytes)
+                event = decode_record(record, max_record_bytes, unknown_schema_ids)
             except PoisonRecordError as error:
                 poison.append((record, str(error)))
                 continue
-            value: bytes = record.value
+            value = payload(record.value)
             if _LF in value or _CR in value:
                 value = encode_value(event)
             key = (

@@ -28,6 +28,8 @@ from consumer_service.dead_letters import DeadLetters
 from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
+from shared.records import SchemaIds
+from shared.registry import RegistryUnavailableError
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ class RecordProcessor:
         retries: int,
         retry_backoff_s: float,
         metrics: ConsumerMetrics | None = None,
+        schema_ids: SchemaIds | None = None,
     ) -> None:
         self._sink = sink
         self._dead_letters = dead_letters
@@ -64,6 +67,7 @@ class RecordProcessor:
         self._retries = retries
         self._backoff_s = retry_backoff_s
         self._metrics = metrics or ConsumerMetrics()
+        self._schema_ids = schema_ids or SchemaIds(None)
         self._pending = PendingLines()
         self._flushing = asyncio.Lock()
         self._failure: BaseException | None = None
@@ -76,10 +80,26 @@ class RecordProcessor:
         self._raise_if_stopped()
         if not records:
             return
-        for record, reason in self._pending.add(records, self._max_record_bytes):
+        await self._check_schema_ids(records)
+        unknown = self._schema_ids.unknown
+        for record, reason in self._pending.add(records, self._max_record_bytes, unknown):
             await self._set_aside(record, reason)
         # Noted only now: a flush during the dead letters above must not commit past them.
         self._pending.offsets[partition] = records[-1].offset + 1
+
+    async def _check_schema_ids(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Look up new schema ids, retrying while the registry is unreachable: no record of the
+        batch is handled (nor committed) before its id is known or known not to exist."""
+        while True:
+            try:
+                await self._schema_ids.check(records)
+                return
+            except RegistryUnavailableError as error:
+                _log.warning(
+                    "the schema registry is not reachable; retrying",
+                    extra={"reason": str(error), "retry_in_s": self._backoff_s},
+                )
+                await asyncio.sleep(self._backoff_s)
 
     async def flush(self) -> dict[TopicPartition, int]:
         """Write every kept line; return each partition's next offset of what is now handled."""

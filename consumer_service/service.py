@@ -17,6 +17,8 @@ from consumer_service.sink import Sink, StreamSink
 from shared.kafka import ensure_topics, retry_until_connected
 from shared.kafka_options import consumer_options
 from shared.probes import serving_probes
+from shared.records import SchemaIds
+from shared.registry import SchemaRegistry
 from shared.settings import Settings
 from shared.startup import StoppedError, unless_stopped
 
@@ -54,6 +56,10 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
                 stop, retry_until_connected(lambda: _started(settings), kafka, "dead letters")
             )
             resources.push_async_callback(dead_letters.close)
+            registry = None
+            if settings.schema_registry.url:
+                registry = SchemaRegistry(settings.schema_registry)
+                resources.push_async_callback(registry.close)
             processor = RecordProcessor(
                 sink or StreamSink(),
                 dead_letters,
@@ -61,6 +67,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
                 retries=consumer_settings.handler_retries,
                 retry_backoff_s=consumer_settings.retry_backoff_ms / 1000,
                 metrics=metrics,
+                schema_ids=SchemaIds(registry),
             )
             subscribe = partial(_subscribed, settings, processor, metrics, membership)
             consumer, committer = await unless_stopped(

@@ -22,7 +22,13 @@ from shared.kafka import (
     retry_until_connected,
 )
 from shared.kafka_options import producer_options
-from shared.schema import Biometrics, encode_record
+from shared.registry import (
+    RegistryUnavailableError,
+    SchemaRegistry,
+    frame_prefix,
+    value_subject,
+)
+from shared.schema import Biometrics, encode_record, json_schema
 from shared.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -81,6 +87,9 @@ class KafkaPublisher:
         self._metrics.records_in_flight.set_function(lambda: self._in_flight_records)
         self._connecting: asyncio.Task[None] | None = None
         self._entered = False
+        registry = settings.schema_registry
+        self._registry = SchemaRegistry(registry) if registry.url else None
+        self._prefix = b""  # the wire-format header of every value, with the registry on
 
     async def __aenter__(self) -> KafkaPublisher:
         self._entered = True
@@ -88,7 +97,8 @@ class KafkaPublisher:
             await self._connect()
         except (KafkaError, ConnectionError) as error:
             await check_authentication(self._settings.kafka)  # a refused login fails start-up
-            _log.warning("Kafka is not reachable at start-up", extra={"reason": repr(error)})
+            what = "schema registry" if isinstance(error, RegistryUnavailableError) else "Kafka"
+            _log.warning(f"{what} is not reachable at start-up", extra={"reason": str(error)})
             self._connecting = asyncio.create_task(
                 retry_until_connected(self._connect, self._settings.kafka, "producer")
             )
@@ -116,6 +126,8 @@ class KafkaPublisher:
             producer, self._producer = self._producer, None
             await producer.stop()
             _log.info("producer flushed and stopped")
+        if self._registry is not None:
+            await self._registry.close()
 
     async def ready(self) -> bool:
         """Whether the broker answers now and knows the topic."""
@@ -136,6 +148,8 @@ class KafkaPublisher:
                 raise RuntimeError("KafkaPublisher.publish() before it was entered (async with)")
             raise PublishError("not connected to Kafka yet", 0, len(events))
         records = [encode_record(event) for event in events]
+        if prefix := self._prefix:
+            records = [(key, prefix + value) for key, value in records]
         size = 0
         for key, value in records:
             size += len(key) + len(value)
@@ -182,6 +196,12 @@ class KafkaPublisher:
         self._metrics.bytes_produced.inc(batch.bytes)
 
     async def _connect(self) -> None:
+        if self._registry is not None and not self._prefix:
+            # Refused (incompatible, a bad login): RegistryRefusedError fails start-up.
+            subject = value_subject(self._topic)
+            schema_id = await self._registry.register(subject, json_schema())
+            self._prefix = frame_prefix(schema_id)
+            _log.info("schema registered", extra={"subject": subject, "schema_id": schema_id})
         if await ensure_topics(self._settings.kafka, [self._topic]):
             _log.info("created topic", extra={"topic": self._topic})
         producer = AIOKafkaProducer(**producer_options(self._settings))

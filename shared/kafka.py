@@ -22,6 +22,7 @@ from aiokafka.errors import (
 )
 
 from shared.kafka_options import client_options
+from shared.registry import RegistryUnavailableError
 from shared.settings import KafkaSettings
 
 _log = logging.getLogger(__name__)
@@ -94,13 +95,17 @@ def _report_partition_mismatches(kafka: KafkaSettings, described: list[dict[str,
 async def retry_until_connected(
     connect: Callable[[], Awaitable[T]], kafka: KafkaSettings, what: str
 ) -> T:
-    """Call `connect` until the broker answers, logging each miss; cancel to give up.
+    """Call `connect` until the broker (and the schema registry, if `connect` asks it) answers,
+    logging each miss; cancel to give up.
 
     A refused login is not retried: it raises KafkaAuthenticationError.
     """
     while True:
+        unreachable = "Kafka"
         try:
             return await connect()
+        except RegistryUnavailableError as error:
+            unreachable, reason = "the schema registry", str(error)
         except (KafkaConnectionError, ConnectionError) as error:
             await check_authentication(kafka)
             reason = str(error) or type(error).__name__
@@ -109,7 +114,7 @@ async def retry_until_connected(
                 raise
             reason = str(error) or type(error).__name__
         _log.warning(
-            "Kafka is not reachable; retrying",
+            f"{unreachable} is not reachable; retrying",
             extra={"while": what, "reason": reason, "retry_in_s": kafka.connect_retry_s},
         )
         await asyncio.sleep(kafka.connect_retry_s)

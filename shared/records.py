@@ -1,5 +1,6 @@
-"""What every consumer of the events topic does with a record: decode it into a Biometrics event,
-or, when it never can be, set it aside as a dead letter by the one rule below.
+"""What every consumer of the events topic does with a record: decode it into a Biometrics event
+(plain JSON, or framed in the Schema Registry's wire format with an id the registry knows), or,
+when it never can be, set it aside as a dead letter by the one rule below.
 
 A dead letter keeps the record's key and value, with headers saying why (``dlq.error``) and where
 it came from (``dlq.original.topic``, ``dlq.original.partition``, ``dlq.original.offset``). A value
@@ -9,11 +10,12 @@ itself can always be produced (also inside a transaction, where a refused send a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from shared.registry import SchemaRegistry, UnknownSchemaError, split_frame
 from shared.schema import Biometrics, InvalidEvent, parse_event
 
 # What one getmany() returns.
@@ -29,17 +31,55 @@ class PoisonRecordError(Exception):
     """The record can never be handled, whoever tries: no value, too large, not the schema."""
 
 
-def decode_record(record: ConsumerRecord[Any, Any], max_record_bytes: int) -> Biometrics:
-    """Validate the record's value; raise PoisonRecordError with the reason otherwise."""
+def decode_record(
+    record: ConsumerRecord[Any, Any],
+    max_record_bytes: int,
+    unknown_schema_ids: Container[int] = (),
+) -> Biometrics:
+    """Validate the record's value, plain JSON or in the registry's wire format; raise
+    PoisonRecordError with the reason otherwise (`unknown_schema_ids`: see SchemaIds)."""
     value = record.value
     if value is None:
         raise PoisonRecordError("record has no value")
     if len(value) > max_record_bytes:
         raise PoisonRecordError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
+    schema_id, payload = split_frame(value)
+    if schema_id is not None and schema_id in unknown_schema_ids:
+        raise PoisonRecordError(f"schema id {schema_id} is not in the schema registry")
     try:
-        return parse_event(value)
+        return parse_event(payload)
     except InvalidEvent as error:
         raise PoisonRecordError(error.describe(root="value")) from None
+
+
+def payload(value: bytes) -> bytes:
+    """A value's JSON, without the registry's wire-format header if it has one."""
+    return split_frame(value)[1]
+
+
+class SchemaIds:
+    """The schema ids of framed values, each looked up in the registry once (none without a
+    registry: the payload is validated against the event's own schema either way)."""
+
+    def __init__(self, registry: SchemaRegistry | None) -> None:
+        self._registry = registry
+        self._known: set[int] = set()
+        self.unknown: set[int] = set()
+
+    async def check(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Look up the ids not seen before; RegistryUnavailableError when the registry cannot
+        answer (then try again later: nothing may be decided without it)."""
+        if self._registry is None:
+            return
+        ids = {split_frame(r.value)[0] for r in records if r.value is not None}
+        for schema_id in ids - {None} - self._known - self.unknown:
+            assert schema_id is not None
+            try:
+                await self._registry.schema(schema_id)
+            except UnknownSchemaError:
+                self.unknown.add(schema_id)
+            else:
+                self._known.add(schema_id)
 
 
 class DeadLetter(NamedTuple):

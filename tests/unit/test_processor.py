@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from consumer_service.processor import ProcessorStoppedError
+from shared.registry import frame_prefix
 from tests.support import P0, P1, TOPIC, FlakySink, RecordingDeadLetters, event_body, record
 
 
@@ -82,6 +83,17 @@ async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
     assert line["key"] == body["deviceId"]
     assert line["event"] == body
     assert dead_letters.letters == []
+
+
+async def test_a_value_in_the_registrys_wire_format_is_logged_as_its_json() -> None:
+    stream = io.BytesIO()
+    body = event_body()
+    processor = _processor(StreamSink(stream), RecordingDeadLetters())
+    framed = frame_prefix(3) + orjson.dumps(body)
+    await processor.process(TopicPartition(TOPIC, 0), [record(0, 5, framed)])
+    await processor.flush()
+    [raw] = stream.getvalue().splitlines()
+    assert orjson.loads(raw)["event"] == body
 
 
 async def test_each_record_of_a_partition_gets_its_own_line_in_order() -> None:

@@ -11,7 +11,9 @@ from shared.records import (
     PoisonRecordError,
     dead_letter,
     decode_record,
+    payload,
 )
+from shared.registry import frame_prefix
 from shared.schema import location
 from shared.settings import SettingsError, load_settings
 from tests.support import ROOT, TOPIC, event_body, record
@@ -61,3 +63,17 @@ def test_a_value_too_large_to_produce_is_left_out_and_an_empty_key_stands_in() -
     )
     assert (omitted.key, omitted.value) == (b"", None)
     assert dict(omitted.headers)["dlq.value-omitted"] == b"too large for the dead-letter topic"
+
+
+def test_a_value_in_the_registrys_wire_format_decodes_like_plain_json() -> None:
+    body = event_body()
+    framed = frame_prefix(7) + orjson.dumps(body)
+    event = decode_record(record(1, 9, framed), max_record_bytes=4096)
+    assert str(event.deviceId) == body["deviceId"]
+    assert payload(framed) == orjson.dumps(body)
+
+
+def test_a_schema_id_the_registry_does_not_know_makes_a_poison_record() -> None:
+    framed = record(1, 9, frame_prefix(404) + orjson.dumps(event_body()))
+    with pytest.raises(PoisonRecordError, match="schema id 404 is not in the schema registry"):
+        decode_record(framed, max_record_bytes=4096, unknown_schema_ids={404})
