@@ -17,9 +17,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools import LocalKafka
 from devtools.local_kafka import kafka_version
+from devtools.local_registry import LocalRegistry, LocalRegistryError
 from devtools.processes import free_port
 
 _BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
+# A Confluent-compatible Schema Registry API; unset or "local": a LocalRegistry for the session.
+_REGISTRY_ENV = "BIOMETRICS_SCHEMA_REGISTRY__URL"
 # Another image configured like apache/kafka, e.g. the one devtools/docker builds where no
 # registry is reachable; not BIOMETRICS_-prefixed, as the services would read it as a setting.
 _KAFKA_IMAGE_ENV = "TEST_KAFKA_IMAGE"
@@ -64,6 +67,27 @@ def kafka_bootstrap() -> Iterator[str]:
     else:
         with _local_kafka() as servers:
             yield servers
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """The Schema Registry's ccompat base URL: $BIOMETRICS_SCHEMA_REGISTRY__URL, or a local one."""
+    url = os.environ.get(_REGISTRY_ENV) or "local"
+    if url != "local":
+        yield url.rstrip("/")
+        return
+    registry = LocalRegistry()
+    try:
+        registry.start()
+    except LocalRegistryError as error:
+        message = f"no Schema Registry for integration tests: {_REGISTRY_ENV} is unset, and "
+        message += f"LocalRegistry could not start one:\n{error}"
+        # pytest.fail's own exception, raised from None: the report shows the reason only.
+        raise pytest.fail.Exception(message, pytrace=False) from None
+    try:
+        yield registry.url
+    finally:
+        registry.stop()
 
 
 @pytest.fixture
