@@ -138,9 +138,17 @@ def encode_record(event: Biometrics) -> tuple[bytes, bytes]:
 
 
 def json_schema() -> dict[str, Any]:
-    """The event's JSON Schema, for documentation."""
-    (schema,), components = msgspec.json.schema_components([Biometrics])
-    return dict(components[schema["$ref"].rpartition("/")[2]])
+    """The event's JSON Schema as one self-contained draft-07 document, the readings under
+    "definitions": what the Schema Registry stores, and what any validator can resolve."""
+    (root,), components = msgspec.json.schema_components(
+        [Biometrics], ref_template="#/definitions/{name}"
+    )
+    event = components.pop(root["$ref"].rpartition("/")[2])
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        **event,
+        "definitions": components,
+    }
 
 
 def schema_components(ref_template: str) -> dict[str, Any]:

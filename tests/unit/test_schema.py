@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import jsonschema
 import orjson
 import pytest
 
@@ -120,6 +121,17 @@ def test_the_json_schema_documents_the_camel_case_fields_and_bounds() -> None:
     assert set(schema["required"]) == {"deviceId", "heartRates", "stepCounts", "maxHeartRate"}
     assert schema["properties"]["deviceId"]["format"] == "uuid"
     assert schema["properties"]["maxHeartRate"]["maximum"] == 250
+
+
+def test_the_json_schema_is_self_contained_and_agrees_with_validation() -> None:
+    validator = jsonschema.Draft7Validator(json_schema())
+    validator.validate(event_body())  # every $ref resolves inside the document
+    bad = event_body()
+    bad["heartRates"][1]["value"] = -1
+    [error] = validator.iter_errors(bad)
+    assert list(error.absolute_path) == ["heartRates", 1, "value"]
+    with pytest.raises(InvalidEvent, match=r"heartRates\[1\]\.value"):
+        parse_event(orjson.dumps(bad))
 
 
 def test_a_parsed_event_has_a_uuid_device_id() -> None:

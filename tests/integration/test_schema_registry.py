@@ -1,0 +1,140 @@
+"""The Schema Registry on, against a real registry (Apicurio's Confluent-compatible API) and a real
+broker: values framed in Confluent's wire format, read by Confluent's own JSONDeserializer; what
+its JSONSerializer writes, logged by our consumer; an unknown id dead-lettered; a registry down
+at start-up waited for; an incompatible schema refused."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx2 as httpx
+import orjson
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from consumer_service import run_consumer
+from devtools.local_registry import LocalRegistry
+from devtools.processes import free_port
+from producer_service.publisher import KafkaPublisher
+from shared.registry import RegistryRefusedError, frame_prefix, split_frame
+from shared.schema import json_schema, parse_event
+from shared.settings import Settings
+from tests.integration.conftest import TopicFactory
+from tests.integration.harness import (
+    LineCollector,
+    fill_topic,
+    read_topic,
+    serving_producer,
+    settings_for,
+)
+from tests.support import event_body
+
+
+def _with_registry(settings: Settings, url: str) -> Settings:
+    registry = settings.schema_registry.model_copy(update={"url": url, "timeout_s": 2.0})
+    return settings.model_copy(update={"schema_registry": registry})
+
+
+async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+) -> None:
+    topic = await topic_factory(1)
+    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    body = event_body()
+    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/biometrics", json=body)
+        assert response.status_code == 202, response.text
+    [record] = await read_topic(kafka_bootstrap, topic, 1)
+    schema_id, payload = split_frame(record.value)
+    assert record.value[:1] == b"\x00" and schema_id is not None
+    with SchemaRegistryClient({"url": schema_registry_url}) as registered:
+        assert registered.get_latest_version(f"{topic}-value").schema_id == schema_id
+        deserialize = JSONDeserializer(None, schema_registry_client=registered)
+        read = deserialize(record.value, SerializationContext(topic, MessageField.VALUE))
+    assert read == orjson.loads(payload)
+    assert parse_event(orjson.dumps(read)) == parse_event(orjson.dumps(body))
+
+
+async def test_what_confluents_json_serializer_writes_is_logged_by_our_consumer(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+) -> None:
+    topic = await topic_factory(1)
+    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    body = event_body()
+    with SchemaRegistryClient({"url": schema_registry_url}) as registry:
+        serialize = JSONSerializer(orjson.dumps(json_schema()).decode(), registry)
+        value = serialize(body, SerializationContext(topic, MessageField.VALUE))
+    assert value is not None and value[:1] == b"\x00"
+    await fill_topic(kafka_bootstrap, topic, [(body["deviceId"].encode(), value)])
+    lines = LineCollector()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumer(settings, stop, sink=lines))
+    [line] = await lines.wait_for_events(1)
+    stop.set()
+    await task
+    assert line["event"] == body
+
+
+async def test_a_framed_value_with_an_id_the_registry_lacks_is_a_dead_letter(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+) -> None:
+    topic = await topic_factory(1)
+    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    unknown = frame_prefix(987_654) + orjson.dumps(event_body())
+    await fill_topic(kafka_bootstrap, topic, [(b"k", unknown), (b"k", orjson.dumps(event_body()))])
+    lines = LineCollector()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumer(settings, stop, sink=lines))
+    await lines.wait_for_events(1)  # the plain one
+    [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
+    stop.set()
+    await task
+    assert letter.value == unknown
+    assert dict(letter.headers)["dlq.error"] == b"schema id 987654 is not in the schema registry"
+
+
+async def test_a_registry_down_at_start_up_is_waited_for_with_503_meanwhile(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> None:
+    topic = await topic_factory(1)
+    port = free_port()
+    down = f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), down)
+    kafka = settings.kafka.model_copy(update={"connect_retry_s": 0.5})
+    settings = settings.model_copy(update={"kafka": kafka})
+    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/readyz")).status_code == 503
+        refused = await client.post("/biometrics", json=event_body())
+        assert refused.status_code == 503 and "Retry-After" in refused.headers
+        with LocalRegistry(port=port):
+            async with asyncio.timeout(60):
+                while (await client.get("/readyz")).status_code != 200:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)  # polled over HTTP: no event to wait on
+            accepted = await client.post("/biometrics", json=event_body())
+            assert accepted.status_code == 202, accepted.text
+    [record] = await read_topic(kafka_bootstrap, topic, 1)
+    assert split_frame(record.value)[0] is not None
+
+
+async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+) -> None:
+    topic = await topic_factory(1)
+    subject = f"{topic}-value"
+    older = {
+        "type": "object",
+        "properties": {"legacy": {"type": "string"}},
+        "required": ["legacy"],
+        "additionalProperties": False,
+    }
+    async with httpx.AsyncClient(base_url=schema_registry_url) as registry:
+        config = await registry.put(f"/config/{subject}", json={"compatibility": "BACKWARD"})
+        assert config.status_code == 200, config.text
+        body = {"schemaType": "JSON", "schema": orjson.dumps(older).decode()}
+        assert (await registry.post(f"/subjects/{subject}/versions", json=body)).status_code == 200
+    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    with pytest.raises(RegistryRefusedError, match=f"refused registering the schema of {subject}"):
+        async with KafkaPublisher(settings):
+            pass
