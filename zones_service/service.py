@@ -28,9 +28,16 @@ from aiokafka.errors import ProducerFenced
 from shared.kafka import ensure_topics, retry_until_connected
 from shared.kafka_options import transactional_producer_options, zone_consumer_options
 from shared.probes import serving_probes
-from shared.records import Batch
-from shared.settings import Settings
+from shared.records import Batch, SchemaIds
+from shared.registry import (
+    RegistryUnavailableError,
+    SchemaRegistry,
+    frame_prefix,
+    value_subject,
+)
+from shared.settings import KafkaSettings, Settings
 from shared.startup import StoppedError, unless_stopped
+from shared.zones import zone_json_schema
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import ClosableProducer, PartitionProducers, ProducerFactory
 from zones_service.transactions import (
@@ -105,8 +112,13 @@ async def process_zones(
     *,
     settings: Settings,
     metrics: ZoneMetrics | None = None,
+    schema_ids: SchemaIds | None = None,
 ) -> TransactionCounts:
-    """Poll and handle batches until stop is set; the batch in hand is finished first."""
+    """Poll and handle batches until stop is set; the batch in hand is finished first.
+
+    With `schema_ids`, the new schema ids of each batch are looked up first (the transform
+    dead-letters the unknown), the batch waiting while the registry is unreachable.
+    """
     counts = TransactionCounts()
     group_id, backoff_s = settings.zones.group_id, settings.zones.retry_backoff_ms / 1000
     while not stop.is_set():
@@ -116,6 +128,8 @@ async def process_zones(
         )
         if owner.failure is not None:
             raise owner.failure
+        if schema_ids is not None:
+            await _check_schema_ids(schema_ids, batch, stop, backoff_s)
         async with owner.lock:
             handled = [
                 _handle(
@@ -194,6 +208,22 @@ def _count(metrics: ZoneMetrics, records: int, produced: int | None) -> None:
     metrics.produced.inc(produced)
 
 
+async def _check_schema_ids(
+    schema_ids: SchemaIds, batch: Batch, stop: asyncio.Event, backoff_s: float
+) -> None:
+    records = [record for records in batch.values() for record in records]
+    while True:
+        try:
+            await schema_ids.check(records)
+            return
+        except RegistryUnavailableError as error:
+            _log.warning(
+                "the schema registry is not reachable; retrying",
+                extra={"reason": str(error), "retry_in_s": backoff_s},
+            )
+            await _pause(stop, max(backoff_s, 0.1))
+
+
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
     """Wait `seconds`, or less if stop is set meanwhile."""
     with contextlib.suppress(TimeoutError):
@@ -208,6 +238,22 @@ def _lag(consumer: AIOKafkaConsumer, owner: PartitionProducers) -> dict[TopicPar
         end, done = consumer.last_stable_offset(tp), owner.offsets.get(tp)
         lags[tp] = None if end is None or done is None else max(0, end - done)
     return lags
+
+
+async def _registered(
+    registry: SchemaRegistry, topic: str, stop: asyncio.Event, kafka: KafkaSettings
+) -> bytes:
+    """Register HeartRateZoneReached's schema under `<zones.topic>-value`, waiting for the
+    registry if need be; the wire-format header of its values. Refused: RegistryRefusedError."""
+    subject = value_subject(topic)
+    schema_id = await unless_stopped(
+        stop,
+        retry_until_connected(
+            lambda: registry.register(subject, zone_json_schema()), kafka, "schema"
+        ),
+    )
+    _log.info("schema registered", extra={"subject": subject, "schema_id": schema_id})
+    return frame_prefix(schema_id)
 
 
 async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCounts:
@@ -229,7 +275,19 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
         except StoppedError:
             return TransactionCounts()
         start_producer = partial(start_transactional_producer, settings)
-        async with zone_consumer(settings, start_producer) as (consumer, owner):
+        async with contextlib.AsyncExitStack() as stack:
+            schema_ids, prefix = None, b""
+            if settings.schema_registry.url:
+                registry = SchemaRegistry(settings.schema_registry)
+                stack.push_async_callback(registry.close)
+                schema_ids = SchemaIds(registry)
+                try:
+                    prefix = await _registered(registry, zones.topic, stop, kafka)
+                except StoppedError:
+                    return TransactionCounts()
+            consumer, owner = await stack.enter_async_context(
+                zone_consumer(settings, start_producer)
+            )
             member.append((consumer, owner))
             _log.info(
                 ZONES_STARTED,
@@ -239,9 +297,12 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
                     "group_id": zones.group_id,
                 },
             )
+            transform = ZoneTransform.from_settings(
+                settings, schema_ids.unknown if schema_ids else (), prefix
+            )
             counts = await process_zones(
-                consumer, owner, ZoneTransform.from_settings(settings), stop,
-                settings=settings, metrics=metrics,
+                consumer, owner, transform, stop,
+                settings=settings, metrics=metrics, schema_ids=schema_ids,
             )  # fmt: skip
     _log.info("zone processor stopped", extra=vars(counts))
     return counts

@@ -8,6 +8,7 @@ carry of shared.records.dead_letter, instead of blocking its partition.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord
@@ -29,28 +30,48 @@ class Output(NamedTuple):
 class ZoneTransform:
     """Map a Biometrics record to its HeartRateZoneReached records, or to a dead letter."""
 
-    def __init__(self, *, zones_topic: str, dead_letter_topic: str, max_record_bytes: int) -> None:
+    def __init__(
+        self,
+        *,
+        zones_topic: str,
+        dead_letter_topic: str,
+        max_record_bytes: int,
+        unknown_schema_ids: Container[int] = (),
+        value_prefix: bytes = b"",
+    ) -> None:
         self._zones_topic = zones_topic
         self._dead_letter_topic = dead_letter_topic
         self._max_record_bytes = max_record_bytes
+        # Framed input with these ids is poison (shared.records.SchemaIds fills it in).
+        self._unknown_schema_ids = unknown_schema_ids
+        # The wire-format header of every zone event, with the registry on.
+        self._prefix = value_prefix
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ZoneTransform:
+    def from_settings(
+        cls,
+        settings: Settings,
+        unknown_schema_ids: Container[int] = (),
+        value_prefix: bytes = b"",
+    ) -> ZoneTransform:
         """The transform the settings describe."""
         return cls(
             zones_topic=settings.zones.topic,
             dead_letter_topic=settings.kafka.dead_letter_topic,
             max_record_bytes=settings.consumer.max_record_bytes,
+            unknown_schema_ids=unknown_schema_ids,
+            value_prefix=value_prefix,
         )
 
     def __call__(self, record: ConsumerRecord[Any, Any]) -> list[Output]:
         """The records to produce for this one: none when no reading reaches a zone."""
         try:
-            event = decode_record(record, self._max_record_bytes)
+            event = decode_record(record, self._max_record_bytes, self._unknown_schema_ids)
         except PoisonRecordError as error:
             return [self._dead_letter(record, str(error))]
+        prefix = self._prefix
         return [
-            Output(self._zones_topic, encode_zone_key(zone), encode_zone_value(zone), [])
+            Output(self._zones_topic, encode_zone_key(zone), prefix + encode_zone_value(zone), [])
             for zone in zone_events(event)
         ]
 

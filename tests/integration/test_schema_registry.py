@@ -6,6 +6,7 @@ at start-up waited for; an incompatible schema refused."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import httpx2 as httpx
 import orjson
@@ -18,7 +19,7 @@ from consumer_service import run_consumer
 from devtools.local_registry import LocalRegistry
 from devtools.processes import free_port
 from producer_service.publisher import KafkaPublisher
-from shared.registry import RegistryRefusedError, frame_prefix, split_frame
+from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
 from shared.schema import json_schema, parse_event
 from shared.settings import Settings
 from tests.integration.conftest import TopicFactory
@@ -29,7 +30,15 @@ from tests.integration.harness import (
     serving_producer,
     settings_for,
 )
+from tests.integration.zone_harness import (
+    expected_zone_records,
+    read_all,
+    wait_until_committed,
+    zone_bodies,
+    zone_settings,
+)
 from tests.support import event_body
+from zones_service.service import run_zones
 
 
 def _with_registry(settings: Settings, url: str) -> Settings:
@@ -138,3 +147,42 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
     with pytest.raises(RegistryRefusedError, match=f"refused registering the schema of {subject}"):
         async with KafkaPublisher(settings):
             pass
+
+
+async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_events(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+) -> None:
+    topic, zones_topic, dlq = [await topic_factory(1) for _ in range(3)]
+    settings = _with_registry(
+        zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq), schema_registry_url
+    )
+    topic_name, zones_name = settings.kafka.topic, settings.zones.topic
+    registry = SchemaRegistry(settings.schema_registry)
+    schema_id = await registry.register(f"{topic_name}-value", json_schema())
+    await registry.close()
+    inputs = zone_bodies(5, seed=21)
+    framed = [(key, frame_prefix(schema_id) + (value or b"")) for key, value in inputs]
+    unknown = (b"k", frame_prefix(987_655) + (inputs[0][1] or b""))
+    await fill_topic(kafka_bootstrap, topic_name, [*framed, unknown])
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_zones(settings, stop))
+    await wait_until_committed(kafka_bootstrap, group_id, {0: len(framed) + 1})
+    stop.set()
+    await task
+    records = await read_all(kafka_bootstrap, zones_name, 1, "read_committed")
+    with SchemaRegistryClient({"url": schema_registry_url}) as client:
+        zone_id = client.get_latest_version(f"{zones_name}-value").schema_id
+        deserialize = JSONDeserializer(None, schema_registry_client=client)
+        context = SerializationContext(zones_name, MessageField.VALUE)
+        read = Counter(
+            (record.key, orjson.dumps(deserialize(record.value, context))) for record in records
+        )
+    assert {split_frame(record.value)[0] for record in records} == {zone_id}
+    expected = Counter(
+        (key, orjson.dumps(orjson.loads(value))) for key, value in expected_zone_records(inputs)
+    )
+    assert read == expected
+    [letter] = await read_all(
+        kafka_bootstrap, settings.kafka.dead_letter_topic, 1, "read_committed"
+    )
+    assert dict(letter.headers)["dlq.error"] == b"schema id 987655 is not in the schema registry"
