@@ -1,4 +1,5 @@
-"""Run the pair for development: a local Kafka when none is configured, then both services.
+"""Run the pair for development: a local Kafka when none is configured (and a local Schema
+Registry when schema_registry.url is "local"), then both services.
 
 `python -m devtools.run_pair` (or `./dev run`). Ctrl-C or SIGTERM stops the services first, so
 the producer flushes and the consumer commits, and the broker last.
@@ -14,6 +15,7 @@ import threading
 from contextlib import ExitStack
 
 from devtools.local_kafka import LocalKafka
+from devtools.local_registry import LocalRegistry
 from devtools.processes import wait_until_ok
 from shared.settings import SettingsError, load_settings
 
@@ -37,6 +39,11 @@ def main() -> int:
             kafka = stack.enter_context(LocalKafka())
             env["BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"] = kafka.bootstrap_servers
             _say(f"local Kafka on {kafka.bootstrap_servers} (pid {kafka.pid})")
+        if settings.schema_registry.url == "local":
+            _say("schema_registry.url is local: starting a local Schema Registry (Apicurio)")
+            registry = stack.enter_context(LocalRegistry())
+            env["BIOMETRICS_SCHEMA_REGISTRY__URL"] = registry.url
+            _say(f"local Schema Registry at {registry.url} (pid {registry.pid})")
         services = [subprocess.Popen([sys.executable, "-m", name], env=env) for name in _SERVICES]
         stack.callback(_stop_all, services, settings.http.shutdown_timeout_s + 5)
         url = f"http://{settings.http.host}:{settings.http.port}"

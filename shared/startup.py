@@ -22,6 +22,11 @@ def start_service(program: str) -> Settings:
     try:
         settings = load_settings()
         client_options(settings.kafka)
+        if settings.schema_registry.url == "local":
+            raise SettingsError(
+                'schema_registry.url "local" asks the run command (./dev run) to start a registry; '
+                "a service needs the registry's URL (BIOMETRICS_SCHEMA_REGISTRY__URL)"
+            )
     except (SettingsError, KafkaNotConfiguredError) as error:
         print(f"{program}: {error}", file=sys.stderr)
         sys.exit(2)

@@ -14,6 +14,8 @@ import pytest
 
 from consumer_service import EVENT_CONSUMED
 from devtools.processes import free_port
+from shared.registry import split_frame
+from tests.integration.harness import read_topic
 from tests.support import ROOT, clean_env, event_body
 
 
@@ -24,9 +26,9 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
     raise AssertionError(f"the stream ended before a line matching {pattern!r}")
 
 
-async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() -> None:
+async def test_the_run_command_starts_kafka_a_registry_and_the_pair_and_stops_them_all() -> None:
     port = free_port()
-    env = clean_env(BIOMETRICS_HTTP__PORT=str(port))
+    env = clean_env(BIOMETRICS_HTTP__PORT=str(port), BIOMETRICS_SCHEMA_REGISTRY__URL="local")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -40,8 +42,11 @@ async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() ->
     try:
         async with asyncio.timeout(120):
             kafka_line = await _read_until(process.stderr, r"local Kafka on .* \(pid \d+\)")
+            registry_line = await _read_until(process.stderr, r"local Schema Registry at .* \(pid")
             await _read_until(process.stderr, r"ready: POST")
         kafka_pid = int(re.findall(r"pid (\d+)", kafka_line)[0])
+        registry_pid = int(re.findall(r"pid (\d+)", registry_line)[0])
+        bootstrap = re.findall(r"local Kafka on (\S+)", kafka_line)[0]
         body = event_body()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             response = await client.post("/biometrics", json=body)
@@ -49,11 +54,14 @@ async def test_the_run_command_starts_kafka_and_the_pair_and_stops_them_all() ->
         async with asyncio.timeout(10):
             line = await _read_until(process.stdout, EVENT_CONSUMED)
         assert orjson.loads(line)["key"] == body["deviceId"]
+        [record] = await read_topic(bootstrap, "BiometricsImported", 1)
+        assert split_frame(record.value)[0] is not None  # the registry's 5-byte header
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(60):
             assert await process.wait() == 0
-        with pytest.raises(ProcessLookupError):
-            os.kill(kafka_pid, 0)  # the local Kafka must not outlive the run command
+        for pid in (kafka_pid, registry_pid):  # neither may outlive the run command
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
     finally:
         if process.returncode is None:
             process.kill()

@@ -42,3 +42,14 @@ def test_no_bootstrap_servers_is_a_clear_start_up_error(module: str) -> None:
     result = _run(module)
     assert result.returncode == 2
     assert "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS" in result.stderr
+
+
+@pytest.mark.parametrize("module", SERVICES)
+def test_a_local_registry_url_is_for_the_run_command_only(module: str) -> None:
+    result = _run(
+        module,
+        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        BIOMETRICS_SCHEMA_REGISTRY__URL="local",
+    )
+    assert result.returncode == 2
+    assert "BIOMETRICS_SCHEMA_REGISTRY__URL" in result.stderr
