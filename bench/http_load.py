@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +18,7 @@ from bench.context import Bench, say
 from bench.processes import Processes, cpu_meter, python_module, rss_sampler, wait_until_serving
 from bench.profiler import start_recording, top_frames
 from bench.report import Row
+from devtools.local_registry import LocalRegistry
 from devtools.processes import free_port
 
 SINGLE_CONCURRENCIES = (1, 16, 64, 256)
@@ -29,13 +30,14 @@ _MARKER = "WRK_RESULT "
 
 
 _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
+_REGISTRY_ROW = "single_c64_registry"
 # Each reference row: the service it loads, and on how many connections.
 _REFERENCE_ROWS = {
     "baseline": ("baseline", REFERENCE_CONCURRENCY),
     "baseline_c1": ("baseline", 1),
     "http_ceiling": ("http_ceiling", REFERENCE_CONCURRENCY),
 }
-_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, "memory")
+_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, _REGISTRY_ROW, "memory")
 _LABELS = {
     "baseline": "baseline: send_and_wait, linger 0",
     "http_ceiling": "HTTP ceiling: no-op endpoint",
@@ -70,6 +72,7 @@ def serving(bench: Bench) -> Iterator[Services]:
         "baseline": python_module("bench.reference_apps", "baseline"),
         "http_ceiling": python_module("bench.reference_apps", "noop"),
         "producer": python_module("producer_service"),
+        "producer_registry": python_module("producer_service"),
     }
     needed = list(
         dict.fromkeys(_REFERENCE_ROWS[row][0] for row in wanted if row in _REFERENCE_ROWS)
@@ -77,8 +80,15 @@ def serving(bench: Bench) -> Iterator[Services]:
     if bench.wants(*_PRODUCER_ROWS, "memory") or bench.options.profile:
         needed.append("producer")
     with ExitStack() as stack:
+        extra: dict[str, dict[str, str]] = {}
+        if bench.wants(_REGISTRY_ROW):
+            say("starting a local Schema Registry for the registry row")
+            registry = stack.enter_context(LocalRegistry())
+            extra["producer_registry"] = {"BIOMETRICS_SCHEMA_REGISTRY__URL": registry.url}
+            needed.append("producer_registry")
         services = {
-            name: stack.enter_context(_serving(bench, name, commands[name])) for name in needed
+            name: stack.enter_context(_serving(bench, name, commands[name], extra.get(name, {})))
+            for name in needed
         }
         for url, _ in services.values():
             _warm_up(bench, url)
@@ -95,15 +105,20 @@ def measure(bench: Bench, services: Services) -> None:
             say(label)
             load = Load("/biometrics", bench.files.bodies, connections, seconds)
             bench.report.rows.append(_measure(bench, row, label, *services[service], load))
-    if "producer" not in services:
-        return
     for concurrency in SINGLE_CONCURRENCIES:
-        if bench.wants(name := f"single_c{concurrency}"):
+        if "producer" in services and bench.wants(name := f"single_c{concurrency}"):
             label = f"POST /biometrics, c{concurrency}"
             say(label)
             load = Load("/biometrics", bench.files.bodies, concurrency, seconds)
             bench.report.rows.append(_measure(bench, name, label, *services["producer"], load))
-    if bench.wants("batch"):
+    if "producer_registry" in services and bench.wants(_REGISTRY_ROW):
+        # After the rows with the registry off, in the same round, on the same broker.
+        label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, Schema Registry on"
+        say(label)
+        load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
+        framed = services["producer_registry"]
+        bench.report.rows.append(_measure(bench, _REGISTRY_ROW, label, *framed, load))
+    if "producer" in services and bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
         say(label)
@@ -157,7 +172,7 @@ def _profile(bench: Bench, url: str, service: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def _serving(
-    bench: Bench, name: str, argv: Sequence[str]
+    bench: Bench, name: str, argv: Sequence[str], extra_env: Mapping[str, str]
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start a service on the service core with a fresh topic; stop it (SIGTERM) after."""
     topic = bench.create_topic(name)
@@ -166,7 +181,7 @@ def _serving(
         service = bench.processes.start(
             argv,
             bench.processes.pinning.service,
-            env=bench.env(topic, port=port),
+            env=bench.env(topic, port=port) | dict(extra_env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -21,6 +21,8 @@ GROUPS = {
 ROWS = (
     *_PRODUCER_REFERENCES,
     *GROUPS["single"],
+    # POST /biometrics, c64, with a local Schema Registry on: values framed in its wire format.
+    "single_c64_registry",
     "batch",
     *GROUPS["consumers"],
     *GROUPS["zones"],
