@@ -23,6 +23,7 @@ from shared.kafka import (
 )
 from shared.kafka_options import producer_options
 from shared.registry import (
+    RegistryRefusedError,
     RegistryUnavailableError,
     SchemaRegistry,
     frame_prefix,
@@ -95,6 +96,9 @@ class KafkaPublisher:
         self._entered = True
         try:
             await self._connect()
+        except RegistryRefusedError as error:
+            _log.error(str(error))  # the one line that says why start-up fails
+            raise
         except (KafkaError, ConnectionError) as error:
             await check_authentication(self._settings.kafka)  # a refused login fails start-up
             what = "schema registry" if isinstance(error, RegistryUnavailableError) else "Kafka"

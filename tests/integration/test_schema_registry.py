@@ -6,6 +6,7 @@ at start-up waited for; an incompatible schema refused."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 
 import httpx2 as httpx
@@ -128,7 +129,11 @@ async def test_a_registry_down_at_start_up_is_waited_for_with_503_meanwhile(
 
 
 async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+    kafka_bootstrap: str,
+    topic_factory: TopicFactory,
+    group_id: str,
+    schema_registry_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     topic = await topic_factory(1)
     subject = f"{topic}-value"
@@ -144,9 +149,14 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
         body = {"schemaType": "JSON", "schema": orjson.dumps(older).decode()}
         assert (await registry.post(f"/subjects/{subject}/versions", json=body)).status_code == 200
     settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
-    with pytest.raises(RegistryRefusedError, match=f"refused registering the schema of {subject}"):
+    with (
+        caplog.at_level(logging.ERROR),
+        pytest.raises(RegistryRefusedError, match=f"refused registering the schema of {subject}"),
+    ):
         async with KafkaPublisher(settings):
             pass
+    [line] = [r.getMessage() for r in caplog.records if r.name == "producer_service.publisher"]
+    assert line.startswith(f"schema registry refused registering the schema of {subject}: HTTP 409")
 
 
 async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_events(
