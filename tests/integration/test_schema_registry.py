@@ -26,6 +26,7 @@ from shared.settings import Settings
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import (
     LineCollector,
+    committed_offsets,
     fill_topic,
     read_topic,
     serving_producer,
@@ -196,3 +197,29 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
         kafka_bootstrap, settings.kafka.dead_letter_topic, 1, "read_committed"
     )
     assert dict(letter.headers)["dlq.error"] == b"schema id 987655 is not in the schema registry"
+
+
+async def test_the_consumer_waits_for_an_unreachable_registry_and_commits_nothing_meanwhile(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> None:
+    topic = await topic_factory(1)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), url)
+    consumer = settings.consumer.model_copy(update={"retry_backoff_ms": 200})
+    settings = settings.model_copy(update={"consumer": consumer})
+    framed = frame_prefix(1) + orjson.dumps(event_body())
+    await fill_topic(kafka_bootstrap, topic, [(b"k", framed)])
+    lines = LineCollector()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumer(settings, stop, sink=lines))
+    await asyncio.sleep(3)  # the registry is down: the record can be neither logged nor set aside
+    assert lines.lines == [] and await committed_offsets(kafka_bootstrap, group_id) == {}
+    with LocalRegistry(port=port):  # up, and empty: id 1 is unknown, so a dead letter
+        [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
+        async with asyncio.timeout(30):
+            while await committed_offsets(kafka_bootstrap, group_id) != {0: 1}:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)  # polled from the broker: no event to wait on
+        stop.set()
+        await task
+    assert dict(letter.headers)["dlq.error"] == b"schema id 1 is not in the schema registry"
