@@ -98,6 +98,7 @@ class KafkaPublisher:
             await self._connect()
         except RegistryRefusedError as error:
             _log.error(str(error))  # the one line that says why start-up fails
+            await self.close()  # no __aexit__ follows a failed __aenter__
             raise
         except (KafkaError, ConnectionError) as error:
             await check_authentication(self._settings.kafka)  # a refused login fails start-up
