@@ -7,17 +7,16 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from devtools.errors import LocalKafkaError
+from devtools.maven import run_maven
 
 __all__ = ["KAFKA_FILES", "ensure_kafka_classpath", "java_executable", "kafka_version"]
 
 KAFKA_FILES = Path(__file__).with_name("kafka")
 _POM = KAFKA_FILES / "pom.xml"
-_MAVEN_TIMEOUT_S = 900.0
 _NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
@@ -63,19 +62,8 @@ def java_executable() -> str:
 
 def _copy_dependencies(libs: Path) -> None:
     """Run `mvn dependency:copy-dependencies` for the pom into libs."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalKafkaError("`mvn` is not on PATH; install Maven 3.8+ to assemble Kafka")
-    command = [
-        *(mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(_POM)),
-        *("dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"),
+    arguments = [
+        *("-f", str(_POM), "dependency:copy-dependencies"),
+        *(f"-DoutputDirectory={libs}", "-DincludeScope=runtime"),
     ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=_MAVEN_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired as error:
-        raise LocalKafkaError(f"mvn did not finish within {_MAVEN_TIMEOUT_S:.0f} s") from error
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise LocalKafkaError(f"mvn exited with {result.returncode}:\n{tail}")
+    run_maven(arguments, "assemble Kafka", LocalKafkaError)

@@ -26,7 +26,7 @@ from devtools.kafka_classpath import (
     java_executable,
     kafka_version,
 )
-from devtools.processes import free_ports, stop
+from devtools.processes import ChildProcess, free_ports, stop
 from devtools.server_properties import (
     HOST,
     SASL_MECHANISMS,
@@ -69,7 +69,7 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"({path} is unreadable)"
 
 
-class LocalKafka:
+class LocalKafka(ChildProcess):
     """One KRaft broker+controller JVM on 127.0.0.1: start()/stop(), or a with block.
 
     `sasl_users` ({name: password}) adds a SASL_PLAINTEXT listener, `sasl_bootstrap_servers`,
@@ -114,16 +114,6 @@ class LocalKafka:
         if self._sasl_port is None:
             raise LocalKafkaError("LocalKafka has not been started")
         return f"{HOST}:{self._sasl_port}"
-
-    @property
-    def pid(self) -> int | None:
-        """The broker JVM's process id, or None when it is not running."""
-        return self._process.pid if self._process and self.is_running else None
-
-    @property
-    def is_running(self) -> bool:
-        """Tell whether the broker JVM is alive."""
-        return self._process is not None and self._process.poll() is None
 
     @property
     def data_dir(self) -> Path:

@@ -16,7 +16,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from devtools.processes import HOST, free_port, stop, wait_until_ok
+from devtools.processes import HOST, ChildProcess, free_port, stop, wait_until_ok
 from devtools.registry_app import (
     LocalRegistryError,
     apicurio_version,
@@ -51,7 +51,7 @@ def _stop_and_remove(process: subprocess.Popen[bytes], work_dir: Path) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
-class LocalRegistry:
+class LocalRegistry(ChildProcess):
     """One Apicurio Registry JVM on 127.0.0.1 with in-memory storage: start()/stop(), or a with."""
 
     def __init__(
@@ -76,16 +76,6 @@ class LocalRegistry:
         if self._port is None or self._process is None:
             raise LocalRegistryError("LocalRegistry has not been started")
         return f"http://{HOST}:{self._port}{_CCOMPAT_PATH}"
-
-    @property
-    def pid(self) -> int | None:
-        """The registry JVM's process id, or None when it is not running."""
-        return self._process.pid if self._process and self.is_running else None
-
-    @property
-    def is_running(self) -> bool:
-        """Tell whether the registry JVM is alive."""
-        return self._process is not None and self._process.poll() is None
 
     @property
     def log_file(self) -> Path:

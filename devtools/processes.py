@@ -62,3 +62,19 @@ def wait_until_ok(
             pass
         time.sleep(interval_s)
     return False
+
+
+class ChildProcess:
+    """Something that owns one child process (a broker or registry JVM), as `_process`."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The process id, or None when it is not running."""
+        return self._process.pid if self._process and self.is_running else None
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the process is alive."""
+        return self._process is not None and self._process.poll() is None

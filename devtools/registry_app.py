@@ -12,13 +12,13 @@ import functools
 import hashlib
 import os
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from pathlib import Path
 
 from devtools.errors import LocalKafkaError
 from devtools.kafka_classpath import java_executable
+from devtools.maven import run_maven
 
 __all__ = ["LocalRegistryError", "apicurio_version", "ensure_registry_app", "registry_java"]
 
@@ -27,7 +27,6 @@ _POM = REGISTRY_FILES / "pom.xml"
 # Mirrors every repository to Maven Central: Apicurio's parent pom also names Confluent's
 # repository and JitPack, which must not be asked.
 _SETTINGS = REGISTRY_FILES / "settings.xml"
-_MAVEN_TIMEOUT_S = 900.0
 _NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
@@ -82,19 +81,8 @@ def registry_java() -> str:
 
 def _unpack(root: Path) -> None:
     """Run `mvn dependency:unpack` for the pom, into root/app."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise LocalRegistryError("`mvn` is not on PATH; install Maven 3.8+ to fetch the registry")
-    command = [
-        *(mvn, "-B", "-q", "-Dstyle.color=never", "-s", str(_SETTINGS), "-f", str(_POM)),
+    arguments = [
+        *("-s", str(_SETTINGS), "-f", str(_POM)),
         *("dependency:unpack", f"-Dregistry.home={root}"),
     ]
-    try:
-        result = subprocess.run(
-            command, capture_output=True, text=True, check=False, timeout=_MAVEN_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired as error:
-        raise LocalRegistryError(f"mvn did not finish within {_MAVEN_TIMEOUT_S:.0f} s") from error
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise LocalRegistryError(f"mvn exited with {result.returncode}:\n{tail}")
+    run_maven(arguments, "fetch the registry", LocalRegistryError)
