@@ -16,7 +16,6 @@ import uuid
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from devtools.broker_probe import accepts_connections, answers_metadata, logs_in_with_sasl
 from devtools.errors import LocalKafkaError
@@ -26,11 +25,12 @@ from devtools.kafka_classpath import (
     java_executable,
     kafka_version,
 )
-from devtools.processes import ChildProcess, free_ports, stop
+from devtools.processes import ChildProcess, StartStop, free_ports, stop
 from devtools.server_properties import (
     HOST,
     SASL_MECHANISMS,
     Listeners,
+    Quorum,
     check_sasl_users,
     read_listeners,
     render_server_properties,
@@ -52,7 +52,7 @@ _STOP_TIMEOUT_S = 30.0
 _TOOL_TIMEOUT_S = 120.0
 
 
-def _random_cluster_id() -> str:
+def random_cluster_id() -> str:
     """Return a cluster id in Kafka's format: a url-safe base64 uuid without padding."""
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -69,7 +69,7 @@ def _tail(path: Path, lines: int = 40) -> str:
         return f"({path} is unreadable)"
 
 
-class LocalKafka(ChildProcess):
+class LocalKafka(ChildProcess, StartStop):
     """One KRaft broker+controller JVM on 127.0.0.1: start()/stop(), or a with block.
 
     `sasl_users` ({name: password}) adds a SASL_PLAINTEXT listener, `sasl_bootstrap_servers`,
@@ -85,7 +85,10 @@ class LocalKafka(ChildProcess):
         libs_dir: Path | None = None,
         startup_timeout_s: float = 60.0,
         sasl_users: Mapping[str, str] | None = None,
+        quorum: Quorum | None = None,
+        cluster_id: str | None = None,
     ) -> None:
+        self._quorum, self._cluster_id = quorum, cluster_id
         self._sasl_users = dict(sasl_users or {})
         check_sasl_users(self._sasl_users)
         self._requested_ports = (port, controller_port)
@@ -122,8 +125,9 @@ class LocalKafka(ChildProcess):
             raise LocalKafkaError("LocalKafka has not been started")
         return self._data_dir
 
-    def start(self) -> None:
-        """Format storage if needed, launch the broker and wait until it answers metadata."""
+    def start(self, *, wait: bool = True) -> None:
+        """Format storage if needed, launch the broker and wait until it answers metadata (a
+        cluster's nodes start with wait=False, then wait_until_ready(): a quorum needs them all)."""
         if self.is_running:
             raise LocalKafkaError("LocalKafka is already running")
         libs = self._libs_dir or ensure_kafka_classpath()
@@ -137,7 +141,8 @@ class LocalKafka(ChildProcess):
                 self._write_server_properties()
                 self._format_storage(libs)
             self._launch(libs)
-            self._wait_until_ready()
+            if wait:
+                self.wait_until_ready()
         except BaseException:
             self.stop()
             raise
@@ -161,18 +166,6 @@ class LocalKafka(ChildProcess):
         self._end_process(graceful=True)
         self.start()
 
-    def __enter__(self) -> LocalKafka:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     @property
     def _properties(self) -> Path:
         return self.data_dir / "server.properties"
@@ -189,7 +182,8 @@ class LocalKafka(ChildProcess):
         self._controller_port = self._controller_port or next(free)
         self._sasl_port = next(free) if self._sasl_users else None
         listeners = Listeners(self._port, self._controller_port, self._sasl_port)
-        text = render_server_properties(listeners, self.data_dir / "kraft-logs", self._sasl_users)
+        log_dirs = self.data_dir / "kraft-logs"
+        text = render_server_properties(listeners, log_dirs, self._sasl_users, self._quorum)
         self._properties.write_text(text)
 
     def _read_ports(self) -> None:
@@ -200,11 +194,13 @@ class LocalKafka(ChildProcess):
 
     def _format_storage(self, libs: Path) -> None:
         """Format the log dir as a single-node dynamic KRaft quorum with a fresh cluster id."""
+        # A cluster's nodes share one id, and their static voters need no --standalone.
+        quorum = () if self._quorum else ("--standalone",)
         arguments = (
             "format",
-            "--standalone",
+            *quorum,
             "-t",
-            _random_cluster_id(),
+            self._cluster_id or random_cluster_id(),
             "-c",
             str(self._properties),
             *scram_format_arguments(self._sasl_users),
@@ -242,7 +238,7 @@ class LocalKafka(ChildProcess):
         # Safety net: a broker left running when the interpreter exits is stopped then.
         self._finalizer = weakref.finalize(self, stop, self._process, 10.0)
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
         """Poll until the broker answers a metadata request, it dies, or the deadline passes."""
         assert self._process is not None and self._port is not None
         deadline = time.monotonic() + self._startup_timeout_s

@@ -14,9 +14,8 @@ import sys
 import tempfile
 import weakref
 from pathlib import Path
-from types import TracebackType
 
-from devtools.processes import HOST, ChildProcess, free_port, stop, wait_until_ok
+from devtools.processes import HOST, ChildProcess, StartStop, free_port, stop, wait_until_ok
 from devtools.registry_app import (
     LocalRegistryError,
     apicurio_version,
@@ -51,7 +50,7 @@ def _stop_and_remove(process: subprocess.Popen[bytes], work_dir: Path) -> None:
     shutil.rmtree(work_dir, ignore_errors=True)
 
 
-class LocalRegistry(ChildProcess):
+class LocalRegistry(ChildProcess, StartStop):
     """One Apicurio Registry JVM on 127.0.0.1 with in-memory storage: start()/stop(), or a with."""
 
     def __init__(
@@ -111,18 +110,6 @@ class LocalRegistry(ChildProcess):
         if self._process is None:
             raise LocalRegistryError("LocalRegistry has not been started")
         return self._process.wait()
-
-    def __enter__(self) -> LocalRegistry:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _launch(self, runner_jar: Path) -> None:
         """Start the JVM in a temp dir of its own, stdout and stderr to registry.log."""

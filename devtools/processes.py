@@ -9,6 +9,8 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
+from types import TracebackType
+from typing import Self
 
 HOST = "127.0.0.1"
 
@@ -78,3 +80,25 @@ class ChildProcess:
     def is_running(self) -> bool:
         """Whether the process is alive."""
         return self._process is not None and self._process.poll() is None
+
+
+class StartStop:
+    """start() on entering a with block, stop() on leaving it, whatever happened."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

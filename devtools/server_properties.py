@@ -37,6 +37,22 @@ class Listeners:
     sasl_port: int | None = None
 
 
+@dataclass(frozen=True)
+class Quorum:
+    """This node's place in a cluster of combined broker+controller nodes with a static quorum:
+    its id, and every voter's id with its controller port."""
+
+    node_id: int
+    voters: Mapping[int, int]
+
+    @property
+    def replication(self) -> tuple[int, int]:
+        """(replication factor, min.insync.replicas) for the cluster's topics: 3 and 2 on three
+        nodes, so one node may be down and acks=all writes still succeed."""
+        replicas = min(3, len(self.voters))
+        return replicas, max(1, replicas - 1)
+
+
 def check_sasl_users(users: Mapping[str, str]) -> None:
     """Refuse user names or passwords that would need quoting in JAAS or --add-scram."""
     for name, password in users.items():
@@ -47,9 +63,13 @@ def check_sasl_users(users: Mapping[str, str]) -> None:
 
 
 def render_server_properties(
-    listeners: Listeners, log_dirs: Path, sasl_users: Mapping[str, str]
+    listeners: Listeners,
+    log_dirs: Path,
+    sasl_users: Mapping[str, str],
+    quorum: Quorum | None = None,
 ) -> str:
-    """A fast-starting single-node KRaft config; a SASL_PLAINTEXT listener when users are given."""
+    """A fast-starting KRaft config: a single node, or with `quorum` one node of a cluster; a
+    SASL_PLAINTEXT listener when users are given."""
     bound = {"PLAINTEXT": listeners.port, "CONTROLLER": listeners.controller_port}
     if sasl_users:
         if listeners.sasl_port is None:
@@ -95,7 +115,10 @@ def render_server_properties(
         "log.cleaner.threads": "1",
         "log.cleaner.dedupe.buffer.size": str(8 * 1024 * 1024),
         **(_sasl_settings(sasl_users) if sasl_users else {}),
+        **(_cluster_settings(quorum) if quorum else {}),
     }
+    if quorum is not None:
+        del settings["controller.quorum.bootstrap.servers"]  # the voters are static
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -129,4 +152,21 @@ def _sasl_settings(sasl_users: Mapping[str, str]) -> dict[str, str]:
         f"{prefix}.scram-sha-512.sasl.jaas.config": (
             "org.apache.kafka.common.security.scram.ScramLoginModule required;"
         ),
+    }
+
+
+def _cluster_settings(quorum: Quorum) -> dict[str, str]:
+    """A node of a static quorum, its internal topics replicated as the cluster's are."""
+    replicas, min_insync = (str(n) for n in quorum.replication)
+    voters = ",".join(f"{node}@{HOST}:{port}" for node, port in sorted(quorum.voters.items()))
+    return {
+        "node.id": str(quorum.node_id),
+        "controller.quorum.voters": voters,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_insync,
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_insync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_insync,
     }

@@ -1,0 +1,54 @@
+"""LocalKafkaCluster: three real KRaft nodes; the leader of a partition SIGKILLed between acks=all
+writes loses nothing, and the node comes back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from devtools.local_cluster import LocalKafkaCluster
+from tests.integration.harness import read_topic
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalKafkaCluster]:
+    with LocalKafkaCluster(nodes=3) as cluster:
+        yield cluster
+
+
+async def _produce(bootstrap: str, topic: str, values: range) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, request_timeout_ms=10000
+    )
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, str(value).encode(), partition=0)
+    finally:
+        await producer.stop()
+
+
+async def test_a_killed_leader_loses_no_acknowledged_write_and_restarts(
+    cluster: LocalKafkaCluster,
+) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic("replicated", 1, 3, topic_configs={"min.insync.replicas": "2"})]
+        )
+    finally:
+        await admin.close()
+    await _produce(cluster.bootstrap_servers, "replicated", range(100))
+    leader = await cluster.leader("replicated", 0)
+    leader.kill()
+    assert not leader.is_running
+    await _produce(cluster.bootstrap_servers, "replicated", range(100, 200))  # two of three
+    assert await cluster.leader("replicated", 0) is not leader
+    await asyncio.to_thread(leader.start)  # back on its data dir and ports
+    records = await read_topic(cluster.bootstrap_servers, "replicated", 200)
+    assert [int(record.value) for record in records] == list(range(200))
