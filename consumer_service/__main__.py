@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 from functools import partial
-
-import uvloop
 
 from consumer_service.service import run_consumer
 from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
-from shared.startup import start_service, until_stopped
+from shared.startup import run_service, until_stopped
 
 _log = logging.getLogger("consumer_service")
 
 
 def main() -> None:
     """Load the settings and consume until SIGTERM/SIGINT; exit 2 on bad configuration."""
-    settings = start_service("biometrics-consumer")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        sys.exit(runner.run(_serve(settings)))
+    run_service("biometrics-consumer", _serve)
 
 
 async def _serve(settings: Settings) -> int:

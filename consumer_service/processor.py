@@ -29,7 +29,6 @@ from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
 from shared.records import SchemaIds
-from shared.registry import RegistryUnavailableError
 
 _log = logging.getLogger(__name__)
 
@@ -80,26 +79,12 @@ class RecordProcessor:
         self._raise_if_stopped()
         if not records:
             return
-        await self._check_schema_ids(records)
+        await self._schema_ids.check(records)
         unknown = self._schema_ids.unknown
         for record, reason in self._pending.add(records, self._max_record_bytes, unknown):
             await self._set_aside(record, reason)
         # Noted only now: a flush during the dead letters above must not commit past them.
         self._pending.offsets[partition] = records[-1].offset + 1
-
-    async def _check_schema_ids(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Look up new schema ids, retrying while the registry is unreachable: no record of the
-        batch is handled (nor committed) before its id is known or known not to exist."""
-        while True:
-            try:
-                await self._schema_ids.check(records)
-                return
-            except RegistryUnavailableError as error:
-                _log.warning(
-                    "the schema registry is not reachable; retrying",
-                    extra={"reason": str(error), "retry_in_s": self._backoff_s},
-                )
-                await asyncio.sleep(self._backoff_s)
 
     async def flush(self) -> dict[TopicPartition, int]:
         """Write every kept line; return each partition's next offset of what is now handled."""

@@ -67,7 +67,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
                 retries=consumer_settings.handler_retries,
                 retry_backoff_s=consumer_settings.retry_backoff_ms / 1000,
                 metrics=metrics,
-                schema_ids=SchemaIds(registry),
+                schema_ids=SchemaIds(registry, consumer_settings.retry_backoff_ms / 1000),
             )
             subscribe = partial(_subscribed, settings, processor, metrics, membership)
             consumer, committer = await unless_stopped(

@@ -10,13 +10,22 @@ itself can always be produced (also inside a transaction, where a refused send a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Container, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.registry import SchemaRegistry, UnknownSchemaError, split_frame
+from shared.registry import (
+    RegistryUnavailableError,
+    SchemaRegistry,
+    UnknownSchemaError,
+    split_frame,
+)
 from shared.schema import Biometrics, InvalidEvent, parse_event
+
+_log = logging.getLogger(__name__)
 
 # What one getmany() returns.
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
@@ -61,25 +70,35 @@ class SchemaIds:
     """The schema ids of framed values, each looked up in the registry once (none without a
     registry: the payload is validated against the event's own schema either way)."""
 
-    def __init__(self, registry: SchemaRegistry | None) -> None:
+    def __init__(self, registry: SchemaRegistry | None, retry_s: float = 1.0) -> None:
         self._registry = registry
+        self._retry_s = retry_s
         self._known: set[int] = set()
         self.unknown: set[int] = set()
 
     async def check(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Look up the ids not seen before; RegistryUnavailableError when the registry cannot
-        answer (then try again later: nothing may be decided without it)."""
+        """Look up the ids not seen before, retrying every `retry_s` while the registry cannot
+        answer: nothing of these records may be decided (nor committed) without it."""
         if self._registry is None:
             return
         ids = {split_frame(r.value)[0] for r in records if r.value is not None}
         for schema_id in ids - {None} - self._known - self.unknown:
             assert schema_id is not None
-            try:
-                await self._registry.schema(schema_id)
-            except UnknownSchemaError:
-                self.unknown.add(schema_id)
-            else:
-                self._known.add(schema_id)
+            while True:
+                try:
+                    await self._registry.schema(schema_id)
+                except UnknownSchemaError:
+                    self.unknown.add(schema_id)
+                except RegistryUnavailableError as error:
+                    _log.warning(
+                        "the schema registry is not reachable; retrying",
+                        extra={"reason": str(error), "retry_in_s": self._retry_s},
+                    )
+                    await asyncio.sleep(self._retry_s)
+                    continue
+                else:
+                    self._known.add(schema_id)
+                break
 
 
 class DeadLetter(NamedTuple):

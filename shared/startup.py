@@ -8,7 +8,9 @@ import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
+
+import uvloop
 
 from shared.kafka_options import KafkaNotConfiguredError, client_options
 from shared.logs import configure_logging
@@ -32,6 +34,13 @@ def start_service(program: str) -> Settings:
         sys.exit(2)
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
+
+
+def run_service(program: str, serve: Callable[[Settings], Coroutine[Any, Any, int]]) -> NoReturn:
+    """start_service(program), then run `serve(settings)` on uvloop and exit with its code."""
+    settings = start_service(program)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        sys.exit(runner.run(serve(settings)))
 
 
 # The first generation is collected after this many new container objects rather than 700: a

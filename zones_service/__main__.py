@@ -8,17 +8,14 @@ down timed out; 2 on bad configuration; 3 when Kafka refuses the SASL login.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import sys
 from functools import partial
 
-import uvloop
 from aiokafka.errors import KafkaError
 
 from shared.kafka import KafkaAuthenticationError
 from shared.settings import Settings
-from shared.startup import start_service, until_stopped
+from shared.startup import run_service, until_stopped
 from zones_service.service import run_zones
 from zones_service.transactions import AbortFailedError, FencedError
 
@@ -27,9 +24,7 @@ _log = logging.getLogger("zones_service")
 
 def main() -> None:
     """Load the settings and process until SIGTERM/SIGINT."""
-    settings = start_service("biometrics-zones")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        sys.exit(runner.run(_serve(settings)))
+    run_service("biometrics-zones", _serve)
 
 
 async def _serve(settings: Settings) -> int:

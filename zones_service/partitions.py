@@ -60,8 +60,8 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
         self.offsets: dict[TopicPartition, int] = {}
         # Held by the loop while it handles a batch, and here while the assignment changes.
         self.lock = asyncio.Lock()
-        # Bumped by every assignment (0: not in the group yet).
-        self.generation = 0
+        # Whether the group has assigned this instance partitions (possibly none) yet.
+        self.assigned = False
         # Raised by the loop: a listener's own exceptions are only logged by aiokafka.
         self.failure: BaseException | None = None
 
@@ -71,7 +71,7 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         async with self.lock:
-            self.generation += 1
+            self.assigned = True
             try:
                 await self._take(sorted(assigned))
             except Exception as error:

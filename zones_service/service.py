@@ -30,7 +30,6 @@ from shared.kafka_options import transactional_producer_options, zone_consumer_o
 from shared.probes import serving_probes
 from shared.records import Batch, SchemaIds
 from shared.registry import (
-    RegistryUnavailableError,
     SchemaRegistry,
     frame_prefix,
     value_subject,
@@ -129,7 +128,7 @@ async def process_zones(
         if owner.failure is not None:
             raise owner.failure
         if schema_ids is not None:
-            await _check_schema_ids(schema_ids, batch, stop, backoff_s)
+            await schema_ids.check([record for records in batch.values() for record in records])
         async with owner.lock:
             handled = [
                 _handle(
@@ -208,22 +207,6 @@ def _count(metrics: ZoneMetrics, records: int, produced: int | None) -> None:
     metrics.produced.inc(produced)
 
 
-async def _check_schema_ids(
-    schema_ids: SchemaIds, batch: Batch, stop: asyncio.Event, backoff_s: float
-) -> None:
-    records = [record for records in batch.values() for record in records]
-    while True:
-        try:
-            await schema_ids.check(records)
-            return
-        except RegistryUnavailableError as error:
-            _log.warning(
-                "the schema registry is not reachable; retrying",
-                extra={"reason": str(error), "retry_in_s": backoff_s},
-            )
-            await _pause(stop, max(backoff_s, 0.1))
-
-
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
     """Wait `seconds`, or less if stop is set meanwhile."""
     with contextlib.suppress(TimeoutError):
@@ -264,7 +247,7 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
 
     def ready() -> bool:
         """In the group with an assignment (possibly empty), and not stopping."""
-        return bool(member) and member[0][1].generation > 0 and not stop.is_set()
+        return bool(member) and member[0][1].assigned and not stop.is_set()
 
     async with serving_probes(zones.probe_host, zones.probe_port, metrics.registry, ready):
         topics = [kafka.topic, kafka.dead_letter_topic, zones.topic]
@@ -280,7 +263,7 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
             if settings.schema_registry.url:
                 registry = SchemaRegistry(settings.schema_registry)
                 stack.push_async_callback(registry.close)
-                schema_ids = SchemaIds(registry)
+                schema_ids = SchemaIds(registry, max(zones.retry_backoff_ms / 1000, 0.1))
                 try:
                     prefix = await _registered(registry, zones.topic, stop, kafka)
                 except StoppedError:
