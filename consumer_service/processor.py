@@ -6,6 +6,9 @@ dead-letter topic. `flush` writes the kept lines in one go, on a worker thread s
 never blocks the event loop; a write that fails (the sink, not the records) is retried with
 doubling pauses, and if it keeps failing, the records of that write are set aside too.
 
+With tracing on, each record has a span from before its validation until its line is kept or
+its dead letter acknowledged (shared.tracing.RecordSpans).
+
 `flush` returns each partition's next offset for the records it has made safe to commit: their
 lines are written or they are in the dead-letter topic. A partition's offset is noted only after
 its dead letters are acknowledged, and flushes run one at a time, so a flush called by the
@@ -29,6 +32,7 @@ from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
 from shared.records import SchemaIds
+from shared.tracing import RecordSpans, end_span
 
 _log = logging.getLogger(__name__)
 
@@ -59,8 +63,10 @@ class RecordProcessor:
         retry_backoff_s: float,
         metrics: ConsumerMetrics | None = None,
         schema_ids: SchemaIds | None = None,
+        spans: RecordSpans | None = None,
     ) -> None:
         self._sink = sink
+        self._spans = spans
         self._dead_letters = dead_letters
         self._max_record_bytes = max_record_bytes
         self._retries = retries
@@ -81,8 +87,14 @@ class RecordProcessor:
             return
         await self._schema_ids.check(records)
         unknown = self._schema_ids.unknown
-        for record, reason in self._pending.add(records, self._max_record_bytes, unknown):
+        spans = None if self._spans is None else [self._spans.start(r) for r in records]
+        poison = self._pending.add(records, self._max_record_bytes, unknown)
+        for record, reason in poison:
             await self._set_aside(record, reason)
+        if spans is not None:
+            reasons = {id(record): reason for record, reason in poison}
+            for span, record in zip(spans, records, strict=True):
+                end_span(span, reasons.get(id(record)))
         # Noted only now: a flush during the dead letters above must not commit past them.
         self._pending.offsets[partition] = records[-1].offset + 1
 

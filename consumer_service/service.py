@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from functools import partial
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
@@ -21,6 +22,10 @@ from shared.records import SchemaIds
 from shared.registry import SchemaRegistry
 from shared.settings import Settings
 from shared.startup import StoppedError, unless_stopped
+from shared.tracing import RecordSpans, exporting_spans
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 _log = logging.getLogger(__name__)
 
@@ -28,15 +33,26 @@ _log = logging.getLogger(__name__)
 CONSUMER_STARTED = "consumer started"
 
 
-async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | None = None) -> int:
+async def run_consumer(
+    settings: Settings,
+    stop: asyncio.Event,
+    sink: Sink | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> int:
     """Consume the events topic until stop is set; return the number of records processed.
 
     The probes answer from the start. While Kafka cannot be reached the consumer keeps retrying,
-    and joins once it can; a stop while it waits ends it at once.
+    and joins once it can; a stop while it waits ends it at once. Spans go to `tracer_provider`
+    when given, else to tracing.exporter's (flushed at the end).
     """
     kafka, consumer_settings = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
     async with contextlib.AsyncExitStack() as resources:
+        provider = resources.enter_context(
+            exporting_spans(settings.tracing, "biometrics-consumer", tracer_provider)
+        )
+        group_id = consumer_settings.group_id
+        spans = None if provider is None else RecordSpans(provider, kafka.topic, group_id)
         await resources.enter_async_context(
             serving_probes(
                 consumer_settings.probe_host,
@@ -68,6 +84,7 @@ async def run_consumer(settings: Settings, stop: asyncio.Event, sink: Sink | Non
                 retry_backoff_s=consumer_settings.retry_backoff_ms / 1000,
                 metrics=metrics,
                 schema_ids=SchemaIds(registry, consumer_settings.retry_backoff_ms / 1000),
+                spans=spans,
             )
             subscribe = partial(_subscribed, settings, processor, metrics, membership)
             consumer, committer = await unless_stopped(

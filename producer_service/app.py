@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route
@@ -17,7 +17,12 @@ from producer_service.metrics import ProducerMetrics
 from producer_service.middleware import RequestObserver, RequestRecorder
 from producer_service.openapi import documentation_routes
 from producer_service.publisher import KafkaPublisher, Publisher
+from producer_service.tracing import RequestSpans
 from shared.settings import Settings
+from shared.tracing import start_tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 PublisherFactory = Callable[[Settings], AbstractAsyncContextManager[Publisher]]
 
@@ -26,11 +31,16 @@ def create_app(
     settings: Settings,
     publisher_factory: PublisherFactory | None = None,
     on_started: Callable[[], None] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Ingestion:
     """Build the producer's app; the publisher is opened at start-up and flushed at shutdown.
 
-    `on_started` runs once the publisher is open, before the first request.
+    `on_started` runs once the publisher is open, before the first request. Spans go to
+    `tracer_provider` when given (its owner shuts it down), else to the exporter of
+    tracing.exporter, flushed at shutdown.
     """
+    provider = start_tracing(settings.tracing, "biometrics-producer", tracer_provider)
+    spans = None if provider is None else RequestSpans(provider, settings.kafka.topic)
     metrics = ProducerMetrics()
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -52,8 +62,10 @@ def create_app(
                 yield {"publisher": publisher}
         finally:
             recorder.flush()
+            if provider is not None and provider is not tracer_provider:
+                provider.shutdown()
 
     handlers = exception_handlers(metrics.errors)
     app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     app.add_middleware(RequestObserver, recorder=recorder, errors=metrics.errors)
-    return Ingestion(app, settings.http, metrics, recorder)
+    return Ingestion(app, settings.http, metrics, recorder, spans)

@@ -99,8 +99,11 @@ class RecordBatcher:
         cluster.add_listener(self._metadata_changed)
         self._metadata_changed(cluster)
 
-    def append(self, key: bytes, value: bytes) -> tuple[Batch, int]:
-        """Add a record to its partition's open batch; return the batch and the record's index."""
+    def append(
+        self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> tuple[Batch, int]:
+        """Add a record to its partition's open batch; return the batch and the record's index
+        (`headers`: a list, as aiokafka's C builder takes no other sequence)."""
         if not self._partitions:
             raise KafkaUnknownTopic(self._topic)
         partition = key_hash(key) % self._partitions
@@ -110,11 +113,11 @@ class RecordBatcher:
         batch = queue[-1] if queue else None
         if (
             batch is None
-            or batch.builder.append(timestamp=None, key=key, value=value, headers=[]) is None
+            or batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None
         ):
             # No batch, or it is full or closed (handed over): the record starts the next one.
             batch = self._open(queue, partition)
-            if batch.builder.append(timestamp=None, key=key, value=value, headers=[]) is None:
+            if batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
                 raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
         index = batch.records
         batch.records = index + 1

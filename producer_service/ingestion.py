@@ -5,6 +5,9 @@ middleware and response classes (a no-op Starlette endpoint did 17-19k requests/
 machine, a plain ASGI one 27-28k). Each request is read, checked, validated once, published and
 answered in one coroutine, with the same request id, API-key check, request count, access-log
 line and error shape as every other route. Everything else goes on to the Starlette app.
+
+Each record carries the request's trace context and id in its headers (shared.tracing): passed on
+or started here, or, with tracing on, those of the request's spans (producer_service.tracing).
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from producer_service.errors import (
 from producer_service.metrics import ProducerMetrics
 from producer_service.middleware import RequestRecorder
 from producer_service.publisher import Delivery, OverloadedError, Publisher, PublishError
+from producer_service.tracing import RequestSpans
 from shared.schema import InvalidEvent, parse_event, parse_events
 from shared.settings import HttpSettings
+from shared.tracing import RecordHeaders, carried_headers
 
 EVENT_PATH = "/biometrics"
 BATCH_PATH = "/biometrics/batch"
@@ -47,7 +52,7 @@ _JSON = b"application/json"
 _encode = msgspec.json.Encoder().encode
 _CLIENT_GONE = 499  # logged and counted only: nobody is left to answer
 
-Handler = Callable[[bytes, Publisher], Awaitable[bytes]]
+Handler = Callable[[bytes, Publisher, RecordHeaders], Awaitable[bytes]]
 
 
 class _ClientGone(Exception):
@@ -63,8 +68,10 @@ class Ingestion:
         http: HttpSettings,
         metrics: ProducerMetrics,
         recorder: RequestRecorder,
+        spans: RequestSpans | None = None,
     ) -> None:
         self._app = app
+        self._spans = spans
         self._metrics = metrics
         self._recorder = recorder
         self._max_body = http.max_body_bytes
@@ -82,14 +89,18 @@ class Ingestion:
         # Header names arrive lower-cased (ASGI); a repeated header keeps its last value.
         headers: dict[bytes, bytes] = dict(scope["headers"])
         request_id = self._recorder.request_id(headers.get(b"x-request-id"))
-        status, body = 202, b""
-        extra: tuple[tuple[bytes, bytes], ...] = ()
-        try:
-            body = await self._answer(handler, scope, receive, headers)
-        except _ClientGone:
-            status = _CLIENT_GONE
-        except ApiError as error:
-            status, body, extra = self._refused(error)
+        spans = self._spans
+        if spans is None:
+            trace = carried_headers(
+                headers.get(b"traceparent"), headers.get(b"tracestate"), request_id
+            )
+            status, body, extra = await self._outcome(handler, scope, receive, headers, trace)
+        else:
+            with spans.request(scope["method"], scope["path"], headers, request_id) as span:
+                status, body, extra = await self._outcome(
+                    handler, scope, receive, headers, span.record_headers
+                )
+                span.answered(status)
         if status != _CLIENT_GONE:
             await send(
                 {
@@ -106,8 +117,29 @@ class Ingestion:
             await send({"type": "http.response.body", "body": body})
         self._recorder.finished(scope["method"], scope["path"], status, started, request_id)
 
+    async def _outcome(
+        self,
+        handler: Handler,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[bytes, bytes],
+        trace: RecordHeaders,
+    ) -> tuple[int, bytes, tuple[tuple[bytes, bytes], ...]]:
+        """The status, body and extra headers of the answer."""
+        try:
+            return 202, await self._answer(handler, scope, receive, headers, trace), ()
+        except _ClientGone:
+            return _CLIENT_GONE, b"", ()
+        except ApiError as error:
+            return self._refused(error)
+
     async def _answer(
-        self, handler: Handler, scope: Scope, receive: Receive, headers: dict[bytes, bytes]
+        self,
+        handler: Handler,
+        scope: Scope,
+        receive: Receive,
+        headers: dict[bytes, bytes],
+        trace: RecordHeaders,
     ) -> bytes:
         """The 202 body, or an ApiError saying why not."""
         if scope["method"] != "POST":
@@ -126,7 +158,7 @@ class Ingestion:
         body = await self._read_body(receive)
         publisher: Publisher = scope["state"]["publisher"]
         try:
-            return await handler(body, publisher)
+            return await handler(body, publisher, trace)
         except InvalidEvent as error:
             raise from_invalid_event(error) from None
         except PublishError as error:
@@ -136,12 +168,12 @@ class Ingestion:
         except Exception as error:
             raise unexpected(error, scope["path"]) from error
 
-    async def _event(self, body: bytes, publisher: Publisher) -> bytes:
-        [delivery] = await publisher.publish((parse_event(body),))
+    async def _event(self, body: bytes, publisher: Publisher, trace: RecordHeaders) -> bytes:
+        [delivery] = await publisher.publish((parse_event(body),), trace)
         return _encode(delivery)
 
-    async def _batch(self, body: bytes, publisher: Publisher) -> bytes:
-        deliveries = await publisher.publish(parse_events(body, self._max_events))
+    async def _batch(self, body: bytes, publisher: Publisher, trace: RecordHeaders) -> bytes:
+        deliveries = await publisher.publish(parse_events(body, self._max_events), trace)
         return _encode(_BatchAccepted(deliveries))
 
     async def _read_body(self, receive: Receive) -> bytes:

@@ -31,6 +31,7 @@ from shared.registry import (
 )
 from shared.schema import Biometrics, encode_record, json_schema
 from shared.settings import Settings
+from shared.tracing import RecordHeaders
 
 _log = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ class OverloadedError(Exception):
 class Publisher(Protocol):
     """What the HTTP layer needs: publish events, and say whether Kafka can take them now."""
 
-    async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]: ...
+    async def publish(
+        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+    ) -> list[Delivery]: ...
 
     async def ready(self) -> bool: ...
 
@@ -145,8 +148,11 @@ class KafkaPublisher:
             return False
         return self._topic in cluster.topics()
 
-    async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
-        """Send the events and wait for every acknowledgement; raise PublishError otherwise."""
+    async def publish(
+        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+    ) -> list[Delivery]:
+        """Send the events, each with these headers, and wait for every acknowledgement; raise
+        PublishError otherwise."""
         batcher = self._batcher
         if batcher is None:
             if not self._entered:
@@ -155,7 +161,7 @@ class KafkaPublisher:
         records = [encode_record(event) for event in events]
         if prefix := self._prefix:
             records = [(key, prefix + value) for key, value in records]
-        size = 0
+        size = sum(len(name) + len(value) for name, value in headers) * len(records)
         for key, value in records:
             size += len(key) + len(value)
         count = len(records)
@@ -168,7 +174,8 @@ class KafkaPublisher:
                 "acknowledgement already"
             )
         try:
-            placed = [batcher.append(key, value) for key, value in records]
+            carried = list(headers)
+            placed = [batcher.append(key, value, carried) for key, value in records]
         except KafkaError as error:
             raise PublishError(type(error).__name__, 0, count) from error
         self._in_flight_records += count

@@ -2,10 +2,11 @@
 (plain JSON, or framed in the Schema Registry's wire format with an id the registry knows), or,
 when it never can be, set it aside as a dead letter by the one rule below.
 
-A dead letter keeps the record's key and value, with headers saying why (``dlq.error``) and where
-it came from (``dlq.original.topic``, ``dlq.original.partition``, ``dlq.original.offset``). A value
-over MAX_DEAD_LETTER_VALUE_BYTES is left out, with ``dlq.value-omitted``, so that the dead letter
-itself can always be produced (also inside a transaction, where a refused send aborts it).
+A dead letter keeps the record's key, value and headers (its trace context among them: see
+shared.tracing), with headers added saying why (``dlq.error``) and where it came from
+(``dlq.original.topic``, ``dlq.original.partition``, ``dlq.original.offset``). A value over
+MAX_DEAD_LETTER_VALUE_BYTES is left out, with ``dlq.value-omitted``, so that the dead letter itself
+can always be produced (also inside a transaction, where a refused send aborts it).
 """
 
 from __future__ import annotations
@@ -111,8 +112,9 @@ class DeadLetter(NamedTuple):
 
 def dead_letter(record: ConsumerRecord[Any, Any], reason: str) -> DeadLetter:
     """What the dead letter of `record` carries: its key, its value unless that is too large,
-    and the headers saying why and where from."""
+    its headers, and the headers saying why and where from."""
     headers = [
+        *record.headers,
         ("dlq.error", reason.encode()),
         ("dlq.original.topic", record.topic.encode()),
         ("dlq.original.partition", str(record.partition).encode()),

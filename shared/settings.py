@@ -176,6 +176,12 @@ class ZonesSettings(_Section):
     retry_backoff_ms: int = Field(ge=0)
 
 
+class TracingSettings(_Section):
+    """OpenTelemetry spans: which exporter sends them; empty makes none (headers still flow)."""
+
+    exporter: Literal["", "otlp", "console"]
+
+
 class Settings(_Section):
     """Everything both services can be configured with."""
 
@@ -186,6 +192,7 @@ class Settings(_Section):
     zones: ZonesSettings
     logging: LoggingSettings
     schema_registry: SchemaRegistrySettings
+    tracing: TracingSettings
 
     def with_bootstrap_servers(self, bootstrap_servers: str) -> Settings:
         """Return a copy pointing at other brokers (used when a local Kafka is started)."""

@@ -15,6 +15,7 @@ import uvloop
 from shared.kafka_options import KafkaNotConfiguredError, client_options
 from shared.logs import configure_logging
 from shared.settings import Settings, SettingsError, load_settings
+from shared.tracing import TracingError, check_tracing
 
 T = TypeVar("T")
 
@@ -29,7 +30,8 @@ def start_service(program: str) -> Settings:
                 'schema_registry.url "local" asks the run command (./dev run) to start a registry; '
                 "a service needs the registry's URL (BIOMETRICS_SCHEMA_REGISTRY__URL)"
             )
-    except (SettingsError, KafkaNotConfiguredError) as error:
+        check_tracing(settings.tracing)
+    except (SettingsError, KafkaNotConfiguredError, TracingError) as error:
         print(f"{program}: {error}", file=sys.stderr)
         sys.exit(2)
     configure_logging(settings.logging.level, settings.logging.format)

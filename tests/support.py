@@ -19,6 +19,7 @@ from producer_service import Delivery
 from shared.logs import LogFormat, LogWriter, configure_logging
 from shared.schema import Biometrics
 from shared.settings import Settings
+from shared.tracing import RecordHeaders
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPIC = "BiometricsImported"
@@ -26,12 +27,16 @@ P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 
 
 def record(
-    partition: int, offset: int, value: bytes | None = b"v", key: bytes | None = b"k"
+    partition: int,
+    offset: int,
+    value: bytes | None = b"v",
+    key: bytes | None = b"k",
+    headers: Sequence[tuple[str, bytes]] = (),
 ) -> ConsumerRecord[bytes, bytes]:
     """A consumed record of TOPIC, as aiokafka hands it over."""
     size = len(value or b"")
     return ConsumerRecord(
-        TOPIC, partition, offset, 0, 0, key, value, None, len(key or b""), size, []
+        TOPIC, partition, offset, 0, 0, key, value, None, len(key or b""), size, list(headers)
     )
 
 
@@ -94,6 +99,7 @@ class RecordingPublisher:
     def __init__(self, settings: Settings) -> None:
         self.topic = settings.kafka.topic
         self.published: list[Biometrics] = []
+        self.headers: list[list[tuple[str, bytes]]] = []  # those of each call
         self.failure: Exception | None = None
         self.is_ready = True
         self.entered = self.exited = False
@@ -113,11 +119,14 @@ class RecordingPublisher:
     async def ready(self) -> bool:
         return self.is_ready
 
-    async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
+    async def publish(
+        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+    ) -> list[Delivery]:
         if self.failure is not None:
             raise self.failure
         first = len(self.published)
         self.published.extend(events)
+        self.headers.append(list(headers))
         return [Delivery(self.topic, 0, first + i) for i in range(len(events))]
 
 

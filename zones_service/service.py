@@ -20,7 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
@@ -36,6 +36,7 @@ from shared.registry import (
 )
 from shared.settings import KafkaSettings, Settings
 from shared.startup import StoppedError, unless_stopped
+from shared.tracing import RecordSpans, exporting_spans
 from shared.zones import zone_json_schema
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import ClosableProducer, PartitionProducers, ProducerFactory
@@ -49,6 +50,9 @@ from zones_service.transactions import (
     transactional_id,
 )
 from zones_service.transform import ZoneTransform
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 _log = logging.getLogger(__name__)
 
@@ -239,8 +243,13 @@ async def _registered(
     return frame_prefix(schema_id)
 
 
-async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCounts:
-    """Serve the probes, create the topics (waiting for Kafka), then process until stop."""
+async def run_zones(
+    settings: Settings, stop: asyncio.Event, tracer_provider: TracerProvider | None = None
+) -> TransactionCounts:
+    """Serve the probes, create the topics (waiting for Kafka), then process until stop.
+
+    Spans go to `tracer_provider` when given, else to tracing.exporter's (flushed at the end).
+    """
     kafka, zones = settings.kafka, settings.zones
     member: list[tuple[AIOKafkaConsumer, PartitionProducers]] = []
     metrics = ZoneMetrics(lambda: _lag(*member[0]) if member else {})
@@ -259,6 +268,10 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
             return TransactionCounts()
         start_producer = partial(start_transactional_producer, settings)
         async with contextlib.AsyncExitStack() as stack:
+            provider = stack.enter_context(
+                exporting_spans(settings.tracing, "biometrics-zones", tracer_provider)
+            )
+            spans = None if provider is None else RecordSpans(provider, kafka.topic, zones.group_id)
             schema_ids, prefix = None, b""
             if settings.schema_registry.url:
                 registry = SchemaRegistry(settings.schema_registry)
@@ -281,7 +294,7 @@ async def run_zones(settings: Settings, stop: asyncio.Event) -> TransactionCount
                 },
             )
             transform = ZoneTransform.from_settings(
-                settings, schema_ids.unknown if schema_ids else (), prefix
+                settings, schema_ids.unknown if schema_ids else (), prefix, spans
             )
             counts = await process_zones(
                 consumer, owner, transform, stop,

@@ -4,6 +4,9 @@ The transform is pure: it only says what to produce, so the loop can produce it 
 transaction that also carries the record's offset. A record that can never be decoded (no value,
 larger than ``consumer.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
 carry of shared.records.dead_letter, instead of blocking its partition.
+
+Each zone event carries the trace headers of its record (shared.tracing): copied as they are, or,
+with tracing on, those of the record's span, which ends once its outputs are made.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aiokafka import ConsumerRecord
 
 from shared.records import PoisonRecordError, dead_letter, decode_record
 from shared.settings import Settings
+from shared.tracing import RecordSpans, end_span, trace_headers
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
 
 
@@ -38,6 +42,7 @@ class ZoneTransform:
         max_record_bytes: int,
         unknown_schema_ids: Container[int] = (),
         value_prefix: bytes = b"",
+        spans: RecordSpans | None = None,
     ) -> None:
         self._zones_topic = zones_topic
         self._dead_letter_topic = dead_letter_topic
@@ -46,6 +51,7 @@ class ZoneTransform:
         self._unknown_schema_ids = unknown_schema_ids
         # The wire-format header of every zone event, with the registry on.
         self._prefix = value_prefix
+        self._spans = spans
 
     @classmethod
     def from_settings(
@@ -53,6 +59,7 @@ class ZoneTransform:
         settings: Settings,
         unknown_schema_ids: Container[int] = (),
         value_prefix: bytes = b"",
+        spans: RecordSpans | None = None,
     ) -> ZoneTransform:
         """The transform the settings describe."""
         return cls(
@@ -61,19 +68,34 @@ class ZoneTransform:
             max_record_bytes=settings.consumer.max_record_bytes,
             unknown_schema_ids=unknown_schema_ids,
             value_prefix=value_prefix,
+            spans=spans,
         )
 
     def __call__(self, record: ConsumerRecord[Any, Any]) -> list[Output]:
         """The records to produce for this one: none when no reading reaches a zone."""
+        spans = self._spans
+        span = None if spans is None else spans.start(record)
         try:
             event = decode_record(record, self._max_record_bytes, self._unknown_schema_ids)
         except PoisonRecordError as error:
+            if span is not None:
+                end_span(span, str(error))
             return [self._dead_letter(record, str(error))]
+        if spans is None or span is None:
+            carried = trace_headers(record.headers)
+        else:
+            carried = spans.carried_headers(span, record)
         prefix = self._prefix
-        return [
-            Output(self._zones_topic, encode_zone_key(zone), prefix + encode_zone_value(zone), [])
+        outputs = [
+            Output(
+                self._zones_topic, encode_zone_key(zone), prefix + encode_zone_value(zone), carried
+            )
             for zone in zone_events(event)
         ]
+        if span is not None:
+            span.set_attribute("biometrics.zone_events", len(outputs))
+            end_span(span)
+        return outputs
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Output:
         key, value, headers = dead_letter(record, reason)

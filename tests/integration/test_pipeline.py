@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from producer_service.publisher import Delivery, KafkaPublisher
 from shared.schema import Biometrics, parse_event
 from shared.settings import Settings
+from shared.tracing import RecordHeaders
 from tests.integration.harness import (
     committed_offsets,
     read_topic,
@@ -171,11 +172,13 @@ class _CountingPublisher(KafkaPublisher):
         self.all_in_flight = asyncio.Event()
         self._remaining = expected
 
-    async def publish(self, events: Sequence[Biometrics]) -> list[Delivery]:
+    async def publish(
+        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+    ) -> list[Delivery]:
         self._remaining -= 1
         if self._remaining == 0:
             self.all_in_flight.set()
-        return await super().publish(events)
+        return await super().publish(events, headers)
 
 
 async def test_a_producer_stopped_mid_load_delivers_every_accepted_request(

@@ -55,6 +55,16 @@ def test_a_dead_letter_keeps_key_value_and_says_why_and_where_from() -> None:
     }
 
 
+def test_a_dead_letter_keeps_the_records_headers_its_trace_context_first() -> None:
+    carried = [
+        ("traceparent", b"00-" + b"1" * 32 + b"-" + b"2" * 16 + b"-01"),
+        ("x-request-id", b"r1"),
+    ]
+    letter = dead_letter(record(0, 3, b"not json", headers=carried), "Invalid JSON")
+    assert letter.headers[:2] == carried
+    assert dict(letter.headers)["dlq.error"] == b"Invalid JSON"
+
+
 def test_a_value_too_large_to_produce_is_left_out_and_an_empty_key_stands_in() -> None:
     fits = dead_letter(record(1, 9, b"x" * MAX_DEAD_LETTER_VALUE_BYTES, key=None), "too large")
     assert fits.value is not None and fits.key is None
