@@ -32,7 +32,7 @@ from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
 from shared.records import SchemaIds
-from shared.tracing import RecordSpans, end_span
+from shared.tracing import REQUEST_ID, TRACEPARENT, RecordSpans, end_span, header_text
 
 _log = logging.getLogger(__name__)
 
@@ -153,4 +153,6 @@ def _coordinates(record: ConsumerRecord[Any, Any]) -> dict[str, Any]:
         "partition": record.partition,
         "offset": record.offset,
         "key": record.key.decode(errors="replace") if record.key is not None else None,
+        "request_id": header_text(record.headers, REQUEST_ID),
+        "traceparent": header_text(record.headers, TRACEPARENT),
     }

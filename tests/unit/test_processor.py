@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -252,3 +253,15 @@ async def test_a_value_spanning_lines_still_makes_exactly_one_line() -> None:
     lines = stream.getvalue().split(b"\n")
     assert lines[-1] == b""
     assert [orjson.loads(raw)["event"]["maxHeartRate"] for raw in lines[:-1]] == [190, 190]
+
+
+async def test_the_set_aside_line_names_the_records_request_id_and_traceparent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    headers = [("traceparent", traceparent), ("x-request-id", b"r-5")]
+    processor = _processor(StreamSink(io.BytesIO()), RecordingDeadLetters())
+    with caplog.at_level(logging.ERROR):
+        await processor.process(TopicPartition(TOPIC, 0), [record(0, 5, b"{", headers=headers)])
+    [line] = [r for r in caplog.records if r.getMessage() == "record set aside"]
+    assert (line.request_id, line.traceparent) == ("r-5", traceparent.decode())  # type: ignore[attr-defined]
