@@ -5,7 +5,12 @@ static quorum, for tests of replication and failover. Each node is a LocalKafka 
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devtools.local_kafka import LocalKafka, random_cluster_id
 from devtools.processes import StartStop, free_ports
@@ -47,18 +52,26 @@ class LocalKafkaCluster(StartStop):
             raise
 
     def stop(self) -> None:
-        """Stop every node and remove their data."""
+        """Stop every node and remove their data: SIGTERM while a majority of the quorum runs,
+        SIGKILL after that."""
         for node in reversed(self.nodes):
+            # A broker's controlled shutdown waits for an active controller; without a majority
+            # there is none, and SIGTERM would only wait out LocalKafka's stop timeout.
+            if 2 * sum(other.is_running for other in self.nodes) <= len(self.nodes):
+                node.kill()
             node.stop()
 
     def node(self, node_id: int) -> LocalKafka:
         """The node with this id (from 1)."""
         return self.nodes[node_id - 1]
 
+    @property
+    def _running_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes if node.is_running)
+
     async def leader(self, topic: str, partition: int) -> LocalKafka:
         """The node that leads a partition now, as the running nodes' metadata says."""
-        running = ",".join(node.bootstrap_servers for node in self.nodes if node.is_running)
-        client = AIOKafkaClient(bootstrap_servers=running)
+        client = AIOKafkaClient(bootstrap_servers=self._running_servers)
         await client.bootstrap()
         try:
             await client.force_metadata_update()
@@ -68,3 +81,52 @@ class LocalKafkaCluster(StartStop):
         if leader is None or leader < 0:
             raise LookupError(f"{topic}[{partition}] has no leader now")
         return self.node(int(leader))
+
+    async def under_replicated(self) -> list[tuple[str, int]]:
+        """The partitions (internal ones included) with fewer in-sync replicas than replicas, or
+        no leader, as the running nodes' metadata says."""
+        return sorted(
+            (topic["topic"], partition["partition"])
+            for topic in await self._describe_topics()
+            for partition in topic["partitions"]
+            if partition["leader"] < 0 or len(partition["isr"]) < len(partition["replicas"])
+        )
+
+    async def replicas(self, topic: str) -> dict[int, list[int]]:
+        """Each partition of the topic with the ids of the nodes holding a replica of it."""
+        [described] = await self._describe_topics([topic])
+        return {p["partition"]: sorted(p["replicas"]) for p in described["partitions"]}
+
+    async def topic_configs(self, topic: str) -> dict[str, str]:
+        """The topic's configs (name -> value), min.insync.replicas among them."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._running_servers)
+        await admin.start()
+        try:
+            [response] = await admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, topic)]
+            )
+        finally:
+            await admin.close()
+        [(_, _, _, _, entries)] = response.resources
+        return {name: value for name, value, *_ in entries}
+
+    async def wait_until_in_sync(self, timeout_s: float = 120) -> None:
+        """Poll until every node runs and no partition is under-replicated: a restarted node is
+        back in the ISR of every partition it holds, so the next may go down."""
+        if not all(node.is_running for node in self.nodes):
+            raise RuntimeError("a node is down: start it before waiting for the cluster")
+        async with asyncio.timeout(timeout_s):
+            while True:
+                if not await self.under_replicated():
+                    return
+                await asyncio.sleep(0.25)
+
+    async def _describe_topics(self, topics: list[str] | None = None) -> list[dict[str, Any]]:
+        """The metadata of these topics (all, by default) from the running nodes."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._running_servers)
+        await admin.start()
+        try:
+            described: list[dict[str, Any]] = await admin.describe_topics(topics)
+        finally:
+            await admin.close()
+        return described
