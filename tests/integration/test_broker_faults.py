@@ -7,9 +7,8 @@ ports) and runs the services as real processes.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2 as httpx
@@ -19,10 +18,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumer_service import EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
-from tests.integration.harness import read_topic, service_env, service_process
+from tests.integration.harness import service_env, service_process
+from tests.integration.load import PostingLoad, accepted_in_topic, until_status
 from tests.support import event_body
 
 DELIVERY_TIMEOUT_S = 3
+PARTITIONS = 3
 
 
 @pytest.fixture
@@ -33,49 +34,6 @@ async def own_kafka() -> AsyncIterator[LocalKafka]:
         yield kafka
     finally:
         await asyncio.to_thread(kafka.stop)
-
-
-async def _until_status(
-    client: httpx.AsyncClient, path: str, status: int, timeout_s: float
-) -> None:
-    """Poll a probe against a deadline until it answers `status` (a probe has no event)."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if (await client.get(path)).status_code == status:
-                return
-            await asyncio.sleep(0.2)
-
-
-class _Load:
-    """Workers posting events one after another; every outcome is kept."""
-
-    def __init__(self, client: httpx.AsyncClient) -> None:
-        self.client = client
-        self.accepted: list[str] = []
-        self.rejected: list[tuple[int, float, str | None]] = []
-        self.running = True
-        self._changed = asyncio.Event()
-
-    async def wait_until(self, condition: Callable[[], bool], timeout_s: float = 60) -> None:
-        """Wait, against a deadline, until the outcomes so far satisfy `condition`."""
-        async with asyncio.timeout(timeout_s):
-            while not condition():
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def worker(self) -> None:
-        while self.running:
-            body = event_body(readings=1)
-            started = time.monotonic()
-            response = await self.client.post("/biometrics", json=body)
-            if response.status_code == 202:
-                self.accepted.append(body["deviceId"])
-            else:
-                elapsed = time.monotonic() - started
-                self.rejected.append(
-                    (response.status_code, elapsed, response.headers.get("retry-after"))
-                )
-            self._changed.set()
 
 
 async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_event(
@@ -89,43 +47,37 @@ async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_ev
         "unused",
         PRODUCER__DELIVERY_TIMEOUT_MS=str(DELIVERY_TIMEOUT_S * 1000),
         KAFKA__REQUEST_TIMEOUT_MS="2000",
-        KAFKA__TOPIC_PARTITIONS="3",
+        KAFKA__TOPIC_PARTITIONS=str(PARTITIONS),
     )
     async with (
         service_process("producer_service", env) as producer,
         httpx.AsyncClient(base_url=await producer.url(), timeout=30) as client,
     ):
-        load = _Load(client)
-        workers = [asyncio.create_task(load.worker()) for _ in range(8)]
-        await load.wait_until(lambda: len(load.accepted) >= 200)
-        await asyncio.to_thread(own_kafka.kill)
-        accepted_before_kill = len(load.accepted)
-        await _until_status(client, "/readyz", 503, timeout_s=30)
-        await load.wait_until(lambda: len(load.rejected) >= 16)
-        await asyncio.to_thread(own_kafka.start)
-        await _until_status(client, "/readyz", 200, timeout_s=60)
-        accepted_at_restart = len(load.accepted)
-        await load.wait_until(lambda: len(load.accepted) >= accepted_at_restart + 200)
-        load.running = False
-        await asyncio.gather(*workers)
+        async with PostingLoad(client, workers=8) as load:
+            await load.wait_until(lambda: len(load.accepted) >= 200)
+            await asyncio.to_thread(own_kafka.kill)
+            accepted_before_kill = len(load.accepted)
+            await until_status(client, "/readyz", 503, timeout_s=30)
+            await load.wait_until(lambda: len(load.rejected) >= 16)
+            await asyncio.to_thread(own_kafka.start)
+            await until_status(client, "/readyz", 200, timeout_s=60)
+            accepted_at_restart = len(load.accepted)
+            await load.wait_until(lambda: len(load.accepted) >= accepted_at_restart + 200)
         assert await producer.finish() == 0
 
-    statuses = Counter(status for status, _, _ in load.rejected)
+    statuses = Counter(rejection.status for rejection in load.rejected)
     assert set(statuses) == {503}, statuses
     # Failing fast: no request waited much past the delivery timeout while the broker was gone.
     assert max(elapsed for _, elapsed, _ in load.rejected) < DELIVERY_TIMEOUT_S + 2
     assert all(retry_after and retry_after.isdigit() for _, _, retry_after in load.rejected)
-    records = await read_topic(bootstrap, topic, len(load.accepted), timeout_s=60)
-    in_topic = Counter(r.key.decode() for r in records)
-    missing = [device for device in load.accepted if device not in in_topic]
-    duplicated = [device for device, count in in_topic.items() if count > 1]
+    in_topic = await accepted_in_topic(bootstrap, topic, PARTITIONS, load.accepted)
     print(
         f"broker killed: accepted={len(load.accepted)} (before kill {accepted_before_kill}), "
-        f"503={statuses[503]}, in topic={len(records)}, missing={len(missing)}, "
-        f"duplicated={len(duplicated)}"
+        f"503={statuses[503]}, in topic={in_topic.records}, missing={len(in_topic.missing)}, "
+        f"duplicated={len(in_topic.duplicated)}"
     )
-    assert missing == []
-    assert duplicated == []
+    assert in_topic.missing == []
+    assert in_topic.duplicated == []
 
 
 async def test_services_started_without_a_broker_wait_for_it_and_then_work(
@@ -149,7 +101,7 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
             await consumer.wait_for_message("Kafka is not reachable")
 
             await asyncio.to_thread(kafka.start)
-            await _until_status(client, "/readyz", 200, timeout_s=60)
+            await until_status(client, "/readyz", 200, timeout_s=60)
             late = await client.post("/biometrics", json=body)
             assert late.status_code == 202, late.text
             [line] = await consumer.wait_for(
@@ -177,7 +129,7 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         httpx.AsyncClient(base_url=await consumer.url(), timeout=30) as probes,
     ):
         assert (await probes.get("/healthz")).status_code == 200
-        await _until_status(probes, "/readyz", 200, timeout_s=60)
+        await until_status(probes, "/readyz", 200, timeout_s=60)
         response = await client.post("/biometrics/batch", json=bodies)
         assert response.status_code == 202
         await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED, len(bodies))
@@ -190,10 +142,10 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         assert lags and all(lag == 0 for lag in lags)
 
         await asyncio.to_thread(own_kafka.kill)
-        await _until_status(probes, "/readyz", 503, timeout_s=60)
+        await until_status(probes, "/readyz", 503, timeout_s=60)
         assert (await probes.get("/healthz")).status_code == 200
         await asyncio.to_thread(own_kafka.start)
-        await _until_status(probes, "/readyz", 200, timeout_s=90)
+        await until_status(probes, "/readyz", 200, timeout_s=90)
         codes = await asyncio.gather(producer.finish(), consumer.finish())
     assert codes == [0, 0]
 
