@@ -14,7 +14,6 @@ import httpx2 as httpx
 
 from tests.integration.conftest import TopicFactory
 from tests.integration.harness import (
-    RawRecord,
     ServiceProcess,
     committed_offsets,
     fill_topic,
@@ -23,8 +22,7 @@ from tests.integration.harness import (
 )
 from tests.integration.zone_harness import (
     end_offsets,
-    expected_zone_records,
-    read_pairs,
+    report_exactly_once,
     wait_until_committed,
     zone_bodies,
 )
@@ -54,21 +52,6 @@ def _assigned(partitions: int) -> Callable[[dict[str, object]], bool]:
         )
 
     return test
-
-
-async def _report(
-    name: str, seed: int, bootstrap: str, zones_topic: str, inputs: list[RawRecord]
-) -> None:
-    expected = expected_zone_records(inputs)
-    seen = await read_pairs(bootstrap, zones_topic, PARTITIONS, "read_committed")
-    written = await read_pairs(bootstrap, zones_topic, PARTITIONS, "read_uncommitted")
-    duplicates, missing = (seen - expected).total(), (expected - seen).total()
-    print(
-        f"{name} (seed {seed}): input events={len(inputs)}, expected={expected.total()}, "
-        f"seen={seen.total()}, duplicates={duplicates}, missing={missing}, "
-        f"aborted records (read_uncommitted only)={(written - seen).total()}"
-    )
-    assert duplicates == 0 and missing == 0
 
 
 async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigterm(
@@ -110,7 +93,9 @@ async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigte
         assert codes == [0] * len(instances)
     inputs = [record for chunk in chunks for record in chunk]
     print(f"zone scale test: the killed instance had committed {kills} transactions")
-    await _report("zone scale test", seed, kafka_bootstrap, zones_topic, inputs)
+    await report_exactly_once(
+        "zone scale test", seed, kafka_bootstrap, zones_topic, PARTITIONS, inputs
+    )
 
 
 async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
@@ -147,7 +132,9 @@ async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
     # Woken with fetched records in hand, its late transaction is refused and it exits 1. If the
     # group's revocation reaches it first, it has no producer left to try with, and rejoins.
     assert (bool(fenced), zombie_code) in ((True, 1), (False, 0))
-    await _report("zone zombie test", seed, kafka_bootstrap, zones_topic, first + second)
+    await report_exactly_once(
+        "zone zombie test", seed, kafka_bootstrap, zones_topic, PARTITIONS, first + second
+    )
 
 
 def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[str, str]:

@@ -107,6 +107,28 @@ async def read_pairs(bootstrap: str, topic: str, partitions: int, isolation_leve
     return Counter((record.key, record.value) for record in records)
 
 
+async def report_exactly_once(
+    name: str,
+    seed: int,
+    bootstrap: str,
+    zones_topic: str,
+    partitions: int,
+    inputs: list[RawRecord],
+) -> None:
+    """Print what a read_committed reader finds in the zones topic against what the inputs must
+    give, and fail on any duplicate or missing zone event."""
+    expected = expected_zone_records(inputs)
+    seen = await read_pairs(bootstrap, zones_topic, partitions, "read_committed")
+    written = await read_pairs(bootstrap, zones_topic, partitions, "read_uncommitted")
+    duplicates, missing = (seen - expected).total(), (expected - seen).total()
+    print(
+        f"{name} (seed {seed}): input events={len(inputs)}, expected={expected.total()}, "
+        f"seen={seen.total()}, duplicates={duplicates}, missing={missing}, "
+        f"aborted records (read_uncommitted only)={(written - seen).total()}"
+    )
+    assert duplicates == 0 and missing == 0
+
+
 async def wait_until_committed(
     bootstrap: str, group_id: str, ends: Mapping[int, int], timeout_s: float = 60
 ) -> None:
