@@ -16,6 +16,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools import LocalKafka
+from devtools.local_cluster import LocalKafkaCluster
 from devtools.local_kafka import kafka_version
 from devtools.local_registry import LocalRegistry, LocalRegistryError
 from devtools.processes import free_port
@@ -36,6 +37,13 @@ class TopicFactory(Protocol):
     """Creates a fresh topic and returns its name once its metadata is visible."""
 
     async def __call__(self, partitions: int = 3) -> str: ...
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register `cluster`: .ci/run's Docker phase leaves these out, as they need no Docker."""
+    config.addinivalue_line(
+        "markers", "cluster: runs a three-node LocalKafkaCluster of its own (no Docker)"
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -67,6 +75,14 @@ def kafka_bootstrap() -> Iterator[str]:
     else:
         with _local_kafka() as servers:
             yield servers
+
+
+@pytest.fixture(scope="module")
+def kafka_cluster() -> Iterator[LocalKafkaCluster]:
+    """Three KRaft nodes shared by a module's tests; a test that takes a node down starts it
+    again."""
+    with LocalKafkaCluster(nodes=3) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ writes loses nothing, and the node comes back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -13,11 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from devtools.local_cluster import LocalKafkaCluster
 from tests.integration.harness import read_topic
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalKafkaCluster]:
-    with LocalKafkaCluster(nodes=3) as cluster:
-        yield cluster
+pytestmark = pytest.mark.cluster
 
 
 async def _produce(bootstrap: str, topic: str, values: range) -> None:
@@ -33,9 +28,9 @@ async def _produce(bootstrap: str, topic: str, values: range) -> None:
 
 
 async def test_a_killed_leader_loses_no_acknowledged_write_and_restarts(
-    cluster: LocalKafkaCluster,
+    kafka_cluster: LocalKafkaCluster,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap_servers)
     await admin.start()
     try:
         await admin.create_topics(
@@ -43,12 +38,12 @@ async def test_a_killed_leader_loses_no_acknowledged_write_and_restarts(
         )
     finally:
         await admin.close()
-    await _produce(cluster.bootstrap_servers, "replicated", range(100))
-    leader = await cluster.leader("replicated", 0)
+    await _produce(kafka_cluster.bootstrap_servers, "replicated", range(100))
+    leader = await kafka_cluster.leader("replicated", 0)
     leader.kill()
     assert not leader.is_running
-    await _produce(cluster.bootstrap_servers, "replicated", range(100, 200))  # two of three
-    assert await cluster.leader("replicated", 0) is not leader
+    await _produce(kafka_cluster.bootstrap_servers, "replicated", range(100, 200))  # two of three
+    assert await kafka_cluster.leader("replicated", 0) is not leader
     await asyncio.to_thread(leader.start)  # back on its data dir and ports
-    records = await read_topic(cluster.bootstrap_servers, "replicated", 200)
+    records = await read_topic(kafka_cluster.bootstrap_servers, "replicated", 200)
     assert [int(record.value) for record in records] == list(range(200))

@@ -1,0 +1,277 @@
+"""The services as real processes on a three-node KRaft cluster, their topics replicated 3 with
+min.insync.replicas 2 through their own settings, while nodes are SIGKILLed, stopped and
+restarted under load. One cluster serves the module; after each test every node runs again and
+every partition is in sync. Each test prints its counts (pytest -s)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx2 as httpx
+import pytest
+
+from consumer_service import CONSUMER_STARTED
+from devtools.local_cluster import LocalKafkaCluster
+from tests.integration.harness import (
+    ServiceProcess,
+    committed_offsets,
+    fill_topic,
+    service_env,
+    service_process,
+)
+from tests.integration.load import PostingLoad, accepted_in_topic
+from tests.integration.zone_harness import (
+    end_offsets,
+    report_exactly_once,
+    wait_until_committed,
+    zone_bodies,
+)
+from tests.support import event_body
+from zones_service.service import ZONES_STARTED
+from zones_service.transactions import TRANSACTION_COMMITTED
+
+pytestmark = pytest.mark.cluster
+
+PARTITIONS = 3
+WORKERS = 8
+# The consumer's batch: a restart may re-deliver at most the batch in hand, so keep it small.
+MAX_POLL_RECORDS = 50
+# A delivery timeout short enough to wait out a few times; the answer's bound has a margin for
+# a machine that is busy, not a measure of speed.
+DELIVERY_TIMEOUT_S = 5
+MARGIN_S = 5
+
+
+@pytest.fixture(autouse=True)
+async def _whole_again(kafka_cluster: LocalKafkaCluster) -> AsyncIterator[None]:
+    """After each test, start any node it left down and wait until every partition is in sync."""
+    yield
+    for node in kafka_cluster.nodes:
+        if not node.is_running:
+            await asyncio.to_thread(node.start)
+    await kafka_cluster.wait_until_in_sync()
+
+
+def _env(cluster: LocalKafkaCluster, topic: str, group_id: str, **settings: str) -> dict[str, str]:
+    """A service's environment on the cluster: its topics replicated 3, min.insync.replicas 2."""
+    replicated = {
+        "KAFKA__TOPIC_PARTITIONS": str(PARTITIONS),
+        "KAFKA__TOPIC_REPLICATION_FACTOR": "3",
+        "KAFKA__TOPIC_CONFIGS__MIN_INSYNC_REPLICAS": "2",
+        "CONSUMER__MAX_POLL_RECORDS": str(MAX_POLL_RECORDS),
+    }
+    return service_env(cluster.bootstrap_servers, topic, group_id, **(replicated | settings))
+
+
+def _names() -> tuple[str, str]:
+    """A fresh topic and group id."""
+    name = uuid.uuid4().hex
+    return f"cluster-{name}", f"cluster-group-{name}"
+
+
+async def _check_replicated(cluster: LocalKafkaCluster, *topics: str) -> None:
+    """Fail unless the services created each topic on all three nodes with min.insync 2."""
+    for topic in topics:
+        replicas = await cluster.replicas(topic)
+        assert set(map(len, replicas.values())) == {3}, (topic, replicas)
+        assert (await cluster.topic_configs(topic))["min.insync.replicas"] == "2"
+
+
+@dataclass
+class _Pair:
+    """The producer and the consumer on a fresh topic of the cluster, and a client of the
+    producer."""
+
+    cluster: LocalKafkaCluster
+    topic: str
+    group_id: str
+    producer: ServiceProcess
+    consumer: ServiceProcess
+    client: httpx.AsyncClient
+
+    async def check_delivered(self, name: str, load: PostingLoad, max_redelivered: int) -> None:
+        """Stop the producer (it flushes), wait until the group's lag is 0, stop the consumer;
+        then every 202 is in the topic once and in the consumer's log, only 202 and 503 were
+        answered, and at most `max_redelivered` records were logged twice."""
+        bootstrap, topic, group_id = self.cluster.bootstrap_servers, self.topic, self.group_id
+        assert await self.producer.finish() == 0
+        ends = await end_offsets(bootstrap, topic, PARTITIONS)
+        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        assert await self.consumer.finish() == 0
+        lag = sum(ends.values()) - sum((await committed_offsets(bootstrap, group_id)).values())
+        in_topic = await accepted_in_topic(bootstrap, topic, PARTITIONS, load.accepted)
+        events = self.consumer.events()
+        logged_at = {line["key"]: (line["partition"], line["offset"]) for line in events}
+        not_logged = [key for key, at in load.accepted.items() if logged_at.get(key) != at]
+        lines_per_record = Counter((line["partition"], line["offset"]) for line in events)
+        redelivered = sum(count - 1 for count in lines_per_record.values())
+        print(
+            f"{name}: answers={dict(load.statuses)}, in topic={in_topic.records}, "
+            f"missing={len(in_topic.missing)}, duplicated={len(in_topic.duplicated)}, "
+            f"consumer lines={len(events)} for {len(lines_per_record)} records, "
+            f"accepted not logged={len(not_logged)}, re-delivered={redelivered} "
+            f"(bound {max_redelivered}), lag={lag}"
+        )
+        assert set(load.statuses) <= {202, 503}, load.statuses
+        assert in_topic.missing == []
+        assert in_topic.duplicated == []
+        assert not_logged == []
+        assert redelivered <= max_redelivered
+        assert lag == 0
+
+
+@asynccontextmanager
+async def _pair(cluster: LocalKafkaCluster) -> AsyncIterator[_Pair]:
+    """Both services started on a fresh topic, which they have created replicated."""
+    topic, group_id = _names()
+    env = _env(cluster, topic, group_id)
+    async with (
+        service_process("producer_service", env) as producer,
+        service_process("consumer_service", env) as consumer,
+        httpx.AsyncClient(base_url=await producer.url(), timeout=60) as client,
+    ):
+        await consumer.wait_for_message(CONSUMER_STARTED)
+        await _check_replicated(cluster, topic)
+        yield _Pair(cluster, topic, group_id, producer, consumer, client)
+
+
+async def test_a_partition_leader_killed_under_load_loses_and_duplicates_no_accepted_event(
+    kafka_cluster: LocalKafkaCluster,
+) -> None:
+    async with _pair(kafka_cluster) as pair:
+        async with PostingLoad(pair.client, WORKERS) as load:
+            await load.wait_for_accepted(300)
+            victim = await kafka_cluster.leader(pair.topic, 0)
+            await asyncio.to_thread(victim.kill)
+            at_kill = len(load.accepted)
+            # Partition 0 takes events again once a replica on a running node leads it.
+            await load.wait_for_accepted(100, partition=0)
+        await asyncio.to_thread(victim.start)
+        print(f"leader kill: accepted {at_kill} before the kill, {len(load.accepted)} in all")
+        await pair.check_delivered("leader kill", load, max_redelivered=MAX_POLL_RECORDS)
+
+
+async def test_a_rolling_restart_under_load_loses_nothing_and_redelivers_a_batch_at_most(
+    kafka_cluster: LocalKafkaCluster,
+) -> None:
+    restarts = len(kafka_cluster.nodes)
+    async with _pair(kafka_cluster) as pair:
+        async with PostingLoad(pair.client, WORKERS) as load:
+            await load.wait_for_accepted(200)
+            for node in kafka_cluster.nodes:
+                await asyncio.to_thread(node.restart)  # SIGTERM, then started on its data
+                await kafka_cluster.wait_until_in_sync()
+                await load.wait_for_accepted(100)
+        await pair.check_delivered(
+            f"rolling restart of {restarts} nodes", load, restarts * MAX_POLL_RECORDS
+        )
+
+
+async def _timed_post(client: httpx.AsyncClient) -> tuple[int, float]:
+    started = time.monotonic()
+    response = await client.post("/biometrics", json=event_body(readings=1))
+    return response.status_code, time.monotonic() - started
+
+
+async def _until_accepted(client: httpx.AsyncClient, timeout_s: float) -> list[tuple[int, float]]:
+    """POST one event after another until one is answered 202; return every answer."""
+    answers: list[tuple[int, float]] = []
+    async with asyncio.timeout(timeout_s):
+        while not answers or answers[-1][0] != 202:
+            answers.append(await _timed_post(client))
+    return answers
+
+
+async def test_two_nodes_down_answer_503_in_time_and_one_back_202_without_a_restart(
+    kafka_cluster: LocalKafkaCluster,
+) -> None:
+    topic, group_id = _names()
+    env = _env(
+        kafka_cluster, topic, group_id, PRODUCER__DELIVERY_TIMEOUT_MS=f"{DELIVERY_TIMEOUT_S}000"
+    )
+    async with (
+        service_process("producer_service", env) as producer,
+        httpx.AsyncClient(base_url=await producer.url(), timeout=60) as client,
+    ):
+        await _until_accepted(client, timeout_s=60)
+        await _check_replicated(kafka_cluster, topic)
+        survivor = await kafka_cluster.leader(topic, 0)
+        down = [node for node in kafka_cluster.nodes if node is not survivor]
+        for node in down:
+            await asyncio.to_thread(node.kill)
+        outage: list[tuple[int, float]] = []
+        for _ in range(2):  # two rounds of concurrent clients, each waiting out the timeout
+            outage += await asyncio.gather(*(_timed_post(client) for _ in range(WORKERS)))
+        started = time.monotonic()
+        await asyncio.to_thread(down[0].start)
+        recovery = await _until_accepted(client, timeout_s=120)
+        recovered_in = time.monotonic() - started
+        assert producer.process.returncode is None
+        assert await producer.finish() == 0
+    statuses = Counter(status for status, _ in outage)
+    slowest = max(elapsed for _, elapsed in outage + recovery[:-1])
+    print(
+        f"two of three down: answers={dict(statuses)}, slowest {slowest:.1f} s (delivery "
+        f"timeout {DELIVERY_TIMEOUT_S} s); one back: {len(recovery) - 1} more 503 before a 202, "
+        f"{recovered_in:.1f} s after the node was started"
+    )
+    assert set(statuses) == {503}, statuses
+    assert {status for status, _ in recovery[:-1]} <= {503}, recovery
+    assert slowest < DELIVERY_TIMEOUT_S + MARGIN_S
+
+
+async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coordinator_kill(
+    kafka_cluster: LocalKafkaCluster,
+) -> None:
+    bootstrap = kafka_cluster.bootstrap_servers
+    topic, group_id = _names()
+    zones_topic = f"{topic}-zones"
+    seed = random.randrange(1 << 32)
+    chunks = [zone_bodies(count, seed + i) for i, count in enumerate((1500, 300, 300))]
+    env = _env(
+        kafka_cluster,
+        topic,
+        group_id,
+        ZONES__TOPIC=zones_topic,
+        ZONES__GROUP_ID=group_id,
+        ZONES__PROBE_PORT="0",
+        CONSUMER__MAX_POLL_RECORDS="20",
+    )
+    async with service_process("zones_service", env) as zones:
+        await zones.wait_for_message(ZONES_STARTED)
+        await _check_replicated(kafka_cluster, topic, zones_topic)
+        await fill_topic(bootstrap, topic, chunks[0])
+        await zones.wait_for(_committed, 3)
+        # The coordinator of every transaction, and the leader of some zone partitions.
+        coordinator = await kafka_cluster.leader("__transaction_state", 0)
+        at_kill = sum((await committed_offsets(bootstrap, group_id)).values())
+        await asyncio.to_thread(coordinator.kill)
+        await fill_topic(bootstrap, topic, chunks[1])
+        ends = await end_offsets(bootstrap, topic, PARTITIONS)
+        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        await asyncio.to_thread(coordinator.start)
+        await fill_topic(bootstrap, topic, chunks[2])
+        ends = await end_offsets(bootstrap, topic, PARTITIONS)
+        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        code = await zones.finish()
+    print(
+        f"zone coordinator kill: {at_kill} of {len(chunks[0])} input events committed at the "
+        f"kill, {len(zones.matching(_committed))} transactions, exit {code}"
+    )
+    assert at_kill < len(chunks[0]), "the kill came after the input was processed"
+    assert code == 0
+    inputs = [record for chunk in chunks for record in chunk]
+    await report_exactly_once(
+        "zone coordinator kill", seed, bootstrap, zones_topic, PARTITIONS, inputs
+    )
+
+
+def _committed(line: dict[str, object]) -> bool:
+    return line["message"] == TRANSACTION_COMMITTED
