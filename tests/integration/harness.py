@@ -18,6 +18,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
+from opentelemetry.sdk.trace import TracerProvider
 
 from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED, run_consumer
 from producer_service import create_app
@@ -64,11 +65,13 @@ class _Server(uvicorn.Server):
 
 @asynccontextmanager
 async def serving_producer(
-    settings: Settings, publisher_factory: PublisherFactory | None = None
+    settings: Settings,
+    publisher_factory: PublisherFactory | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[tuple[str, _Server]]:
     """Serve the producer app on a free port in this loop; yield its URL and the server."""
     config = uvicorn.Config(
-        create_app(settings, publisher_factory),
+        create_app(settings, publisher_factory, tracer_provider=tracer_provider),
         host="127.0.0.1",
         port=0,
         lifespan="on",
