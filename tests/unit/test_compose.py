@@ -1,4 +1,6 @@
-"""compose.yaml, read statically: valid for Compose v2 and v1.29, and wired to the real settings."""
+"""The compose files, read statically: valid for Compose v2 and v1.29, and wired to the real
+settings. Each stack is checked as Compose merges it: compose.yaml alone, and with
+compose.cluster.yaml over it (three Kafka nodes)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, get_origin
 
 import pytest
 import yaml
@@ -16,8 +18,31 @@ from pydantic import BaseModel
 
 from shared.settings import ENV_PREFIX, Settings, load_settings
 from tests.support import ROOT
+from tests.unit.compose_files import (
+    INTERPOLATION,
+    container_ports,
+    environment,
+    listeners,
+    load_compose,
+)
 
-_COMPOSE_FILE = ROOT / "compose.yaml"
+
+class _Stack(NamedTuple):
+    files: tuple[str, ...]
+    nodes: tuple[str, ...]  # the Kafka services
+
+
+_STACKS = {
+    "single": _Stack(("compose.yaml",), ("kafka",)),
+    "cluster": _Stack(("compose.yaml", "compose.cluster.yaml"), ("kafka", "kafka-2", "kafka-3")),
+}
+# Every file as written, overrides included: each must be valid on its own.
+_FILES = (
+    "compose.yaml",
+    "compose.local.yaml",
+    "compose.cluster.yaml",
+    "compose.cluster.local.yaml",
+)
 _APP_SERVICES = ("producer", "consumer", "zones")
 _ALL_INTERFACES = "0.0.0.0"
 # Each of these makes docker-compose 1.29 reject the whole file (checked with 1.29.2).
@@ -29,16 +54,18 @@ _V1_REJECTED_DEPENDS_ON = ("restart", "required")
 _DEFAULT_GRACE_S = 10.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 _DURATION_UNIT_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-# ${NAME:-default}: the one form of interpolation compose.yaml uses, so it runs as it is.
-_INTERPOLATION = re.compile(r"\$\{(?P<name>\w+):-(?P<default>[^}]*)\}")
+
+
+@pytest.fixture(params=sorted(_STACKS))
+def stack(request: pytest.FixtureRequest) -> _Stack:
+    return _STACKS[request.param]
 
 
 @pytest.fixture
-def compose() -> dict[str, Any]:
-    """compose.yaml as Compose reads it when the shell sets none of its variables."""
-    text = _INTERPOLATION.sub(lambda match: match["default"], _COMPOSE_FILE.read_text("utf-8"))
-    loaded: dict[str, Any] = yaml.safe_load(text)
-    return loaded
+def compose(stack: _Stack) -> dict[str, Any]:
+    """The stack's files merged as Compose reads them when the shell sets none of their
+    variables."""
+    return load_compose(*stack.files)
 
 
 @pytest.fixture
@@ -46,9 +73,10 @@ def settings() -> Settings:
     return load_settings(ROOT, env={})
 
 
-def test_compose_file_matches_the_compose_spec() -> None:
+def test_compose_files_match_the_compose_spec() -> None:
     result = subprocess.run(
-        [*_check_jsonschema(), "--builtin-schema", "vendor.compose-spec", str(_COMPOSE_FILE)],
+        [*_check_jsonschema(), "--builtin-schema", "vendor.compose-spec"]
+        + [str(ROOT / name) for name in _FILES],
         capture_output=True,
         text=True,
         check=False,
@@ -56,13 +84,16 @@ def test_compose_file_matches_the_compose_spec() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_variable_compose_yaml_reads_has_a_default() -> None:
-    text = _COMPOSE_FILE.read_text(encoding="utf-8")
-    without_defaults = re.findall(r"\$\{?\w+", _INTERPOLATION.sub("", text))
+@pytest.mark.parametrize("name", _FILES)
+def test_every_variable_a_compose_file_reads_has_a_default(name: str) -> None:
+    text = (ROOT / name).read_text(encoding="utf-8")
+    without_defaults = re.findall(r"\$\{?\w+", INTERPOLATION.sub("", text))
     assert not without_defaults, f"needs a default (${{NAME:-value}}): {without_defaults}"
 
 
-def test_compose_file_avoids_keys_docker_compose_1_29_rejects(compose: dict[str, Any]) -> None:
+@pytest.mark.parametrize("name", _FILES)
+def test_compose_file_avoids_keys_docker_compose_1_29_rejects(name: str) -> None:
+    compose = yaml.safe_load((ROOT / name).read_text(encoding="utf-8"))
     found = [key for key in _V1_REJECTED_TOP_LEVEL if key in compose]
     for name, service in compose["services"].items():
         found += [f"services.{name}.{key}" for key in _V1_REJECTED_SERVICE if key in service]
@@ -83,8 +114,10 @@ def test_compose_file_avoids_keys_docker_compose_1_29_rejects(compose: dict[str,
     assert not found, f"docker-compose 1.29 rejects: {found}"
 
 
-def test_compose_runs_exactly_kafka_producer_consumer_and_zones(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"kafka", *_APP_SERVICES}
+def test_compose_runs_exactly_the_kafka_nodes_producer_consumer_and_zones(
+    compose: dict[str, Any], stack: _Stack
+) -> None:
+    assert set(compose["services"]) == {*stack.nodes, *_APP_SERVICES}
 
 
 def test_services_run_their_own_console_script_from_one_image(compose: dict[str, Any]) -> None:
@@ -101,7 +134,7 @@ def test_services_run_their_own_console_script_from_one_image(compose: dict[str,
 def test_producer_publishes_the_configured_http_port(
     compose: dict[str, Any], settings: Settings
 ) -> None:
-    assert settings.http.port in _container_ports(compose["services"]["producer"])
+    assert settings.http.port in container_ports(compose["services"]["producer"])
 
 
 def test_producer_healthcheck_probes_readyz_on_the_configured_port(
@@ -121,25 +154,25 @@ def test_healthcheck_probes_readyz_on_the_configured_probe_port(
 
 
 def test_zones_publishes_no_fixed_host_port_so_it_can_be_scaled(compose: dict[str, Any]) -> None:
-    published = _container_ports(compose["services"]["zones"]).values()
+    published = container_ports(compose["services"]["zones"]).values()
     assert all(host_port is None for host_port in published)
 
 
 def test_zones_probes_listen_on_all_interfaces(compose: dict[str, Any]) -> None:
-    environment = _environment(compose["services"]["zones"])
-    assert environment.get(f"{ENV_PREFIX}_ZONES__PROBE_HOST") == _ALL_INTERFACES
+    variables = environment(compose["services"]["zones"])
+    assert variables.get(f"{ENV_PREFIX}_ZONES__PROBE_HOST") == _ALL_INTERFACES
 
 
 def test_producer_listens_on_all_interfaces(compose: dict[str, Any]) -> None:
-    environment = _environment(compose["services"]["producer"])
-    assert environment.get(f"{ENV_PREFIX}_HTTP__HOST") == _ALL_INTERFACES
+    variables = environment(compose["services"]["producer"])
+    assert variables.get(f"{ENV_PREFIX}_HTTP__HOST") == _ALL_INTERFACES
 
 
 def test_every_biometrics_variable_names_a_settings_field(compose: dict[str, Any]) -> None:
     unknown = [
         f"services.{name}: {variable}"
         for name, service in compose["services"].items()
-        for variable in _environment(service)
+        for variable in environment(service)
         if variable.startswith(f"{ENV_PREFIX}_") and not _names_a_field(variable)
     ]
     assert not unknown, f"no such setting: {unknown}"
@@ -147,35 +180,41 @@ def test_every_biometrics_variable_names_a_settings_field(compose: dict[str, Any
 
 @pytest.mark.parametrize("service", _APP_SERVICES)
 def test_service_environment_loads_as_valid_settings(compose: dict[str, Any], service: str) -> None:
-    environment = _environment(compose["services"][service])
-    loaded = load_settings(ROOT, environment)
-    assert loaded.kafka.bootstrap_servers == environment[f"{ENV_PREFIX}_KAFKA__BOOTSTRAP_SERVERS"]
+    variables = environment(compose["services"][service])
+    loaded = load_settings(ROOT, variables)
+    assert loaded.kafka.bootstrap_servers == variables[f"{ENV_PREFIX}_KAFKA__BOOTSTRAP_SERVERS"]
 
 
-def test_services_bootstrap_from_kafka_advertised_internal_listener(
-    compose: dict[str, Any],
+def test_services_bootstrap_from_every_nodes_advertised_internal_listener(
+    compose: dict[str, Any], stack: _Stack
 ) -> None:
-    kafka = _environment(compose["services"]["kafka"])
-    internal = kafka.get("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT")
-    advertised = _listeners(kafka["KAFKA_ADVERTISED_LISTENERS"])[internal]
-    host, port = advertised.rsplit(":", 1)
-    assert host == "kafka", "the internal listener must be advertised under the service's name"
-    assert _listeners(kafka["KAFKA_LISTENERS"])[internal].endswith(f":{port}")
+    advertised = []
+    for node in stack.nodes:
+        kafka = environment(compose["services"][node])
+        internal = kafka.get("KAFKA_INTER_BROKER_LISTENER_NAME", "PLAINTEXT")
+        address = listeners(kafka["KAFKA_ADVERTISED_LISTENERS"])[internal]
+        host, port = address.rsplit(":", 1)
+        assert host == node, "the internal listener must be advertised under the service's name"
+        assert listeners(kafka["KAFKA_LISTENERS"])[internal].endswith(f":{port}")
+        advertised.append(address)
     for name in _APP_SERVICES:
-        bootstrap = _environment(compose["services"][name])[
-            f"{ENV_PREFIX}_KAFKA__BOOTSTRAP_SERVERS"
-        ]
-        assert bootstrap == advertised, name
+        bootstrap = environment(compose["services"][name])[f"{ENV_PREFIX}_KAFKA__BOOTSTRAP_SERVERS"]
+        assert bootstrap == ",".join(advertised), name
 
 
-def test_kafka_external_listener_is_published_on_its_advertised_port(
-    compose: dict[str, Any],
+def test_each_nodes_external_listener_is_published_on_its_advertised_port(
+    compose: dict[str, Any], stack: _Stack
 ) -> None:
-    kafka = compose["services"]["kafka"]
-    advertised = _listeners(_environment(kafka)["KAFKA_ADVERTISED_LISTENERS"])["EXTERNAL"]
-    host, port = advertised.rsplit(":", 1)
-    assert host == "localhost"
-    assert _container_ports(kafka).get(int(port)) == int(port)
+    host_ports = []
+    for node in stack.nodes:
+        kafka = compose["services"][node]
+        advertised = listeners(environment(kafka)["KAFKA_ADVERTISED_LISTENERS"])["EXTERNAL"]
+        host, port = advertised.rsplit(":", 1)
+        assert host == "localhost"
+        external = listeners(environment(kafka)["KAFKA_LISTENERS"])["EXTERNAL"]
+        assert container_ports(kafka).get(int(external.rsplit(":", 1)[1])) == int(port), node
+        host_ports.append(int(port))
+    assert len(set(host_ports)) == len(stack.nodes), "each node needs a host port of its own"
 
 
 @pytest.mark.parametrize(
@@ -216,43 +255,20 @@ def _check_jsonschema() -> list[str]:
     return [str(executable)] if executable.is_file() else [sys.executable, "-m", "check_jsonschema"]
 
 
-def _environment(service: dict[str, Any]) -> dict[str, str]:
-    raw = service.get("environment", {})
-    if isinstance(raw, list):
-        raw = dict(item.split("=", 1) for item in raw)
-    return {str(key): str(value) for key, value in raw.items()}
-
-
 def _names_a_field(variable: str) -> bool:
     path = variable.removeprefix(f"{ENV_PREFIX}_").lower().split("__")
-    model: type[BaseModel] | None = Settings
-    for part in path:
-        if model is None or part not in model.model_fields:
+    model: type[BaseModel] = Settings
+    for index, part in enumerate(path):
+        if part not in model.model_fields:
             return False
         annotation = model.model_fields[part].annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             model = annotation  # a section: the next part names one of its fields
-        else:
-            model = None
-    return model is None
-
-
-def _listeners(value: str) -> dict[str, str]:
-    """`NAME://host:port,...` as {NAME: "host:port"}."""
-    return dict(item.split("://", 1) for item in value.split(","))
-
-
-def _container_ports(service: dict[str, Any]) -> dict[int, int | None]:
-    """Each published container port, with the host port it is published on (None: any)."""
-    ports: dict[int, int | None] = {}
-    for entry in service.get("ports", []):
-        if isinstance(entry, dict):
-            published = entry.get("published")
-            ports[int(entry["target"])] = int(published) if published else None
-        else:
-            parts = str(entry).split("/", 1)[0].split(":")
-            ports[int(parts[-1])] = int(parts[-2]) if len(parts) > 1 else None
-    return ports
+            continue
+        # A value; or a table, one entry of which a last part may set (TOPIC_CONFIGS__RETENTION_MS).
+        rest = path[index + 1 :]
+        return not rest or (get_origin(annotation) is dict and len(rest) == 1)
+    return False
 
 
 def _seconds(duration: str | None) -> float:

@@ -1,4 +1,5 @@
-"""compose.local.yaml, read statically: it swaps in the locally built images and nothing else."""
+"""compose.local.yaml and compose.cluster.local.yaml, read statically: each swaps in the locally
+built images for the services of the file it goes with, and nothing else."""
 
 from __future__ import annotations
 
@@ -9,17 +10,37 @@ import yaml
 
 from devtools.docker import PYTHON_IMAGE, kafka_image
 from tests.support import ROOT
+from tests.unit.compose_files import load_compose
+
+# Each override, with the file whose services it swaps.
+_OVERRIDES = {
+    "compose.local.yaml": "compose.yaml",
+    "compose.cluster.local.yaml": "compose.cluster.yaml",
+}
+_OFFICIAL_KAFKA = "apache/kafka:"
+_ALL_FILES = (
+    "compose.yaml",
+    "compose.local.yaml",
+    "compose.cluster.yaml",
+    "compose.cluster.local.yaml",
+)
+
+
+@pytest.fixture(params=sorted(_OVERRIDES))
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def override() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.local.yaml").read_text("utf-8"))
+def override(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / name).read_text("utf-8"))
     return loaded
 
 
 @pytest.fixture
-def compose() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text("utf-8"))
+def compose(name: str) -> dict[str, Any]:
+    """The file the override goes with, as written."""
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / _OVERRIDES[name]).read_text("utf-8"))
     return loaded
 
 
@@ -30,14 +51,24 @@ def test_override_sets_only_image_names_and_build_arguments(override: dict[str, 
         assert set(service.get("build", {})) <= {"args"}, name
 
 
-def test_override_names_services_compose_yaml_has(
+def test_override_names_services_its_file_has(
     override: dict[str, Any], compose: dict[str, Any]
 ) -> None:
     assert set(override["services"]) <= set(compose["services"])
 
 
-def test_override_runs_kafka_on_the_image_devtools_builds(override: dict[str, Any]) -> None:
-    assert override["services"]["kafka"]["image"] == kafka_image()
+def test_override_runs_every_kafka_node_on_the_image_devtools_builds(
+    override: dict[str, Any], compose: dict[str, Any]
+) -> None:
+    nodes = {
+        name
+        for name, service in compose["services"].items()
+        if str(service.get("image", "")).startswith(_OFFICIAL_KAFKA)
+    }
+    assert nodes
+    assert {name: override["services"].get(name, {}).get("image") for name in nodes} == (
+        dict.fromkeys(nodes, kafka_image())
+    )
 
 
 def test_override_builds_every_service_from_the_python_image_devtools_builds(
@@ -52,3 +83,13 @@ def test_override_builds_every_service_from_the_python_image_devtools_builds(
         .get("PYTHON_IMAGE")
         for name in built
     } == dict.fromkeys(built, PYTHON_IMAGE)
+
+
+def test_the_local_cluster_pulls_no_image() -> None:
+    services = load_compose(*_ALL_FILES)["services"]
+    pulled = {
+        name: service["image"]
+        for name, service in services.items()
+        if "build" not in service and service["image"] != kafka_image()
+    }
+    assert not pulled, f"these would be pulled from a registry: {pulled}"
