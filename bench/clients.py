@@ -1,10 +1,11 @@
 """The bare aiokafka clients the services are held to, each run as a helper process, configured
 by the BIOMETRICS_* variables, that hands the driver one result line (`emit`, `receive`):
 
-`python -m bench.clients produce RECORDS_FILE (--seconds S | --count N)`: the aiokafka ceiling, a
-bare AIOKafkaProducer with the producer service's settings (acks, idempotence, linger, batch
-size, compression) sending pre-encoded records flat out; hands back {"sent", "acked", "failed",
-"seconds"}. Also fills the consumer rows' topic.
+`python -m bench.clients produce RECORDS_FILE (--seconds S | --count N) [--trace-headers]`: the
+aiokafka ceiling, a bare AIOKafkaProducer with the producer service's settings (acks, idempotence,
+linger, batch size, compression) sending pre-encoded records flat out; hands back {"sent",
+"acked", "failed", "seconds"}. Also fills the consumer rows' topic, with --trace-headers: each
+record then has a traceparent and a request id, as the producer service writes them.
 
 `python -m bench.clients drain --expect N [--min-seconds S]`: the consumer ceiling, a bare
 getmany loop with the consumer service's options that does nothing with the records and commits
@@ -36,12 +37,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from shared.kafka_options import consumer_options, producer_options
 from shared.settings import Settings
 from shared.startup import start_service
+from shared.tracing import REQUEST_ID, TRACEPARENT, carried_headers
 
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 # What a drain does with each batch before it polls again; nothing, for the ceiling.
 Handler = Callable[[AIOKafkaConsumer, Batch], Awaitable[None]]
 
 _MARKER = "BENCH_RESULT "
+# The trace headers the consumer's line carries, by the field it gives each.
+_FIELDS = {REQUEST_ID: "request_id", TRACEPARENT: "traceparent"}
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -59,7 +63,11 @@ def receive(output: str) -> dict[str, Any]:
 
 
 async def produce(
-    settings: Settings, records: list[tuple[bytes, bytes]], seconds: float | None, count: int | None
+    settings: Settings,
+    records: list[tuple[bytes, bytes]],
+    seconds: float | None,
+    count: int | None,
+    trace_headers: bool = False,
 ) -> dict[str, float]:
     """Send records in turn until `seconds` have passed or `count` were sent; wait for acks."""
     producer = AIOKafkaProducer(**producer_options(settings))
@@ -80,8 +88,9 @@ async def produce(
         limit = count if count is not None else -1
         while sent != limit and time.perf_counter() < deadline:
             key, value = records[sent % len(records)]
+            headers = carried_headers(None, None, f"bench{sent:016x}") if trace_headers else None
             # send() returns once the record is in a batch; it waits only when batches are full.
-            future = await producer.send(topic, value, key=key)
+            future = await producer.send(topic, value, key=key, headers=headers)
             future.add_done_callback(tally)
             sent += 1
         await producer.flush()
@@ -134,8 +143,9 @@ class MinimalJob:
     """Handles a batch: its lines written and flushed to the sink, then its offsets committed.
 
     Per record: the value decoded with orjson and one JSON line (topic, partition, offset, key,
-    the decoded event); one write and one flush per batch, then a commit of last offset + 1 per
-    partition. No validation, metrics, probes, dead letters or worker thread.
+    the request id and traceparent headers, the decoded event); one write and one flush per
+    batch, then a commit of last offset + 1 per partition. No validation, metrics, probes, dead
+    letters or worker thread.
     """
 
     def __init__(self, sink: BinaryIO) -> None:
@@ -150,6 +160,11 @@ class MinimalJob:
                     "partition": record.partition,
                     "offset": record.offset,
                     "key": None if record.key is None else record.key.decode(errors="replace"),
+                    **{
+                        _FIELDS[name]: value.decode(errors="replace")
+                        for name, value in record.headers
+                        if name in _FIELDS
+                    },
                     "event": orjson.loads(record.value),
                 },
                 option=orjson.OPT_APPEND_NEWLINE,
@@ -178,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     limit = produce_parser.add_mutually_exclusive_group(required=True)
     limit.add_argument("--seconds", type=float)
     limit.add_argument("--count", type=int)
+    produce_parser.add_argument("--trace-headers", action="store_true")
     drain_options = argparse.ArgumentParser(add_help=False)
     drain_options.add_argument("--expect", type=int, required=True)
     drain_options.add_argument("--min-seconds", type=float, default=0.0)
@@ -189,7 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "produce":
         lines = args.records.read_bytes().splitlines()
         pairs = [(key, value) for key, _, value in (line.partition(b"\t") for line in lines)]
-        emit(run_on_uvloop(produce(settings, pairs, args.seconds, args.count)))
+        run = produce(settings, pairs, args.seconds, args.count, args.trace_headers)
+        emit(run_on_uvloop(run))
     elif args.command == "drain":
         emit(run_on_uvloop(drain(settings, args.expect, args.min_seconds)))
     else:

@@ -81,10 +81,11 @@ def profile(bench: Bench, topic: str | None) -> None:
 
 
 def _fill(bench: Bench, topic: str, count: int) -> None:
-    """Produce count events to topic with the bare producer; raise unless all are stored."""
+    """Produce count events to topic with the bare producer, each with the trace headers the
+    producer service gives it; raise unless all are stored."""
     bench.run_helper(
         "bench.clients",
-        ["produce", str(bench.files.records), f"--count={count}"],
+        ["produce", str(bench.files.records), f"--count={count}", "--trace-headers"],
         log=bench.log("prefill"),
         env=bench.env(topic),
         timeout_s=count / _MIN_EVENTS_PER_S + 60,

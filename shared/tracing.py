@@ -36,10 +36,10 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.settings import TracingSettings
-
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
+
+    from shared.settings import TracingSettings
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -125,12 +125,16 @@ def header_text(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
 def check_tracing(settings: TracingSettings) -> None:
     """Raise TracingError when tracing.exporter's package is not installed."""
     if settings.exporter == "otlp":
-        try:
-            found = importlib.util.find_spec(_OTLP_MODULE) is not None
-        except ModuleNotFoundError:  # a parent package is missing
-            found = False
-        if not found:
-            raise TracingError(_OTLP_MISSING)
+        _require_otlp()
+
+
+def _require_otlp() -> None:
+    try:
+        found = importlib.util.find_spec(_OTLP_MODULE) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        found = False
+    if not found:
+        raise TracingError(_OTLP_MISSING)
 
 
 def start_tracing(
@@ -172,7 +176,7 @@ def _exporter(name: str) -> Any:
 
         # stderr: stdout carries the services' JSON lines, which a span must not interleave.
         return ConsoleSpanExporter(out=sys.stderr)
-    check_tracing(TracingSettings(exporter="otlp"))
+    _require_otlp()
     return importlib.import_module(_OTLP_MODULE).OTLPSpanExporter()
 
 
