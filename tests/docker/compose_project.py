@@ -34,6 +34,10 @@ class ComposeProject:
         """Stop services (all without arguments): SIGTERM, then SIGKILL after stop_grace_period."""
         self.run("stop", *services)
 
+    def kill(self, *services: str) -> None:
+        """SIGKILL the services' containers: no grace, as a crash or a lost machine."""
+        self.run("kill", *services)
+
     def down(self) -> None:
         """Remove the project's containers, network and volumes."""
         self.run("down", "--volumes", "--remove-orphans")

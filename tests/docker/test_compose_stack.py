@@ -10,27 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
-import json
-import shutil
-import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumer_service import EVENT_CONSUMED
 from devtools.docker import DockerError
 from devtools.processes import free_port
 from tests.docker.compose_project import ComposeProject
-from tests.docker.conftest import require
+from tests.docker.stack_client import (
+    COMPOSE_CLIENTS,
+    Coordinates,
+    compose_client,
+    poster,
+    topic_partitions,
+    wait_until_answering,
+    wait_until_consumed,
+)
 from tests.integration.harness import RawRecord, committed_offsets
 from tests.integration.zone_harness import (
     Records,
@@ -41,12 +42,7 @@ from tests.integration.zone_harness import (
 )
 from tests.support import event_body
 
-_CLIENTS = {
-    "compose-v2": (("docker", "compose"), "v2."),
-    "compose-v1": (("docker-compose",), "version 1."),
-}
 _READY_TIMEOUT_S = 120.0
-_CONSUMED_TIMEOUT_S = 60.0
 _LOAD_WORKERS = 4
 _LOAD_MAX_REQUESTS = 2000
 _ACCEPTED_BEFORE_STOP = 50
@@ -61,27 +57,24 @@ _ZONES_TIMEOUT_S = 60.0
 _ZONE_HEART_RATES = (100, 140, 180)
 _ZONE_INSTANCES = 2
 
-Coordinates = tuple[int, int]  # (partition, offset)
 
-
-@pytest.fixture(scope="module", params=sorted(_CLIENTS))
+@pytest.fixture(scope="module", params=sorted(COMPOSE_CLIENTS))
 def stack(request: pytest.FixtureRequest, docker_engine: None) -> Iterator[ComposeProject]:
     """The whole stack up under a fresh project name, on free host ports; down -v afterwards."""
-    command, version_marker = _CLIENTS[request.param]
-    require(_client_version(command).find(version_marker) >= 0, f"no {request.param} client")
+    command = compose_client(request.param)
     variables = {"PRODUCER_HOST_PORT": str(free_port()), "KAFKA_HOST_PORT": str(free_port())}
     name = f"biometrics-smoke-{request.param}-{uuid.uuid4().hex[:8]}"
     project = ComposeProject(command, name, variables)
     try:
         project.up()
-        _wait_until_ready(project, int(variables["PRODUCER_HOST_PORT"]))
+        wait_until_answering(project, int(variables["PRODUCER_HOST_PORT"]))
         yield project
     finally:
         project.down()
 
 
 def test_posted_events_appear_in_the_consumer_logs(stack: ComposeProject) -> None:
-    post = _poster(stack)
+    post = poster(stack)
     devices = [str(uuid.uuid4()) for _ in range(5)]
     accepted: dict[Coordinates, str] = {}
     for i in range(30):
@@ -94,13 +87,13 @@ def test_posted_events_appear_in_the_consumer_logs(stack: ComposeProject) -> Non
     assert status == 202, answer
     accepted.update({(r["partition"], r["offset"]): devices[0] for r in answer["records"]})
 
-    consumed = _wait_until_consumed(stack, set(accepted))
+    consumed = wait_until_consumed(stack, set(accepted))
 
     assert {coordinates: consumed[coordinates] for coordinates in accepted} == accepted
 
 
 async def test_posted_events_become_zone_events_exactly_once(stack: ComposeProject) -> None:
-    post = _poster(stack)
+    post = poster(stack)
     posted: list[RawRecord] = []
     for _ in range(10):
         body = event_body(readings=len(_ZONE_HEART_RATES))  # a device of its own
@@ -119,7 +112,7 @@ async def test_posted_events_become_zone_events_exactly_once(stack: ComposeProje
 
 
 async def test_two_zone_processors_split_the_input_partitions(stack: ComposeProject) -> None:
-    partitions = len(await _partitions(_bootstrap(stack), _TOPIC))
+    partitions = len(await topic_partitions(_bootstrap(stack), _TOPIC))
     assert partitions > 1, "one partition cannot be split"
 
     stack.scale("zones", _ZONE_INSTANCES)
@@ -132,7 +125,7 @@ async def test_two_zone_processors_split_the_input_partitions(stack: ComposeProj
 def test_sigterm_stops_the_producer_with_exit_code_0_losing_no_accepted_event(
     stack: ComposeProject,
 ) -> None:
-    post = _poster(stack)
+    post = poster(stack)
     producer = stack.container("producer")
     accepted: set[Coordinates] = set()
     enough = threading.Event()
@@ -162,7 +155,7 @@ def test_sigterm_stops_the_producer_with_exit_code_0_losing_no_accepted_event(
             worker.join()
 
     assert stack.state(producer)["ExitCode"] == 0, stack.logs("producer")[-4000:]
-    assert set(_wait_until_consumed(stack, accepted)) >= accepted
+    assert set(wait_until_consumed(stack, accepted)) >= accepted
 
 
 def test_sigterm_stops_the_consumer_with_exit_code_0(stack: ComposeProject) -> None:
@@ -217,69 +210,10 @@ def _bootstrap(stack: ComposeProject) -> str:
 async def _written_ends(stack: ComposeProject) -> dict[int, int]:
     """The input topic's end offset per partition that has records."""
     bootstrap = _bootstrap(stack)
-    partitions = await _partitions(bootstrap, _TOPIC)
+    partitions = await topic_partitions(bootstrap, _TOPIC)
     assert partitions, f"no topic {_TOPIC}"
     ends = await end_offsets(bootstrap, _TOPIC, len(partitions))
     return {partition: end for partition, end in ends.items() if end > 0}
-
-
-async def _partitions(bootstrap: str, topic: str) -> set[int]:
-    """The topic's partitions, from a metadata request: none while it does not exist."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
-    await client.bootstrap()
-    try:
-        metadata = await client.fetch_all_metadata()
-    finally:
-        await client.close()
-    partitions: set[int] | None = metadata.partitions_for_topic(topic)
-    return partitions or set()
-
-
-def _poster(stack: ComposeProject) -> Callable[[str, Any], tuple[int, Any]]:
-    """A function POSTing JSON to the producer's published port, returning (status, body)."""
-    port = int(stack.run("port", "producer", "8000").strip().rsplit(":", 1)[1])
-
-    def post(path: str, body: Any) -> tuple[int, Any]:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            headers = {"Content-Type": "application/json"}
-            connection.request("POST", path, body=json.dumps(body), headers=headers)
-            response = connection.getresponse()
-            return response.status, json.loads(response.read() or b"null")
-        finally:
-            connection.close()
-
-    return post
-
-
-def _consumed(stack: ComposeProject) -> dict[Coordinates, str]:
-    """The events the consumer has logged so far: {(partition, offset): key}."""
-    consumed: dict[Coordinates, str] = {}
-    for line in stack.logs("consumer").splitlines():
-        _, brace, rest = line.partition("{")  # after the client's "consumer-1  | " prefix
-        if not brace:
-            continue
-        try:
-            entry = json.loads(brace + rest)
-        except json.JSONDecodeError:
-            continue
-        if entry.get("message") == EVENT_CONSUMED:
-            consumed[(entry["partition"], entry["offset"])] = entry["key"]
-    return consumed
-
-
-def _wait_until_consumed(
-    stack: ComposeProject, expected: set[Coordinates]
-) -> dict[Coordinates, str]:
-    deadline = time.monotonic() + _CONSUMED_TIMEOUT_S
-    while True:
-        consumed = _consumed(stack)
-        missing = expected - set(consumed)
-        if not missing:
-            return consumed
-        if time.monotonic() > deadline:
-            pytest.fail(f"{len(missing)} of {len(expected)} accepted events never consumed")
-        time.sleep(0.5)
 
 
 async def _wait_until_zone_records(stack: ComposeProject, expected: Records) -> Records:
@@ -288,7 +222,7 @@ async def _wait_until_zone_records(stack: ComposeProject, expected: Records) -> 
     deadline = time.monotonic() + _ZONES_TIMEOUT_S
     while True:
         seen: Records = Counter()
-        partitions = await _partitions(bootstrap, _ZONES_TOPIC)
+        partitions = await topic_partitions(bootstrap, _ZONES_TOPIC)
         if partitions:  # the zone processor creates its topic when it starts
             seen = await read_pairs(bootstrap, _ZONES_TOPIC, len(partitions), "read_committed")
         if seen >= expected:
@@ -327,35 +261,3 @@ async def _wait_until_split(stack: ComposeProject, partitions: int) -> dict[str,
         if (split and sum(owned.values()) == partitions) or time.monotonic() > deadline:
             return owned
         await asyncio.sleep(0.5)
-
-
-def _wait_until_ready(stack: ComposeProject, port: int) -> None:
-    """Poll the producer's /healthz until it answers 200; fail with the logs if it never does."""
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        try:
-            connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.5)
-    services = ("kafka", "producer", "consumer", "zones")
-    logs = "\n".join(stack.logs(service)[-3000:] for service in services)
-    raise DockerError(f"the producer did not answer /healthz in {_READY_TIMEOUT_S:.0f} s:\n{logs}")
-
-
-def _client_version(command: tuple[str, ...]) -> str:
-    """The compose client's `version` output, or "" when it is not installed."""
-    if shutil.which(command[0]) is None:
-        return ""
-    try:
-        result = subprocess.run(
-            [*command, "version"], capture_output=True, text=True, check=False, timeout=30
-        )
-    except subprocess.TimeoutExpired:
-        return ""
-    return result.stdout if result.returncode == 0 else ""
