@@ -93,12 +93,14 @@ class LocalKafkaCluster(StartStop):
         )
 
     async def replicas(self, topic: str) -> dict[int, list[int]]:
-        """Each partition of the topic with the ids of the nodes holding a replica of it."""
+        """Each partition of the topic with the ids of the nodes holding a replica of it; empty
+        while the node asked does not know the topic yet."""
         [described] = await self._describe_topics([topic])
         return {p["partition"]: sorted(p["replicas"]) for p in described["partitions"]}
 
     async def topic_configs(self, topic: str) -> dict[str, str]:
-        """The topic's configs (name -> value), min.insync.replicas among them."""
+        """The topic's configs (name -> value), min.insync.replicas among them; empty while the
+        node asked does not know the topic yet."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self._running_servers)
         await admin.start()
         try:
