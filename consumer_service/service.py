@@ -15,7 +15,7 @@ from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, c
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
-from shared.kafka import ensure_topics, retry_until_connected
+from shared.kafka import ensure_topics, retry_until_connected, stop_consumer
 from shared.kafka_options import consumer_options
 from shared.probes import serving_probes
 from shared.records import SchemaIds
@@ -107,7 +107,7 @@ async def run_consumer(
 
 
 async def _leave(consumer: AIOKafkaConsumer, processor: RecordProcessor) -> None:
-    await consumer.stop()  # auto-commit is off: this commits nothing, and leaves the group
+    await stop_consumer(consumer)  # auto-commit is off: this commits nothing, and leaves the group
     _log.info("consumer stopped", extra=vars(processor.counts))
 
 
@@ -146,7 +146,7 @@ async def _subscribed(
         await consumer.start()
         consumer.subscribe([settings.kafka.topic], listener=listener)
     except BaseException:
-        await consumer.stop()
+        await stop_consumer(consumer)
         raise
     membership.listener, membership.consumer = listener, consumer
     return consumer, committer

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
@@ -162,3 +163,22 @@ def _refusal(error: KafkaError) -> str:
     if error.args and isinstance(error.args[0], str) and error.args[0]:
         return error.args[0]
     return str(getattr(error, "description", "") or type(error).__name__)
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """consumer.stop(), without letting out a cancellation that is aiokafka's own.
+
+    Its fetcher's close awaits the fetch tasks it has just cancelled (aio-libs/aiokafka#647): a
+    consumer stopped while a fetch from a node that has just died waits to be retried gets their
+    CancelledError out of stop(), which then never closes the client's connections. That close
+    is done here; a cancellation of the caller itself still propagates.
+    """
+    task = asyncio.current_task()
+    cancelling = task.cancelling() if task is not None else 0
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        if task is None or task.cancelling() > cancelling:
+            raise
+        _log.info("the consumer's fetcher stopped with a cancelled fetch; closing its connections")
+        await consumer._client.close()

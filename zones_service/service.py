@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
-from shared.kafka import ensure_topics, retry_until_connected
+from shared.kafka import ensure_topics, retry_until_connected, stop_consumer
 from shared.kafka_options import transactional_producer_options, zone_consumer_options
 from shared.probes import serving_probes
 from shared.records import Batch, SchemaIds
@@ -94,7 +94,7 @@ async def zone_consumer(
         try:
             await owner.close_all()
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
 
 class Source(Protocol):
