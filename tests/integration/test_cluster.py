@@ -10,7 +10,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -150,7 +150,7 @@ async def _pair(cluster: LocalKafkaCluster) -> AsyncIterator[_Pair]:
         service_process("consumer_service", env) as consumer,
         httpx.AsyncClient(base_url=await producer.url(), timeout=60) as client,
     ):
-        await consumer.wait_for_message(CONSUMER_STARTED)
+        await consumer.wait_for_message(CONSUMER_STARTED, timeout_s=120)
         await _check_replicated(cluster, topic)
         yield _Pair(cluster, topic, group_id, producer, consumer, client)
 
@@ -258,10 +258,10 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         CONSUMER__MAX_POLL_RECORDS="20",
     )
     async with service_process("zones_service", env) as zones:
-        await zones.wait_for_message(ZONES_STARTED)
+        await zones.wait_for_message(ZONES_STARTED, timeout_s=120)
         await _check_replicated(kafka_cluster, topic, zones_topic)
         await fill_topic(bootstrap, topic, chunks[0])
-        await zones.wait_for(_committed, 3)
+        await _wait_for(zones, _committed, 3)
         # The coordinator of every transaction (__transaction_state has one partition).
         coordinator = await kafka_cluster.leader("__transaction_state", 0)
         roles = [
@@ -292,6 +292,16 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
     await report_exactly_once(
         "zone coordinator kill", seed, bootstrap, zones_topic, PARTITIONS, inputs
     )
+
+
+async def _wait_for(
+    service: ServiceProcess, predicate: Callable[[dict[str, object]], bool], count: int
+) -> None:
+    """service.wait_for with a generous deadline, failing with the service's last lines."""
+    try:
+        await service.wait_for(predicate, count, timeout_s=120)
+    except TimeoutError:
+        raise AssertionError(f"not seen in 120 s; last lines: {service.lines[-20:]}") from None
 
 
 def _committed(line: dict[str, object]) -> bool:
