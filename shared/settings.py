@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from dynaconf import Dynaconf
 from dynaconf.utils.parse_conf import boolean_fix, parse_conf_data
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from shared.logs import LogFormat
 from shared.schema import location
@@ -86,7 +94,7 @@ class KafkaSettings(_Section):
 class ProducerSettings(_Section):
     """aiokafka producer tuning; the defaults favour durability."""
 
-    acks: Literal["all", "0", "1"] = "all"
+    acks: Literal["all", "1"] = "all"
     enable_idempotence: bool
     linger_ms: int = Field(ge=0)
     max_batch_size: int = Field(ge=1024)
@@ -94,6 +102,17 @@ class ProducerSettings(_Section):
     delivery_timeout_ms: int = Field(ge=1)
     max_in_flight_records: int = Field(ge=1)
     max_in_flight_bytes: int = Field(ge=1024)
+
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks_as_text(cls, value: Any) -> Any:
+        # BIOMETRICS_PRODUCER__ACKS=1 arrives as the number 1.
+        if str(value) == "0":
+            raise ValueError(
+                'acks = "0" is refused: a 202 says the broker has the record, and with acks 0 '
+                "the broker never says so"
+            )
+        return str(value) if isinstance(value, int) else value
 
     @model_validator(mode="after")
     def _idempotence_needs_acks_all(self) -> ProducerSettings:

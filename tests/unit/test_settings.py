@@ -46,6 +46,15 @@ def test_weakening_acks_while_idempotent_is_refused() -> None:
         load_settings(ROOT, env)
 
 
+def test_acks_1_may_be_given_as_a_number_and_acks_0_is_refused_with_the_reason() -> None:
+    env = {"BIOMETRICS_PRODUCER__ACKS": "1", "BIOMETRICS_PRODUCER__ENABLE_IDEMPOTENCE": "false"}
+    assert load_settings(ROOT, env).producer.acks == "1"
+    for zero in ("0", '"0"'):
+        env["BIOMETRICS_PRODUCER__ACKS"] = zero
+        with pytest.raises(SettingsError, match=r'producer\.acks .*acks = "0" is refused'):
+            load_settings(ROOT, env)
+
+
 def test_secrets_never_appear_in_errors_or_reprs() -> None:
     env = {
         "BIOMETRICS_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
