@@ -30,6 +30,11 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Logged when stop_consumer absorbed aiokafka's own cancellation: the cluster test counts it.
+FETCH_CANCELLED_ON_STOP = (
+    "the consumer's fetcher stopped with a cancelled fetch; closing its connections"
+)
+
 # What aiokafka raises when the broker refuses a login: no retry can change the answer.
 _REFUSED_LOGIN = (
     AuthenticationFailedError,
@@ -180,5 +185,5 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     except asyncio.CancelledError:
         if task is None or task.cancelling() > cancelling:
             raise
-        _log.info("the consumer's fetcher stopped with a cancelled fetch; closing its connections")
+        _log.info(FETCH_CANCELLED_ON_STOP)
         await consumer._client.close()

@@ -19,6 +19,7 @@ import pytest
 
 from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
+from shared.kafka import FETCH_CANCELLED_ON_STOP
 from tests.integration.harness import (
     ServiceProcess,
     committed_offsets,
@@ -48,15 +49,24 @@ MAX_POLL_RECORDS = 50
 DELIVERY_TIMEOUT_S = 5
 MARGIN_S = 5
 
+# How long after the kill both consumers get SIGTERM: within the dead node's broker session
+# (3 s here), while their fetches from it fail and wait out the retry backoff.
+STOP_DELAYS_S = (1.0, 2.0)
+
 
 @pytest.fixture(autouse=True)
 async def _whole_again(kafka_cluster: LocalKafkaCluster) -> AsyncIterator[None]:
     """After each test, start any node it left down and wait until every partition is in sync."""
     yield
-    for node in kafka_cluster.nodes:
+    await _make_whole(kafka_cluster)
+
+
+async def _make_whole(cluster: LocalKafkaCluster) -> None:
+    """Start any node that is down and wait until every partition is in sync."""
+    for node in cluster.nodes:
         if not node.is_running:
             await asyncio.to_thread(node.start)
-    await kafka_cluster.wait_until_in_sync()
+    await cluster.wait_until_in_sync()
 
 
 def _env(cluster: LocalKafkaCluster, topic: str, group_id: str, **settings: str) -> dict[str, str]:
@@ -294,6 +304,59 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
     )
 
 
+async def test_a_sigterm_during_a_leader_failover_exits_0_and_commits_only_what_was_logged(
+    kafka_cluster: LocalKafkaCluster,
+) -> None:
+    for delay_s in STOP_DELAYS_S:
+        await _make_whole(kafka_cluster)
+        await _stop_during_a_failover(kafka_cluster, delay_s)
+
+
+async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) -> None:
+    """Under producer load, SIGKILL the leader of partition 0 and SIGTERM the consumer and the
+    zone processor `delay_s` later: each exits 0 (aiokafka's fetcher close lets out the
+    CancelledError of a fetch waiting to retry the dead node, aio-libs/aiokafka#647, unless
+    stop_consumer absorbs it), and the consumer committed no offset past what it logged."""
+    topic, group_id = _names()
+    env = _env(
+        cluster,
+        topic,
+        group_id,
+        ZONES__TOPIC=f"{topic}-zones",
+        ZONES__GROUP_ID=f"{group_id}-zones",
+        ZONES__PROBE_PORT="0",
+    )
+    async with (
+        service_process("producer_service", env) as producer,
+        service_process("consumer_service", env) as consumer,
+        service_process("zones_service", env) as zones,
+        httpx.AsyncClient(base_url=await producer.url(), timeout=60) as client,
+    ):
+        await consumer.wait_for_message(CONSUMER_STARTED, timeout_s=120)
+        await zones.wait_for_message(ZONES_STARTED, timeout_s=120)
+        async with PostingLoad(client, WORKERS) as load:
+            await load.wait_for_accepted(200)
+            await _wait_for(zones, _committed, 1)
+            victim = await cluster.leader(topic, 0)
+            await asyncio.to_thread(victim.kill)
+            # The delay is the scenario, not a wait for something: both stop mid-failover.
+            await asyncio.sleep(delay_s)
+            codes = await asyncio.gather(consumer.finish(), zones.finish())
+        logged_end = Counter[int]()
+        for line in consumer.events():
+            logged_end[line["partition"]] = max(logged_end[line["partition"]], line["offset"] + 1)
+        committed = await committed_offsets(cluster.bootstrap_servers, group_id)
+    print(
+        f"stop {delay_s} s after a leader kill: exit codes (consumer, zones) {codes}, "
+        f"consumer logged to {dict(logged_end)}, committed {committed}, "
+        f"answers={dict(load.statuses)}, {len(zones.matching(_committed))} zone transactions; "
+        f"aiokafka's cancelled fetch absorbed by (consumer, zones) "
+        f"{[len(service.matching(_fetch_cancelled)) for service in (consumer, zones)]}"
+    )
+    assert codes == [0, 0], (consumer.lines[-5:], consumer.other_output, zones.other_output)
+    assert all(offset <= logged_end[p] for p, offset in committed.items()), committed
+
+
 async def _wait_for(
     service: ServiceProcess, predicate: Callable[[dict[str, object]], bool], count: int
 ) -> None:
@@ -306,6 +369,10 @@ async def _wait_for(
 
 def _committed(line: dict[str, object]) -> bool:
     return line["message"] == TRANSACTION_COMMITTED
+
+
+def _fetch_cancelled(line: dict[str, object]) -> bool:
+    return line["message"] == FETCH_CANCELLED_ON_STOP
 
 
 def _assignment(line: dict[str, object]) -> bool:
