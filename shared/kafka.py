@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import (
@@ -21,6 +21,7 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
     for_code,
 )
+from aiokafka.protocol.metadata import MetadataRequest
 
 from shared.kafka_options import client_options
 from shared.registry import RegistryUnavailableError
@@ -29,6 +30,8 @@ from shared.settings import KafkaSettings
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+_METADATA_POLL_S = 0.1
 
 # Logged when stop_consumer absorbed aiokafka's own cancellation: the cluster test counts it.
 FETCH_CANCELLED_ON_STOP = (
@@ -81,7 +84,51 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]
             _report_partition_mismatches(kafka, await admin.describe_topics(existing))
     finally:
         await admin.close()
+    await _wait_until_every_broker_knows(kafka, names)
     return created
+
+
+async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[str]) -> None:
+    """Wait until every broker's metadata has the topics, each partition with a leader.
+
+    On a cluster the brokers learn of a new topic a moment after the controller. A consumer
+    that joins its group meanwhile may be assigned no partitions from metadata without the
+    topic, and aiokafka asks again only after metadata_max_age_ms (5 minutes): the zone
+    processor in the cluster tests sat idle so. After the deadline this goes on, with a warning.
+    """
+    client = AIOKafkaClient(**client_options(kafka))
+    await client.bootstrap()
+    unknown: set[str] = set()
+    try:
+        async with asyncio.timeout(kafka.request_timeout_ms / 1000):
+            while True:
+                unknown = await _unknown_somewhere(client, names)
+                if not unknown:
+                    break
+                await asyncio.sleep(_METADATA_POLL_S)
+    except TimeoutError:
+        _log.warning(
+            "a broker does not know the topics yet; consumers may be assigned them late",
+            extra={"topics": sorted(unknown)},
+        )
+    finally:
+        await client.close()
+
+
+async def _unknown_somewhere(client: AIOKafkaClient, names: Sequence[str]) -> set[str]:
+    """The topics some reachable broker has no metadata for, or a partition without a leader."""
+    request = MetadataRequest(list(names), allow_auto_topic_creation=False)
+    unknown: set[str] = set()
+    for broker in client.cluster.brokers():
+        try:
+            response = await client.send(broker.nodeId, request)
+        except KafkaError:
+            continue  # a node that is down answers no client either
+        for topic in response.to_object()["topics"]:
+            partitions = topic["partitions"]
+            if topic["error_code"] or not partitions or min(p["leader"] for p in partitions) < 0:
+                unknown.add(topic["topic"])
+    return unknown
 
 
 def _report_partition_mismatches(kafka: KafkaSettings, described: list[dict[str, Any]]) -> None:

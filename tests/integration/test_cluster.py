@@ -16,10 +16,13 @@ from dataclasses import dataclass
 
 import httpx2 as httpx
 import pytest
+from aiokafka import AIOKafkaClient
+from aiokafka.protocol.metadata import MetadataRequest
 
 from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
-from shared.kafka import FETCH_CANCELLED_ON_STOP
+from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
+from shared.settings import load_settings
 from tests.integration.harness import (
     ServiceProcess,
     committed_offsets,
@@ -34,7 +37,7 @@ from tests.integration.zone_harness import (
     wait_until_committed,
     zone_bodies,
 )
-from tests.support import event_body
+from tests.support import ROOT, event_body
 from zones_service.service import ZONES_STARTED
 from zones_service.transactions import TRANSACTION_COMMITTED
 
@@ -377,3 +380,46 @@ def _fetch_cancelled(line: dict[str, object]) -> bool:
 
 def _assignment(line: dict[str, object]) -> bool:
     return line["message"] == "partitions assigned"
+
+
+async def test_topics_are_created_only_once_every_node_knows_them_with_leaders(
+    kafka_cluster: LocalKafkaCluster,
+) -> None:
+    settings = load_settings(ROOT, env={})
+    kafka = settings.kafka.model_copy(
+        update={
+            "bootstrap_servers": kafka_cluster.bootstrap_servers,
+            "topic_partitions": 6,
+            "topic_replication_factor": 3,
+        }
+    )
+    names = [f"known-{uuid.uuid4().hex}" for _ in range(3)]
+    # A client per node, connected before, so each is asked at once after ensure_topics.
+    clients = [
+        AIOKafkaClient(bootstrap_servers=node.bootstrap_servers) for node in kafka_cluster.nodes
+    ]
+    for client in clients:
+        await client.bootstrap()
+    request = MetadataRequest(names, allow_auto_topic_creation=False)
+    try:
+        for node_id in range(1, 4):
+            await clients[node_id - 1].send(node_id, request)  # the connection is up
+        assert sorted(await ensure_topics(kafka, names)) == sorted(names)
+        responses = await asyncio.gather(
+            *(client.send(node_id, request) for node_id, client in enumerate(clients, start=1))
+        )
+    finally:
+        for client in clients:
+            await client.close()
+    unknown = {
+        node_id: [
+            topic["topic"]
+            for topic in response.to_object()["topics"]
+            if topic["error_code"]
+            or len(topic["partitions"]) != 6
+            or min((p["leader"] for p in topic["partitions"]), default=-1) < 0
+        ]
+        for node_id, response in enumerate(responses, start=1)
+    }
+    print(f"topics unknown to a node right after ensure_topics: {unknown}")
+    assert all(missing == [] for missing in unknown.values()), unknown
