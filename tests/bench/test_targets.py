@@ -23,6 +23,19 @@ def test_a_ratio_target_is_met_at_its_goal_and_missed_below_it() -> None:
     assert (targets["consumer"].measured, targets["consumer"].met) == (0.599, False)
 
 
+def test_single_event_c64_is_held_to_seventy_percent_of_the_http_ceiling() -> None:
+    def c64_target(single: int) -> tuple[float | None, bool | None]:
+        report = _report(
+            Row("http_ceiling", "no-op endpoint", events=1000, seconds=1.0),
+            Row("single_c64", "single c64", events=single, seconds=1.0),
+        )
+        [target] = [target for target in judge(report) if target.measured is not None]
+        return target.measured, target.met
+
+    assert c64_target(700) == (0.7, True)
+    assert c64_target(699) == (0.699, False)
+
+
 def test_the_zone_processor_is_held_to_its_at_least_once_mode() -> None:
     report = _report(
         Row("zones_at_least_once", "at-least-once", events=1000, seconds=1.0),
