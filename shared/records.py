@@ -52,7 +52,7 @@ def decode_record(
     if value is None:
         raise PoisonRecordError("record has no value")
     if len(value) > max_record_bytes:
-        raise PoisonRecordError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
+        raise PoisonRecordError(f"record is {len(value)} bytes, over max_record_bytes")
     schema_id, payload = split_frame(value)
     if schema_id is not None and schema_id in unknown_schema_ids:
         raise PoisonRecordError(f"schema id {schema_id} is not in the schema registry")

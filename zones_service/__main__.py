@@ -30,7 +30,7 @@ def main() -> None:
 async def _serve(settings: Settings) -> int:
     try:
         counts = await until_stopped(
-            partial(run_zones, settings), settings.consumer.shutdown_timeout_s
+            partial(run_zones, settings), settings.zones.shutdown_timeout_s
         )
     except TimeoutError:
         _log.error("shutdown timed out; the open transaction is aborted when the instance restarts")

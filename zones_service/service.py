@@ -84,7 +84,7 @@ async def zone_consumer(
     On the way out the producers are closed, then the consumer leaves the group.
     """
     consumer = AIOKafkaConsumer(**zone_consumer_options(settings))
-    earliest = settings.consumer.auto_offset_reset == "earliest"
+    earliest = settings.zones.auto_offset_reset == "earliest"
     owner = PartitionProducers(consumer, start_producer, earliest=earliest)
     try:
         await consumer.start()
@@ -126,8 +126,8 @@ async def process_zones(
     group_id, backoff_s = settings.zones.group_id, settings.zones.retry_backoff_ms / 1000
     while not stop.is_set():
         batch = await consumer.getmany(
-            timeout_ms=settings.consumer.poll_timeout_ms,
-            max_records=settings.consumer.max_poll_records,
+            timeout_ms=settings.zones.poll_timeout_ms,
+            max_records=settings.zones.max_poll_records,
         )
         if owner.failure is not None:
             raise owner.failure
@@ -183,7 +183,7 @@ async def _handle(
     except ProducerFenced as error:
         raise FencedError(
             f"partition {tp.partition} of {tp.topic} belongs to another instance now (this one "
-            "stalled past consumer.session_timeout_ms, or a transaction outlived "
+            "stalled past zones.session_timeout_ms, or a transaction outlived "
             "zones.transaction_timeout_ms)"
         ) from error
     except Exception as error:

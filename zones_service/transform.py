@@ -2,7 +2,7 @@
 
 The transform is pure: it only says what to produce, so the loop can produce it inside the
 transaction that also carries the record's offset. A record that can never be decoded (no value,
-larger than ``consumer.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
+larger than ``zones.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
 carry of shared.records.dead_letter, instead of blocking its partition.
 
 Each zone event carries the trace headers of its record (shared.tracing): copied as they are, or,
@@ -65,7 +65,7 @@ class ZoneTransform:
         return cls(
             zones_topic=settings.zones.topic,
             dead_letter_topic=settings.kafka.dead_letter_topic,
-            max_record_bytes=settings.consumer.max_record_bytes,
+            max_record_bytes=settings.zones.max_record_bytes,
             unknown_schema_ids=unknown_schema_ids,
             value_prefix=value_prefix,
             spans=spans,

@@ -56,9 +56,13 @@ def zone_settings(
     return settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"dead_letter_topic": dead_letter_topic}),
-            "consumer": settings.consumer.model_copy(update={"max_poll_records": 10}),
             "zones": settings.zones.model_copy(
-                update={"topic": zones_topic, "group_id": group_id, "retry_backoff_ms": 10}
+                update={
+                    "topic": zones_topic,
+                    "group_id": group_id,
+                    "retry_backoff_ms": 10,
+                    "max_poll_records": 10,
+                }
             ),
         }
     )
