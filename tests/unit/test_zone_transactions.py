@@ -157,7 +157,12 @@ async def _run(
     source: FakeSource, owner: PartitionProducers, settings: Settings
 ) -> TransactionCounts:
     zones = settings.zones.model_copy(
-        update={"group_id": GROUP, "retry_backoff_ms": 0, "max_poll_records": 2, "poll_timeout_ms": 1}
+        update={
+            "group_id": GROUP,
+            "retry_backoff_ms": 0,
+            "max_poll_records": 2,
+            "poll_timeout_ms": 1,
+        }
     )
     settings = settings.model_copy(update={"zones": zones})
     return await process_zones(source, owner, _echo, source._stop, settings=settings)
