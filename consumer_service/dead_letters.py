@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from shared.kafka_options import dead_letter_producer_options
 from shared.records import dead_letter
 from shared.settings import Settings
+from shared.startup import started
 
 
 class DeadLetters(Protocol):
@@ -29,11 +30,7 @@ class DeadLetterPublisher:
 
     async def start(self) -> None:
         """Connect; on failure the client is closed again and the error raised."""
-        try:
-            await self._producer.start()
-        except BaseException:
-            await self._producer.stop()
-            raise
+        await started(self._producer)
         self._started = True
 
     async def close(self) -> None:

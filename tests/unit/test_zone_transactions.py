@@ -13,8 +13,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from shared.settings import Settings
+from zones_service.loop import process_zones
 from zones_service.partitions import PartitionProducers
-from zones_service.service import process_zones
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
 from zones_service.transform import Output
 
