@@ -17,11 +17,10 @@ from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
 from shared.kafka import stop_consumer
 from shared.kafka_options import consumer_options
-from shared.probes import serving_probes
 from shared.registry import SchemaRegistry
 from shared.resources import (
     create_topics,
-    record_spans,
+    observed,
     schema_ids,
     schema_registry,
     until_connected,
@@ -54,11 +53,15 @@ async def run_consumer(
     kafka, config = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
     async with contextlib.AsyncExitStack() as parts:
-        spans = parts.enter_context(
-            record_spans(settings, "biometrics-consumer", config.group_id, tracer_provider)
-        )
-        await parts.enter_async_context(
-            serving_probes(config.probe_host, config.probe_port, metrics.registry, membership.ready)
+        spans = await parts.enter_async_context(
+            observed(
+                settings,
+                config,
+                "biometrics-consumer",
+                metrics.registry,
+                membership.ready,
+                tracer_provider,
+            )
         )
         try:
             await create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic])

@@ -1,18 +1,21 @@
 """The parts both Kafka loops (the consumer and the zone processor) assemble before they poll:
-their record spans, their topics, the schema registry and its ids. Whatever waits for Kafka
-retries until it answers, and gives up with StoppedError once stop is set."""
+their probes and record spans, their topics, the schema registry and its ids. Whatever waits
+for Kafka retries until it answers, and gives up with StoppedError once stop is set."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
+from prometheus_client import CollectorRegistry
+
 from shared.kafka import ensure_topics, retry_until_connected
+from shared.probes import serving_probes
 from shared.records import SchemaIds
 from shared.registry import SchemaRegistry
-from shared.settings import KafkaSettings, Settings
+from shared.settings import ConsumerSettings, KafkaSettings, Settings, ZonesSettings
 from shared.startup import unless_stopped
 from shared.tracing import RecordSpans, exporting_spans
 
@@ -36,14 +39,24 @@ async def create_topics(stop: asyncio.Event, kafka: KafkaSettings, names: Sequen
     await until_connected(stop, kafka, "topics", lambda: ensure_topics(kafka, names))
 
 
-@contextmanager
-def record_spans(
-    settings: Settings, service_name: str, group_id: str, provider: TracerProvider | None
-) -> Iterator[RecordSpans | None]:
-    """A span per record consumed from kafka.topic, exported as tracing says (or to `provider`);
-    None with tracing off. Spans are flushed when the block ends."""
+@asynccontextmanager
+async def observed(
+    settings: Settings,
+    member: ConsumerSettings | ZonesSettings,
+    service_name: str,
+    metrics: CollectorRegistry,
+    ready: Callable[[], bool],
+    provider: TracerProvider | None,
+) -> AsyncIterator[RecordSpans | None]:
+    """For the block: the probes on the member's probe_host and probe_port (/metrics, /readyz
+    as `ready` says), and the spans of records consumed from kafka.topic, exported as tracing
+    says (or to `provider`) and flushed after; None with tracing off."""
     with exporting_spans(settings.tracing, service_name, provider) as exporting:
-        yield None if exporting is None else RecordSpans(exporting, settings.kafka.topic, group_id)
+        async with serving_probes(member.probe_host, member.probe_port, metrics, ready):
+            if exporting is None:
+                yield None
+            else:
+                yield RecordSpans(exporting, settings.kafka.topic, member.group_id)
 
 
 @asynccontextmanager

@@ -19,11 +19,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.kafka import stop_consumer
 from shared.kafka_options import transactional_producer_options, zone_consumer_options
-from shared.probes import serving_probes
 from shared.registry import SchemaRegistry, frame_prefix, value_subject
 from shared.resources import (
     create_topics,
-    record_spans,
+    observed,
     schema_ids,
     schema_registry,
     until_connected,
@@ -56,11 +55,10 @@ async def run_zones(
     member = _Member(stop)
     metrics = ZoneMetrics(member.lag)
     async with contextlib.AsyncExitStack() as parts:
-        spans = parts.enter_context(
-            record_spans(settings, "biometrics-zones", zones.group_id, tracer_provider)
-        )
-        await parts.enter_async_context(
-            serving_probes(zones.probe_host, zones.probe_port, metrics.registry, member.ready)
+        spans = await parts.enter_async_context(
+            observed(
+                settings, zones, "biometrics-zones", metrics.registry, member.ready, tracer_provider
+            )
         )
         try:
             await create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic, zones.topic])

@@ -91,13 +91,7 @@ class FakeTransactionalProducer:
         self.calls.append("begin")
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None, *_: Any, **__: Any
     ) -> asyncio.Future[Any]:
         self.calls.append("send")
         self._open.append(value)
