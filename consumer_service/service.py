@@ -89,8 +89,13 @@ async def _dead_letters(
     settings: Settings, stop: asyncio.Event
 ) -> AsyncIterator[DeadLetterPublisher]:
     """The dead-letter producer, started once Kafka answers; flushed and stopped after."""
-    publisher = DeadLetterPublisher(settings)
-    await until_connected(stop, settings.kafka, "dead letters", publisher.start)
+
+    async def connected() -> DeadLetterPublisher:
+        publisher = DeadLetterPublisher(settings)  # a new client each try: a failed one is closed
+        await publisher.start()
+        return publisher
+
+    publisher = await until_connected(stop, settings.kafka, "dead letters", connected)
     try:
         yield publisher
     finally:
