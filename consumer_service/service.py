@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
+import shared.resources as resources
 from consumer_service.dead_letters import DeadLetterPublisher
 from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, consume
 from consumer_service.metrics import ConsumerMetrics
@@ -18,13 +19,6 @@ from consumer_service.sink import Sink, StreamSink
 from shared.kafka import stop_consumer
 from shared.kafka_options import consumer_options
 from shared.registry import SchemaRegistry
-from shared.resources import (
-    create_topics,
-    observed,
-    schema_ids,
-    schema_registry,
-    until_connected,
-)
 from shared.settings import Settings
 from shared.startup import StoppedError, started
 from shared.tracing import RecordSpans
@@ -54,7 +48,7 @@ async def run_consumer(
     metrics, membership = ConsumerMetrics(), _Membership()
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
-            observed(
+            resources.observed(
                 settings,
                 config,
                 "biometrics-consumer",
@@ -64,9 +58,9 @@ async def run_consumer(
             )
         )
         try:
-            await create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic])
+            await resources.create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic])
             dead_letters = await parts.enter_async_context(_dead_letters(settings, stop))
-            registry = await parts.enter_async_context(schema_registry(settings))
+            registry = await parts.enter_async_context(resources.schema_registry(settings))
             processor = _processor(settings, sink, dead_letters, metrics, registry, spans)
             consumer, committer = await parts.enter_async_context(
                 _member(settings, stop, processor, metrics, membership)
@@ -95,7 +89,7 @@ async def _dead_letters(
         await publisher.start()
         return publisher
 
-    publisher = await until_connected(stop, settings.kafka, "dead letters", connected)
+    publisher = await resources.until_connected(stop, settings.kafka, "dead letters", connected)
     try:
         yield publisher
     finally:
@@ -118,7 +112,7 @@ def _processor(
         retries=config.handler_retries,
         retry_backoff_s=config.retry_backoff_ms / 1000,
         metrics=metrics,
-        schema_ids=schema_ids(registry, config.retry_backoff_ms),
+        schema_ids=resources.schema_ids(registry, config.retry_backoff_ms),
         spans=spans,
     )
 
@@ -142,7 +136,7 @@ async def _member(
         membership.listener, membership.consumer = listener, consumer
         return consumer, committer
 
-    consumer, committer = await until_connected(stop, settings.kafka, "group", joined)
+    consumer, committer = await resources.until_connected(stop, settings.kafka, "group", joined)
     try:
         yield consumer, committer
     finally:

@@ -17,16 +17,10 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+import shared.resources as resources
 from shared.kafka import stop_consumer
 from shared.kafka_options import transactional_producer_options, zone_consumer_options
 from shared.registry import SchemaRegistry, frame_prefix, value_subject
-from shared.resources import (
-    create_topics,
-    observed,
-    schema_ids,
-    schema_registry,
-    until_connected,
-)
 from shared.settings import Settings
 from shared.startup import StoppedError, started
 from shared.zones import zone_json_schema
@@ -56,17 +50,19 @@ async def run_zones(
     metrics = ZoneMetrics(member.lag)
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
-            observed(
+            resources.observed(
                 settings, zones, "biometrics-zones", metrics.registry, member.ready, tracer_provider
             )
         )
         try:
-            await create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic, zones.topic])
-            registry = await parts.enter_async_context(schema_registry(settings))
+            await resources.create_topics(
+                stop, kafka, [kafka.topic, kafka.dead_letter_topic, zones.topic]
+            )
+            registry = await parts.enter_async_context(resources.schema_registry(settings))
             prefix = await _value_prefix(settings, registry, stop)
         except StoppedError:
             return TransactionCounts()
-        ids = schema_ids(registry, zones.retry_backoff_ms)
+        ids = resources.schema_ids(registry, zones.retry_backoff_ms)
         transform = ZoneTransform.from_settings(settings, ids, prefix, spans)
         start_producer = partial(start_transactional_producer, settings)
         consumer, owner = await parts.enter_async_context(zone_consumer(settings, start_producer))
@@ -123,7 +119,7 @@ async def _value_prefix(
     if registry is None:
         return b""
     subject = value_subject(settings.zones.topic)
-    schema_id = await until_connected(
+    schema_id = await resources.until_connected(
         stop, settings.kafka, "schema", lambda: registry.register(subject, zone_json_schema())
     )
     _log.info("schema registered", extra={"subject": subject, "schema_id": schema_id})
