@@ -23,13 +23,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from bench.clients import Batch, emit, run_on_uvloop
+from bench.clients import emit, run_on_uvloop
 from shared.kafka import ensure_topics
 from shared.kafka_options import transactional_producer_options
+from shared.records import Polled
 from shared.settings import Settings
 from shared.startup import start_service
+from zones_service.loop import process_zones
 from zones_service.partitions import ClosableProducer, ProducerFactory
-from zones_service.service import process_zones, start_transactional_producer, zone_consumer
+from zones_service.service import start_transactional_producer, zone_consumer
 from zones_service.transform import ZoneTransform
 
 
@@ -84,8 +86,8 @@ class _StopAfter:
 
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> Batch:
-        batch: Batch = await self._consumer.getmany(
+    ) -> Polled:
+        batch: Polled = await self._consumer.getmany(
             *partitions, timeout_ms=timeout_ms, max_records=max_records
         )
         records = sum(len(partition_records) for partition_records in batch.values())
@@ -95,9 +97,6 @@ class _StopAfter:
         if self._left <= 0:
             self._stop.set()
         return batch
-
-    def seek(self, partition: TopicPartition, offset: int) -> None:
-        self._consumer.seek(partition, offset)
 
 
 class _CommitAfterAcks:

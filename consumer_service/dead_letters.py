@@ -3,7 +3,6 @@ says (the reason and the record's origin in headers, a too-large value left out)
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -11,6 +10,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord
 from shared.kafka_options import dead_letter_producer_options
 from shared.records import dead_letter
 from shared.settings import Settings
+from shared.startup import started
 
 
 class DeadLetters(Protocol):
@@ -25,34 +25,14 @@ class DeadLetterPublisher:
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.kafka.dead_letter_topic
         self._producer = AIOKafkaProducer(**dead_letter_producer_options(settings))
-        self._started = False
 
     async def start(self) -> None:
         """Connect; on failure the client is closed again and the error raised."""
-        try:
-            await self._producer.start()
-        except BaseException:
-            await self._producer.stop()
-            raise
-        self._started = True
+        await started(self._producer)
 
     async def close(self) -> None:
         """Flush and stop; safe to call twice."""
-        if self._started:
-            self._started = False
-            await self._producer.stop()
-
-    async def __aenter__(self) -> DeadLetterPublisher:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._producer.stop()
 
     async def set_aside(self, record: ConsumerRecord[Any, Any], reason: str) -> None:
         """Produce the record to the dead-letter topic and wait for the acknowledgement."""

@@ -11,14 +11,14 @@ validated: no dict and no second encoding (re-encoded only if it spans lines).
 from __future__ import annotations
 
 import time
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
 from shared.logs import json_line_head
-from shared.records import PoisonRecordError, decode_record, payload
+from shared.records import PoisonRecordError, SchemaIds, decode_record
 from shared.schema import encode_value
 from shared.tracing import REQUEST_ID, TRACEPARENT
 
@@ -41,7 +41,7 @@ class PendingLines:
         self,
         records: Sequence[ConsumerRecord[Any, Any]],
         max_record_bytes: int,
-        unknown_schema_ids: Container[int] = (),
+        schema_ids: SchemaIds | None = None,
     ) -> list[tuple[ConsumerRecord[Any, Any], str]]:
         """Keep a line for each valid record of one partition; return the others, with why."""
         created = time.time()
@@ -51,11 +51,10 @@ class PendingLines:
         poison: list[tuple[ConsumerRecord[Any, Any], str]] = []
         for record in records:
             try:
-                event = decode_record(record, max_record_bytes, unknown_schema_ids)
+                event, value = decode_record(record, max_record_bytes, schema_ids)
             except PoisonRecordError as error:
                 poison.append((record, str(error)))
                 continue
-            value = payload(record.value)
             if _LF in value or _CR in value:
                 value = encode_value(event)
             key = (

@@ -18,17 +18,13 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumer_service.metrics import ConsumerMetrics
-from shared.records import Batch
+from shared.records import RecordSource
 
 _log = logging.getLogger(__name__)
 
 
-class RecordSource(Protocol):
-    """The part of AIOKafkaConsumer the loop uses."""
-
-    async def getmany(
-        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
-    ) -> Batch: ...
+class GroupOffsets(Protocol):
+    """The part of AIOKafkaConsumer the committer uses."""
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
 
@@ -76,21 +72,25 @@ class Committer:
     """Commits offsets of assigned partitions, timing each commit and updating the lag."""
 
     def __init__(
-        self, source: RecordSource, pending: PendingOffsets, metrics: ConsumerMetrics
+        self, consumer: GroupOffsets, pending: PendingOffsets, metrics: ConsumerMetrics
     ) -> None:
-        self.source = source
+        self.consumer = consumer
         self.pending = pending
         self.metrics = metrics
 
+    def assigned(self) -> Collection[TopicPartition]:
+        """The partitions the group assigns this member now."""
+        return self.consumer.assignment()
+
     async def commit(self, offsets: dict[TopicPartition, int]) -> None:
         """Commit; on a failure keep the offsets pending for the next commit."""
-        assigned = self.source.assignment()
+        assigned = self.assigned()
         offsets = {tp: offset for tp, offset in offsets.items() if tp in assigned}
         if not offsets:
             return
         started = time.perf_counter()
         try:
-            await self.source.commit(offsets)
+            await self.consumer.commit(offsets)
         except KafkaError as error:
             # Not fatal: the records stay handled, the next commit carries these offsets too,
             # and if the partitions moved, their new owner reads them again (at-least-once).
@@ -101,7 +101,7 @@ class Committer:
             return
         self.metrics.commit_latency.observe(time.perf_counter() - started)
         for tp, offset in offsets.items():
-            end = self.source.highwater(tp)
+            end = self.consumer.highwater(tp)
             if end is not None:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - offset))
 
@@ -152,7 +152,7 @@ async def consume(
         metrics.consumed.inc(size)
         metrics.batch_size.observe(size)
         for tp, records in batch.items():
-            if tp not in source.assignment():
+            if tp not in committer.assigned():
                 continue  # revoked mid-batch: the new owner reads on from the committed offset
             await handler.process(tp, records)
             processed += len(records)

@@ -86,9 +86,8 @@ class RecordProcessor:
         if not records:
             return
         await self._schema_ids.check(records)
-        unknown = self._schema_ids.unknown
         spans = None if self._spans is None else [self._spans.start(r) for r in records]
-        poison = self._pending.add(records, self._max_record_bytes, unknown)
+        poison = self._pending.add(records, self._max_record_bytes, self._schema_ids)
         for record, reason in poison:
             await self._set_aside(record, reason)
         if spans is not None:

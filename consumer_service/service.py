@@ -5,24 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from functools import partial
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer
 
+import shared.resources as resources
 from consumer_service.dead_letters import DeadLetterPublisher
 from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, consume
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
-from shared.kafka import ensure_topics, retry_until_connected, stop_consumer
+from shared.kafka import stop_consumer
 from shared.kafka_options import consumer_options
-from shared.probes import serving_probes
-from shared.records import SchemaIds
 from shared.registry import SchemaRegistry
 from shared.settings import Settings
-from shared.startup import StoppedError, unless_stopped
-from shared.tracing import RecordSpans, exporting_spans
+from shared.startup import StoppedError, started
+from shared.tracing import RecordSpans
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -45,70 +44,104 @@ async def run_consumer(
     and joins once it can; a stop while it waits ends it at once. Spans go to `tracer_provider`
     when given, else to tracing.exporter's (flushed at the end).
     """
-    kafka, consumer_settings = settings.kafka, settings.consumer
+    kafka, config = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
-    async with contextlib.AsyncExitStack() as resources:
-        provider = resources.enter_context(
-            exporting_spans(settings.tracing, "biometrics-consumer", tracer_provider)
-        )
-        group_id = consumer_settings.group_id
-        spans = None if provider is None else RecordSpans(provider, kafka.topic, group_id)
-        await resources.enter_async_context(
-            serving_probes(
-                consumer_settings.probe_host,
-                consumer_settings.probe_port,
+    async with contextlib.AsyncExitStack() as parts:
+        spans = await parts.enter_async_context(
+            resources.observed(
+                settings,
+                config,
+                "biometrics-consumer",
                 metrics.registry,
                 membership.ready,
+                tracer_provider,
             )
         )
         try:
-            # Creating the topics here too lets the consumer start first, without waiting for
-            # a metadata refresh to see them.
-            topics = [kafka.topic, kafka.dead_letter_topic]
-            await unless_stopped(
-                stop, retry_until_connected(lambda: ensure_topics(kafka, topics), kafka, "topics")
-            )
-            dead_letters = await unless_stopped(
-                stop, retry_until_connected(lambda: _started(settings), kafka, "dead letters")
-            )
-            resources.push_async_callback(dead_letters.close)
-            registry = None
-            if settings.schema_registry.url:
-                registry = SchemaRegistry(settings.schema_registry)
-                resources.push_async_callback(registry.close)
-            processor = RecordProcessor(
-                sink or StreamSink(),
-                dead_letters,
-                max_record_bytes=consumer_settings.max_record_bytes,
-                retries=consumer_settings.handler_retries,
-                retry_backoff_s=consumer_settings.retry_backoff_ms / 1000,
-                metrics=metrics,
-                schema_ids=SchemaIds(registry, consumer_settings.retry_backoff_ms / 1000),
-                spans=spans,
-            )
-            subscribe = partial(_subscribed, settings, processor, metrics, membership)
-            consumer, committer = await unless_stopped(
-                stop, retry_until_connected(subscribe, kafka, "group")
+            await resources.create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic])
+            dead_letters = await parts.enter_async_context(_dead_letters(settings, stop))
+            registry = await parts.enter_async_context(resources.schema_registry(settings))
+            processor = _processor(settings, sink, dead_letters, metrics, registry, spans)
+            consumer, committer = await parts.enter_async_context(
+                _member(settings, stop, processor, metrics, membership)
             )
         except StoppedError:
             return 0
-        resources.push_async_callback(_leave, consumer, processor)
-        _log.info(
-            CONSUMER_STARTED, extra={"topic": kafka.topic, "group_id": consumer_settings.group_id}
-        )
+        _log.info(CONSUMER_STARTED, extra={"topic": kafka.topic, "group_id": config.group_id})
         return await consume(
             consumer,
             processor,
             stop,
             committer,
-            poll_timeout_ms=consumer_settings.poll_timeout_ms,
-            max_records=consumer_settings.max_poll_records,
+            poll_timeout_ms=config.poll_timeout_ms,
+            max_records=config.max_poll_records,
         )
 
 
-async def _leave(consumer: AIOKafkaConsumer, processor: RecordProcessor) -> None:
-    await stop_consumer(consumer)  # auto-commit is off: this commits nothing, and leaves the group
-    _log.info("consumer stopped", extra=vars(processor.counts))
+@contextlib.asynccontextmanager
+async def _dead_letters(
+    settings: Settings, stop: asyncio.Event
+) -> AsyncIterator[DeadLetterPublisher]:
+    """The dead-letter producer, started once Kafka answers; flushed and stopped after."""
+
+    async def connected() -> DeadLetterPublisher:
+        publisher = DeadLetterPublisher(settings)  # a new client each try: a failed one is closed
+        await publisher.start()
+        return publisher
+
+    publisher = await resources.until_connected(stop, settings.kafka, "dead letters", connected)
+    try:
+        yield publisher
+    finally:
+        await publisher.close()
+
+
+def _processor(
+    settings: Settings,
+    sink: Sink | None,
+    dead_letters: DeadLetterPublisher,
+    metrics: ConsumerMetrics,
+    registry: SchemaRegistry | None,
+    spans: RecordSpans | None,
+) -> RecordProcessor:
+    config = settings.consumer
+    return RecordProcessor(
+        sink or StreamSink(),
+        dead_letters,
+        max_record_bytes=config.max_record_bytes,
+        retries=config.handler_retries,
+        retry_backoff_s=config.retry_backoff_ms / 1000,
+        metrics=metrics,
+        schema_ids=resources.schema_ids(registry, config.retry_backoff_ms),
+        spans=spans,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _member(
+    settings: Settings,
+    stop: asyncio.Event,
+    processor: RecordProcessor,
+    metrics: ConsumerMetrics,
+    membership: _Membership,
+) -> AsyncIterator[tuple[AIOKafkaConsumer, Committer]]:
+    """A started consumer subscribed to kafka.topic in the group, once Kafka answers, and its
+    committer. On the way out it leaves the group (auto-commit is off: that commits nothing)."""
+
+    async def joined() -> tuple[AIOKafkaConsumer, Committer]:
+        consumer = await started(AIOKafkaConsumer(**consumer_options(settings)), stop_consumer)
+        committer = Committer(consumer, PendingOffsets(), metrics)
+        listener = RebalanceHandler(processor, committer)
+        consumer.subscribe([settings.kafka.topic], listener=listener)
+        membership.listener, membership.consumer = listener, consumer
+        return consumer, committer
+
+    consumer, committer = await resources.until_connected(stop, settings.kafka, "group", joined)
+    try:
+        yield consumer, committer
+    finally:
+        await stop_consumer(consumer)
+        _log.info("consumer stopped", extra=vars(processor.counts))
 
 
 class _Membership:
@@ -125,28 +158,3 @@ class _Membership:
         # forgets the coordinator's id as soon as a heartbeat or commit finds it gone.
         coordinator = getattr(self.consumer, "_coordinator", None)
         return getattr(coordinator, "coordinator_id", None) is not None
-
-
-async def _started(settings: Settings) -> DeadLetterPublisher:
-    publisher = DeadLetterPublisher(settings)
-    await publisher.start()
-    return publisher
-
-
-async def _subscribed(
-    settings: Settings,
-    processor: RecordProcessor,
-    metrics: ConsumerMetrics,
-    membership: _Membership,
-) -> tuple[AIOKafkaConsumer, Committer]:
-    consumer = AIOKafkaConsumer(**consumer_options(settings))
-    committer = Committer(consumer, PendingOffsets(), metrics)
-    listener = RebalanceHandler(processor, committer)
-    try:
-        await consumer.start()
-        consumer.subscribe([settings.kafka.topic], listener=listener)
-    except BaseException:
-        await stop_consumer(consumer)
-        raise
-    membership.listener, membership.consumer = listener, consumer
-    return consumer, committer

@@ -7,7 +7,13 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from shared.settings import KafkaSettings, ProducerSettings, Settings
+from shared.settings import (
+    ConsumerSettings,
+    KafkaSettings,
+    ProducerSettings,
+    Settings,
+    ZonesSettings,
+)
 
 
 class KafkaNotConfiguredError(Exception):
@@ -68,28 +74,27 @@ def transactional_producer_options(settings: Settings, transactional_id: str) ->
 
 def consumer_options(settings: Settings) -> dict[str, Any]:
     """The event consumer: [consumer] one for one; offsets are committed by hand."""
-    consumer = settings.consumer
-    return {
-        **client_options(settings.kafka),
-        "group_id": consumer.group_id,
-        "enable_auto_commit": False,
-        "auto_offset_reset": consumer.auto_offset_reset,
-        "max_poll_records": consumer.max_poll_records,
-        "fetch_min_bytes": consumer.fetch_min_bytes,
-        "fetch_max_wait_ms": consumer.fetch_max_wait_ms,
-        "session_timeout_ms": consumer.session_timeout_ms,
-        # Poison records larger than max_record_bytes must still be fetched, to be set aside.
-        "max_partition_fetch_bytes": max(1024 * 1024, consumer.max_record_bytes * 4),
-    }
+    return _group_member(settings.kafka, settings.consumer)
 
 
 def zone_consumer_options(settings: Settings) -> dict[str, Any]:
-    """The zone processor's consumer: the event consumer's options, with the zone group and
-    read_committed isolation (input written in aborted transactions never becomes zone events)."""
+    """The zone processor's consumer: [zones] one for one, read_committed (input written in
+    aborted transactions never becomes zone events); offsets go in its transactions."""
+    return {**_group_member(settings.kafka, settings.zones), "isolation_level": "read_committed"}
+
+
+def _group_member(kafka: KafkaSettings, member: ConsumerSettings | ZonesSettings) -> dict[str, Any]:
     return {
-        **consumer_options(settings),
-        "group_id": settings.zones.group_id,
-        "isolation_level": "read_committed",
+        **client_options(kafka),
+        "group_id": member.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": member.auto_offset_reset,
+        "max_poll_records": member.max_poll_records,
+        "fetch_min_bytes": member.fetch_min_bytes,
+        "fetch_max_wait_ms": member.fetch_max_wait_ms,
+        "session_timeout_ms": member.session_timeout_ms,
+        # Poison records larger than max_record_bytes must still be fetched, to be set aside.
+        "max_partition_fetch_bytes": max(1024 * 1024, member.max_record_bytes * 4),
     }
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Container, Mapping, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -22,14 +22,15 @@ from shared.registry import (
     RegistryUnavailableError,
     SchemaRegistry,
     UnknownSchemaError,
+    framed_schema_id,
     split_frame,
 )
 from shared.schema import Biometrics, InvalidEvent, parse_event
 
 _log = logging.getLogger(__name__)
 
-# What one getmany() returns.
-Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
+# What one poll (getmany) returns: each partition's records, in offset order.
+Polled = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 
 # aiokafka refuses to send a record over its max_request_size (1 MiB by default); leave room for
 # the key, the headers and the record batch around the value.
@@ -37,34 +38,21 @@ MAX_DEAD_LETTER_VALUE_BYTES = 900 * 1024
 VALUE_OMITTED_HEADER = ("dlq.value-omitted", b"too large for the dead-letter topic")
 
 
+class RecordSource(Protocol):
+    """The part of AIOKafkaConsumer a Kafka loop polls."""
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Polled: ...
+
+
 class PoisonRecordError(Exception):
     """The record can never be handled, whoever tries: no value, too large, not the schema."""
 
 
-def decode_record(
-    record: ConsumerRecord[Any, Any],
-    max_record_bytes: int,
-    unknown_schema_ids: Container[int] = (),
-) -> Biometrics:
-    """Validate the record's value, plain JSON or in the registry's wire format; raise
-    PoisonRecordError with the reason otherwise (`unknown_schema_ids`: see SchemaIds)."""
-    value = record.value
-    if value is None:
-        raise PoisonRecordError("record has no value")
-    if len(value) > max_record_bytes:
-        raise PoisonRecordError(f"record is {len(value)} bytes, over consumer.max_record_bytes")
-    schema_id, payload = split_frame(value)
-    if schema_id is not None and schema_id in unknown_schema_ids:
-        raise PoisonRecordError(f"schema id {schema_id} is not in the schema registry")
-    try:
-        return parse_event(payload)
-    except InvalidEvent as error:
-        raise PoisonRecordError(error.describe(root="value")) from None
-
-
-def payload(value: bytes) -> bytes:
-    """A value's JSON, without the registry's wire-format header if it has one."""
-    return split_frame(value)[1]
+# A valid record's event, and its JSON as it came (without the wire-format header): a plain
+# tuple, as one is made per record.
+Decoded = tuple[Biometrics, bytes]
 
 
 class SchemaIds:
@@ -75,31 +63,57 @@ class SchemaIds:
         self._registry = registry
         self._retry_s = retry_s
         self._known: set[int] = set()
-        self.unknown: set[int] = set()
+        self._unknown: set[int] = set()
+
+    def is_unknown(self, schema_id: int) -> bool:
+        """Whether the registry said it has no schema with this id."""
+        return schema_id in self._unknown
 
     async def check(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Look up the ids not seen before, retrying every `retry_s` while the registry cannot
         answer: nothing of these records may be decided (nor committed) without it."""
         if self._registry is None:
             return
-        ids = {split_frame(r.value)[0] for r in records if r.value is not None}
-        for schema_id in ids - {None} - self._known - self.unknown:
+        ids = {framed_schema_id(r.value) for r in records if r.value is not None}
+        for schema_id in ids - {None} - self._known - self._unknown:
             assert schema_id is not None
-            while True:
-                try:
-                    await self._registry.schema(schema_id)
-                except UnknownSchemaError:
-                    self.unknown.add(schema_id)
-                except RegistryUnavailableError as error:
-                    _log.warning(
-                        "the schema registry is not reachable; retrying",
-                        extra={"reason": str(error), "retry_in_s": self._retry_s},
-                    )
-                    await asyncio.sleep(self._retry_s)
-                    continue
-                else:
-                    self._known.add(schema_id)
-                break
+            await self._look_up(self._registry, schema_id)
+
+    async def _look_up(self, registry: SchemaRegistry, schema_id: int) -> None:
+        while True:
+            try:
+                await registry.schema(schema_id)
+            except UnknownSchemaError:
+                self._unknown.add(schema_id)
+            except RegistryUnavailableError as error:
+                _log.warning(
+                    "the schema registry is not reachable; retrying",
+                    extra={"reason": str(error), "retry_in_s": self._retry_s},
+                )
+                await asyncio.sleep(self._retry_s)
+                continue
+            else:
+                self._known.add(schema_id)
+            return
+
+
+def decode_record(
+    record: ConsumerRecord[Any, Any], max_record_bytes: int, schema_ids: SchemaIds | None = None
+) -> Decoded:
+    """The record's event and JSON, from plain JSON or the registry's wire format (an id that
+    `schema_ids` found unknown is poison); PoisonRecordError with the reason otherwise."""
+    value = record.value
+    if value is None:
+        raise PoisonRecordError("record has no value")
+    if len(value) > max_record_bytes:
+        raise PoisonRecordError(f"record is {len(value)} bytes, over max_record_bytes")
+    schema_id, payload = split_frame(value)
+    if schema_id is not None and schema_ids is not None and schema_ids.is_unknown(schema_id):
+        raise PoisonRecordError(f"schema id {schema_id} is not in the schema registry")
+    try:
+        return parse_event(payload), payload
+    except InvalidEvent as error:
+        raise PoisonRecordError(error.describe(root="value")) from None
 
 
 class DeadLetter(NamedTuple):

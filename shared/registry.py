@@ -31,6 +31,14 @@ def frame_prefix(schema_id: int) -> bytes:
     return _HEADER.pack(MAGIC_BYTE, schema_id)
 
 
+def framed_schema_id(value: bytes) -> int | None:
+    """The schema id of a framed value, None for a plain one; only the header is read."""
+    if len(value) >= HEADER_SIZE and value[0] == MAGIC_BYTE:
+        schema_id: int = _HEADER.unpack_from(value)[1]
+        return schema_id
+    return None
+
+
 def split_frame(value: bytes) -> tuple[int | None, bytes]:
     """(schema id, payload) of a framed value; (None, value) of a plain one."""
     if len(value) >= HEADER_SIZE and value[0] == MAGIC_BYTE:

@@ -121,8 +121,9 @@ class ProducerSettings(_Section):
         return self
 
 
-class ConsumerSettings(_Section):
-    """aiokafka consumer settings; offsets are always committed by hand after handling."""
+class _GroupMemberSettings(_Section):
+    """What each Kafka loop's consumer is set up with: its group, how it fetches and polls, how
+    long its last batch may take at shutdown, the largest record it decodes, and its probes."""
 
     group_id: str = Field(min_length=1)
     auto_offset_reset: Literal["earliest", "latest"]
@@ -133,10 +134,15 @@ class ConsumerSettings(_Section):
     session_timeout_ms: int = Field(ge=1000)
     shutdown_timeout_s: float = Field(gt=0)
     max_record_bytes: int = Field(ge=1024)
-    handler_retries: int = Field(ge=0)
     retry_backoff_ms: int = Field(ge=0)
     probe_host: str = Field(min_length=1)
     probe_port: int = Field(ge=0, le=65535)
+
+
+class ConsumerSettings(_GroupMemberSettings):
+    """The consumer; offsets are always committed by hand after handling."""
+
+    handler_retries: int = Field(ge=0)
 
 
 class HttpSettings(_Section):
@@ -184,15 +190,11 @@ class LoggingSettings(_Section):
     format: LogFormat
 
 
-class ZonesSettings(_Section):
-    """The heart-rate zone processor: its output topic, group, probes and transactions."""
+class ZonesSettings(_GroupMemberSettings):
+    """The heart-rate zone processor: its output topic and transactions, besides its consumer's."""
 
     topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
-    group_id: str = Field(min_length=1)
-    probe_host: str = Field(min_length=1)
-    probe_port: int = Field(ge=0, le=65535)
     transaction_timeout_ms: int = Field(ge=1000)
-    retry_backoff_ms: int = Field(ge=0)
 
 
 class TracingSettings(_Section):

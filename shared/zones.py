@@ -1,4 +1,4 @@
-"""Heart-rate zones: the course's rule and the HeartRateZoneReached event, one pydantic definition.
+"""Heart-rate zones: the course's rule and the HeartRateZoneReached event, one msgspec definition.
 
 The rule, per heart-rate reading, with ``pct = value / maxHeartRate``:
 
@@ -25,19 +25,20 @@ heartRate     the reading, beats per minute
 maxHeartRate  the Biometrics event's maximum heart rate, beats per minute
 ============  ================================================================
 
-On the wire the event is JSON (orjson) keyed by ``deviceId``, like Biometrics.
+On the wire the event is compact JSON keyed by ``deviceId``, like Biometrics.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
+import msgspec
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from msgspec import Meta, Struct
 
-from shared.schema import Biometrics
+from shared.schema import AwareDatetime, Biometrics
 
 
 class Zone(StrEnum):
@@ -60,13 +61,11 @@ _LOWER_BOUNDS_IN_TENTHS = (
 )
 
 
-class HeartRateZoneReached(BaseModel):
+class HeartRateZoneReached(Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     """A device's heart rate reached a zone."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
     deviceId: UUID
-    zone: Zone = Field(description="Zone1 (>= 50% of maxHeartRate) to Zone5 (>= 90%)")
+    zone: Annotated[Zone, Meta(description="Zone1 (>= 50% of maxHeartRate) to Zone5 (>= 90%)")]
     dateTime: AwareDatetime
     heartRate: int
     maxHeartRate: int
@@ -90,11 +89,7 @@ def zone_events(event: Biometrics) -> list[HeartRateZoneReached]:
         if zone is not None:
             found.append(
                 HeartRateZoneReached(
-                    deviceId=event.deviceId,
-                    zone=zone,
-                    dateTime=reading.dateTime,
-                    heartRate=reading.value,
-                    maxHeartRate=event.maxHeartRate,
+                    event.deviceId, zone, reading.dateTime, reading.value, event.maxHeartRate
                 )
             )
     return found
@@ -107,9 +102,27 @@ def encode_zone_key(event: HeartRateZoneReached) -> bytes:
 
 def encode_zone_value(event: HeartRateZoneReached) -> bytes:
     """The record value: the event as compact JSON, the zone as its name."""
-    return orjson.dumps(event.model_dump())
+    # orjson, not msgspec: it writes a UTC time with "+00:00", as the zone events always have.
+    return orjson.dumps(msgspec.structs.asdict(event))
+
+
+def parse_zone_event(data: bytes | str) -> HeartRateZoneReached:
+    """An event from its JSON; msgspec.ValidationError or DecodeError when it is not one."""
+    return _zone_decoder.decode(data)
 
 
 def zone_json_schema() -> dict[str, Any]:
-    """The event's JSON Schema, for documentation."""
-    return HeartRateZoneReached.model_json_schema()
+    """The event's JSON Schema, registered under the zones topic: the event itself, its zone
+    enum under "$defs"."""
+    (root,), components = msgspec.json.schema_components(
+        [HeartRateZoneReached], ref_template="#/$defs/{name}"
+    )
+    event = components.pop(root["$ref"].rpartition("/")[2])
+    # msgspec leaves an enum's type implicit; a validator that checks types first wants it.
+    components[Zone.__name__] = {**components[Zone.__name__], "type": "string"}
+    return {**event, "$defs": components}
+
+
+_zone_decoder: msgspec.json.Decoder[HeartRateZoneReached] = msgspec.json.Decoder(
+    HeartRateZoneReached
+)

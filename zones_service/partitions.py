@@ -82,6 +82,10 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
                 extra={"partitions": sorted(tp.partition for tp in self.producers)},
             )
 
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read the partition again from `offset`: a failed batch's first, or the committed one."""
+        self._positions.seek(partition, offset)
+
     async def close_all(self) -> None:
         """Close every producer (at shutdown, once the loop has finished its batch)."""
         async with self.lock:

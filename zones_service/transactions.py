@@ -34,6 +34,7 @@ _log = logging.getLogger(__name__)
 # Logged for each committed transaction: other processes (tests) count these lines.
 TRANSACTION_COMMITTED = "transaction committed"
 
+Headers = list[tuple[str, bytes]]
 Transform = Callable[[ConsumerRecord[Any, Any]], Sequence[Output]]
 
 
@@ -56,13 +57,7 @@ class TransactionalProducer(Protocol):
     async def begin_transaction(self) -> None: ...
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None, key: bytes | None, *, headers: Headers
     ) -> asyncio.Future[Any]: ...
 
     async def send_offsets_to_transaction(

@@ -2,7 +2,7 @@
 
 The transform is pure: it only says what to produce, so the loop can produce it inside the
 transaction that also carries the record's offset. A record that can never be decoded (no value,
-larger than ``consumer.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
+larger than ``zones.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
 carry of shared.records.dead_letter, instead of blocking its partition.
 
 Each zone event carries the trace headers of its record (shared.tracing): copied as they are, or,
@@ -11,12 +11,11 @@ with tracing on, those of the record's span, which ends once its outputs are mad
 
 from __future__ import annotations
 
-from collections.abc import Container
 from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord
 
-from shared.records import PoisonRecordError, dead_letter, decode_record
+from shared.records import PoisonRecordError, SchemaIds, dead_letter, decode_record
 from shared.settings import Settings
 from shared.tracing import RecordSpans, end_span, trace_headers
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
@@ -40,15 +39,15 @@ class ZoneTransform:
         zones_topic: str,
         dead_letter_topic: str,
         max_record_bytes: int,
-        unknown_schema_ids: Container[int] = (),
+        schema_ids: SchemaIds | None = None,
         value_prefix: bytes = b"",
         spans: RecordSpans | None = None,
     ) -> None:
         self._zones_topic = zones_topic
         self._dead_letter_topic = dead_letter_topic
         self._max_record_bytes = max_record_bytes
-        # Framed input with these ids is poison (shared.records.SchemaIds fills it in).
-        self._unknown_schema_ids = unknown_schema_ids
+        # Asked whether a framed record's schema id is unknown (the loop checks each batch first).
+        self._schema_ids = schema_ids
         # The wire-format header of every zone event, with the registry on.
         self._prefix = value_prefix
         self._spans = spans
@@ -57,7 +56,7 @@ class ZoneTransform:
     def from_settings(
         cls,
         settings: Settings,
-        unknown_schema_ids: Container[int] = (),
+        schema_ids: SchemaIds | None = None,
         value_prefix: bytes = b"",
         spans: RecordSpans | None = None,
     ) -> ZoneTransform:
@@ -65,8 +64,8 @@ class ZoneTransform:
         return cls(
             zones_topic=settings.zones.topic,
             dead_letter_topic=settings.kafka.dead_letter_topic,
-            max_record_bytes=settings.consumer.max_record_bytes,
-            unknown_schema_ids=unknown_schema_ids,
+            max_record_bytes=settings.zones.max_record_bytes,
+            schema_ids=schema_ids,
             value_prefix=value_prefix,
             spans=spans,
         )
@@ -76,7 +75,7 @@ class ZoneTransform:
         spans = self._spans
         span = None if spans is None else spans.start(record)
         try:
-            event = decode_record(record, self._max_record_bytes, self._unknown_schema_ids)
+            event, _ = decode_record(record, self._max_record_bytes, self._schema_ids)
         except PoisonRecordError as error:
             if span is not None:
                 end_span(span, str(error))

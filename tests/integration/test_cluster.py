@@ -79,6 +79,7 @@ def _env(cluster: LocalKafkaCluster, topic: str, group_id: str, **settings: str)
         "KAFKA__TOPIC_REPLICATION_FACTOR": "3",
         "KAFKA__TOPIC_CONFIGS__MIN_INSYNC_REPLICAS": "2",
         "CONSUMER__MAX_POLL_RECORDS": str(MAX_POLL_RECORDS),
+        "ZONES__MAX_POLL_RECORDS": str(MAX_POLL_RECORDS),
     }
     return service_env(cluster.bootstrap_servers, topic, group_id, **(replicated | settings))
 
@@ -266,7 +267,7 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
         ZONES__PROBE_PORT="0",
-        CONSUMER__MAX_POLL_RECORDS="20",
+        ZONES__MAX_POLL_RECORDS="20",
     )
     async with service_process("zones_service", env) as zones:
         await zones.wait_for_message(ZONES_STARTED, timeout_s=120)

@@ -19,8 +19,9 @@ from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
 from tests.integration.harness import RawRecord, committed_offsets, settings_for
 from tests.support import event_body
+from zones_service.loop import process_zones
 from zones_service.partitions import ClosableProducer, PartitionProducers
-from zones_service.service import process_zones, start_transactional_producer, zone_consumer
+from zones_service.service import start_transactional_producer, zone_consumer
 from zones_service.transactions import TransactionCounts
 from zones_service.transform import ZoneTransform
 
@@ -56,9 +57,13 @@ def zone_settings(
     return settings.model_copy(
         update={
             "kafka": settings.kafka.model_copy(update={"dead_letter_topic": dead_letter_topic}),
-            "consumer": settings.consumer.model_copy(update={"max_poll_records": 10}),
             "zones": settings.zones.model_copy(
-                update={"topic": zones_topic, "group_id": group_id, "retry_backoff_ms": 10}
+                update={
+                    "topic": zones_topic,
+                    "group_id": group_id,
+                    "retry_backoff_ms": 10,
+                    "max_poll_records": 10,
+                }
             ),
         }
     )

@@ -219,8 +219,7 @@ def test_each_nodes_external_listener_is_published_on_its_advertised_port(
 
 @pytest.mark.parametrize(
     ("service", "shutdown_timeout"),
-    # The zone processor finishes its transaction within consumer.shutdown_timeout_s.
-    [("producer", "http"), ("consumer", "consumer"), ("zones", "consumer")],
+    [("producer", "http"), ("consumer", "consumer"), ("zones", "zones")],
 )
 def test_stop_grace_period_outlasts_the_shutdown_timeout(
     compose: dict[str, Any], settings: Settings, service: str, shutdown_timeout: str

@@ -60,3 +60,17 @@ def test_consumers_commit_by_hand_and_the_zone_consumer_reads_committed_in_its_g
         "read_committed",
     )
     assert zones["enable_auto_commit"] is False
+
+
+def test_the_zone_consumer_follows_zones_and_not_consumer() -> None:
+    settings = _settings(
+        BIOMETRICS_CONSUMER__MAX_POLL_RECORDS="7",
+        BIOMETRICS_CONSUMER__MAX_RECORD_BYTES="2000000",
+        BIOMETRICS_ZONES__MAX_POLL_RECORDS="11",
+        BIOMETRICS_ZONES__SESSION_TIMEOUT_MS="6000",
+        BIOMETRICS_ZONES__AUTO_OFFSET_RESET="latest",
+    )
+    zones = zone_consumer_options(settings)
+    assert (zones["max_poll_records"], zones["session_timeout_ms"]) == (11, 6000)
+    assert zones["auto_offset_reset"] == "latest"
+    assert zones["max_partition_fetch_bytes"] == 4 * settings.zones.max_record_bytes

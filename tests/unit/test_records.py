@@ -3,17 +3,19 @@ the one format of an error's location, in HTTP answers, dead letters and setting
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
 from shared.records import (
     MAX_DEAD_LETTER_VALUE_BYTES,
     PoisonRecordError,
+    SchemaIds,
     dead_letter,
     decode_record,
-    payload,
 )
-from shared.registry import frame_prefix
+from shared.registry import UnknownSchemaError, frame_prefix
 from shared.schema import location
 from shared.settings import SettingsError, load_settings
 from tests.support import ROOT, TOPIC, event_body, record
@@ -78,12 +80,25 @@ def test_a_value_too_large_to_produce_is_left_out_and_an_empty_key_stands_in() -
 def test_a_value_in_the_registrys_wire_format_decodes_like_plain_json() -> None:
     body = event_body()
     framed = frame_prefix(7) + orjson.dumps(body)
-    event = decode_record(record(1, 9, framed), max_record_bytes=4096)
+    event, payload = decode_record(record(1, 9, framed), max_record_bytes=4096)
     assert str(event.deviceId) == body["deviceId"]
-    assert payload(framed) == orjson.dumps(body)
+    assert payload == orjson.dumps(body)
 
 
-def test_a_schema_id_the_registry_does_not_know_makes_a_poison_record() -> None:
-    framed = record(1, 9, frame_prefix(404) + orjson.dumps(event_body()))
+class _Registry:
+    """Knows schema id 7 only."""
+
+    async def schema(self, schema_id: int) -> dict[str, Any]:
+        if schema_id != 7:
+            raise UnknownSchemaError(f"no schema id {schema_id}")
+        return {}
+
+
+async def test_a_schema_id_the_registry_does_not_know_makes_a_poison_record() -> None:
+    body = orjson.dumps(event_body())
+    known, unknown = record(1, 8, frame_prefix(7) + body), record(1, 9, frame_prefix(404) + body)
+    schema_ids = SchemaIds(_Registry())  # type: ignore[arg-type]
+    await schema_ids.check([known, unknown])
+    assert decode_record(known, max_record_bytes=4096, schema_ids=schema_ids)[1] == body
     with pytest.raises(PoisonRecordError, match="schema id 404 is not in the schema registry"):
-        decode_record(framed, max_record_bytes=4096, unknown_schema_ids={404})
+        decode_record(unknown, max_record_bytes=4096, schema_ids=schema_ids)

@@ -13,8 +13,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from shared.settings import Settings
+from zones_service.loop import process_zones
 from zones_service.partitions import PartitionProducers
-from zones_service.service import process_zones
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
 from zones_service.transform import Output
 
@@ -91,13 +91,7 @@ class FakeTransactionalProducer:
         self.calls.append("begin")
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None, *_: Any, **__: Any
     ) -> asyncio.Future[Any]:
         self.calls.append("send")
         self._open.append(value)
@@ -156,9 +150,15 @@ async def _owning(
 async def _run(
     source: FakeSource, owner: PartitionProducers, settings: Settings
 ) -> TransactionCounts:
-    consumer = settings.consumer.model_copy(update={"max_poll_records": 2, "poll_timeout_ms": 1})
-    zones = settings.zones.model_copy(update={"group_id": GROUP, "retry_backoff_ms": 0})
-    settings = settings.model_copy(update={"consumer": consumer, "zones": zones})
+    zones = settings.zones.model_copy(
+        update={
+            "group_id": GROUP,
+            "retry_backoff_ms": 0,
+            "max_poll_records": 2,
+            "poll_timeout_ms": 1,
+        }
+    )
+    settings = settings.model_copy(update={"zones": zones})
     return await process_zones(source, owner, _echo, source._stop, settings=settings)
 
 
@@ -220,7 +220,7 @@ async def test_an_assignment_starts_producers_then_seeks_to_the_committed_offset
     source.committed_offsets = {P0: 5}
     owner, producers = await _owning(source, P0, P1)
     assert set(producers.started) == {P0, P1}
-    # P1 has no committed offset: consumer.auto_offset_reset (earliest) says where it starts.
+    # P1 has no committed offset: zones.auto_offset_reset (earliest) says where it starts.
     assert source.seeks == [(P0, 5), (P1, 0)]
     assert owner.offsets == {P0: 5, P1: 0}
     await owner.on_partitions_revoked([P0])

@@ -7,10 +7,10 @@ import pytest
 
 from shared.schema import parse_event
 from shared.zones import (
-    HeartRateZoneReached,
     Zone,
     encode_zone_key,
     encode_zone_value,
+    parse_zone_event,
     zone_events,
     zone_for,
     zone_json_schema,
@@ -71,7 +71,7 @@ def test_an_event_carries_the_reading_and_is_keyed_by_device() -> None:
         "heartRate": 95,
         "maxHeartRate": 100,
     }
-    assert HeartRateZoneReached.model_validate_json(encode_zone_value(event)) == event
+    assert parse_zone_event(encode_zone_value(event)) == event
 
 
 def test_the_schema_documents_the_zone_as_a_string_enum() -> None:
@@ -84,3 +84,13 @@ def test_the_schema_documents_the_zone_as_a_string_enum() -> None:
 def test_a_maximum_of_zero_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         zone_for(100, 0)
+
+
+def test_the_value_is_compact_json_and_a_utc_time_keeps_its_offset() -> None:
+    body = event_body(readings=1, maxHeartRate=100)
+    body["heartRates"][0] = {"dateTime": "2026-11-25T08:00:01.5Z", "value": 95}
+    [event] = zone_events(parse_event(orjson.dumps(body)))
+    assert encode_zone_value(event) == (
+        b'{"deviceId":"%b","zone":"Zone5","dateTime":"2026-11-25T08:00:01.500000+00:00",'
+        b'"heartRate":95,"maxHeartRate":100}' % body["deviceId"].encode()
+    )
