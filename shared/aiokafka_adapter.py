@@ -228,7 +228,8 @@ def watch_partition_count(
 
 
 def murmur2(key: bytes) -> int:
-    """The Java client's murmur2 of a key, as aiokafka's default partitioner computes it.
+    """The Java client's murmur2 of a key as an unsigned 32-bit int, as aiokafka's default
+    partitioner computes it.
 
     Why: the documented producer applies its partitioner only inside send(); a caller placing
     records itself must hash keys the same way for them to land on the same partitions.
