@@ -13,8 +13,9 @@ test_aiokafka_adapter.py where only a live client shows it) that fails when a re
 - create_topics: aiokafka.admin.AIOKafkaAdminClient, NewTopic, create_topics (its raw
   CreateTopicsResponse), describe_topics, aiokafka.errors.for_code
 - cluster_client: aiokafka.AIOKafkaClient (bootstrap, close)
-- topics_unknown_to_some_broker: AIOKafkaClient.cluster.brokers, AIOKafkaClient.send,
-  aiokafka.protocol.metadata.MetadataRequest
+- broker_ids: AIOKafkaClient.cluster.brokers
+- topic_metadata: AIOKafkaClient.send, aiokafka.protocol.metadata.MetadataRequest and its
+  response's to_object()
 - fetch_topic_names: AIOKafkaProducer.client.fetch_all_metadata, ClusterMetadata.topics
 - watch_partition_count: AIOKafkaProducer.client.cluster (add_listener, remove_listener,
   partitions_for_topic)
@@ -38,9 +39,11 @@ from aiokafka.partitioner import murmur2 as _murmur2
 from aiokafka.protocol.metadata import MetadataRequest
 
 __all__ = [
+    "ClusterClient",
     "TopicSpec",
     "TopicsCreated",
     "bootstrap_addresses",
+    "broker_ids",
     "close_consumer_connections",
     "cluster_client",
     "coordinator_known",
@@ -50,9 +53,12 @@ __all__ = [
     "log_in_once",
     "murmur2",
     "refusal_reason",
-    "topics_unknown_to_some_broker",
+    "topic_metadata",
     "watch_partition_count",
 ]
+
+# The low-level client cluster_client yields, for annotations outside this module.
+ClusterClient = AIOKafkaClient
 
 # create_conn's keyword arguments that the clients' options carry too.
 _CONNECTION_OPTIONS = (
@@ -165,8 +171,8 @@ async def create_topics(options: Mapping[str, Any], topics: Sequence[TopicSpec])
 
 @asynccontextmanager
 async def cluster_client(options: Mapping[str, Any]) -> AsyncIterator[AIOKafkaClient]:
-    """A bootstrapped low-level client, closed on the way out; for
-    topics_unknown_to_some_broker.
+    """A bootstrapped low-level client, closed on the way out; for broker_ids and
+    topic_metadata.
 
     Why: the documented clients offer no way to send a request to a broker of one's choosing.
     """
@@ -178,23 +184,25 @@ async def cluster_client(options: Mapping[str, Any]) -> AsyncIterator[AIOKafkaCl
         await client.close()
 
 
-async def topics_unknown_to_some_broker(client: AIOKafkaClient, names: Sequence[str]) -> set[str]:
-    """The topics some reachable broker has no metadata for, or a partition without a leader.
+def broker_ids(client: AIOKafkaClient) -> list[int]:
+    """The node ids of the brokers the client's metadata names.
 
-    Why: the documented clients ask any one broker for metadata, never each of them.
+    Why: the documented clients do not name the brokers of the cluster.
+    """
+    return sorted(broker.nodeId for broker in client.cluster.brokers())
+
+
+async def topic_metadata(
+    client: AIOKafkaClient, node_id: int, names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """What one broker's metadata says of the named topics, without creating them: per topic a
+    dict of "topic", "error_code" and "partitions" (each with "partition" and "leader").
+
+    Why: the documented clients ask any one broker for metadata, never a broker of one's choosing.
     """
     request = MetadataRequest(list(names), allow_auto_topic_creation=False)
-    unknown: set[str] = set()
-    for broker in client.cluster.brokers():
-        try:
-            response = await client.send(broker.nodeId, request)
-        except KafkaError:
-            continue  # a node that is down answers no client either
-        for topic in response.to_object()["topics"]:
-            partitions = topic["partitions"]
-            if topic["error_code"] or not partitions or min(p["leader"] for p in partitions) < 0:
-                unknown.add(topic["topic"])
-    return unknown
+    response = await client.send(node_id, request)
+    return list(response.to_object()["topics"])
 
 
 async def fetch_topic_names(producer: AIOKafkaProducer) -> set[str]:

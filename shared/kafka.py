@@ -19,15 +19,17 @@ from aiokafka.errors import (
 )
 
 from shared.aiokafka_adapter import (
+    ClusterClient,
     TopicSpec,
     bootstrap_addresses,
+    broker_ids,
     close_consumer_connections,
     cluster_client,
     create_topics,
     is_retriable,
     log_in_once,
     refusal_reason,
-    topics_unknown_to_some_broker,
+    topic_metadata,
 )
 from shared.kafka_options import client_options
 from shared.registry import RegistryUnavailableError
@@ -89,7 +91,7 @@ async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[s
         try:
             async with asyncio.timeout(kafka.request_timeout_ms / 1000):
                 while True:
-                    unknown = await topics_unknown_to_some_broker(client, names)
+                    unknown = await _unknown_somewhere(client, names)
                     if not unknown:
                         break
                     await asyncio.sleep(_METADATA_POLL_S)
@@ -98,6 +100,21 @@ async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[s
                 "a broker does not know the topics yet; consumers may be assigned them late",
                 extra={"topics": sorted(unknown)},
             )
+
+
+async def _unknown_somewhere(client: ClusterClient, names: Sequence[str]) -> set[str]:
+    """The topics some reachable broker has no metadata for, or a partition without a leader."""
+    unknown: set[str] = set()
+    for node_id in broker_ids(client):
+        try:
+            topics = await topic_metadata(client, node_id, names)
+        except KafkaError:
+            continue  # a node that is down answers no client either
+        for topic in topics:
+            partitions = topic["partitions"]
+            if topic["error_code"] or not partitions or min(p["leader"] for p in partitions) < 0:
+                unknown.add(topic["topic"])
+    return unknown
 
 
 def _report_partition_mismatches(kafka: KafkaSettings, existing: dict[str, int]) -> None:

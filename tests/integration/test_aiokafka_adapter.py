@@ -14,13 +14,14 @@ from devtools.processes import free_port
 from shared.aiokafka_adapter import (
     TopicSpec,
     bootstrap_addresses,
+    broker_ids,
     close_consumer_connections,
     cluster_client,
     coordinator_known,
     create_topics,
     fetch_topic_names,
     log_in_once,
-    topics_unknown_to_some_broker,
+    topic_metadata,
     watch_partition_count,
 )
 from tests.integration.conftest import TopicFactory
@@ -47,13 +48,22 @@ async def test_topics_are_created_once_and_an_existing_ones_partitions_are_count
     assert (again.created, again.existing_partitions) == ([], {name: 2})
 
 
-async def test_every_broker_is_asked_and_only_an_unknown_topic_is_reported(
+async def test_a_named_broker_describes_a_topic_with_leaders_and_does_not_create_a_missing_one(
     kafka_bootstrap: str, topic_factory: TopicFactory
 ) -> None:
     topic, missing = await topic_factory(3), f"test-missing-{uuid.uuid4().hex}"
     async with cluster_client({"bootstrap_servers": kafka_bootstrap}) as client:
-        assert await topics_unknown_to_some_broker(client, [topic]) == set()
-        assert await topics_unknown_to_some_broker(client, [topic, missing]) == {missing}
+        [node_id] = broker_ids(client)
+        for _ in range(2):  # asking twice: the first ask created nothing
+            described = {
+                entry["topic"]: entry
+                for entry in await topic_metadata(client, node_id, [topic, missing])
+            }
+            assert described[topic]["error_code"] == 0
+            assert sorted(p["partition"] for p in described[topic]["partitions"]) == [0, 1, 2]
+            assert all(p["leader"] == node_id for p in described[topic]["partitions"])
+            assert described[missing]["error_code"] != 0
+            assert described[missing]["partitions"] == []
 
 
 async def test_a_producer_fetches_the_topic_names_and_follows_the_partition_count(
