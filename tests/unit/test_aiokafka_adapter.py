@@ -30,8 +30,8 @@ from aiokafka.protocol.metadata import (
     MetadataResponse_v5,
 )
 
-from shared import aiokafka_adapter
 from shared.aiokafka_adapter import (
+    _CONNECTION_OPTIONS,
     bootstrap_addresses,
     close_consumer_connections,
     coordinator_known,
@@ -65,7 +65,7 @@ def test_bootstrap_addresses_are_parsed_as_the_clients_parse_them_in_order() -> 
 def test_create_conn_takes_every_option_log_in_once_passes_and_returns_a_closable_connection() -> (
     None
 ):
-    options = {name: None for name in aiokafka_adapter._CONNECTION_OPTIONS}
+    options = {name: None for name in _CONNECTION_OPTIONS}
     inspect.signature(create_conn).bind("127.0.0.1", 9092, **options)
     assert inspect.iscoroutinefunction(create_conn)
     assert callable(AIOKafkaConnection.close)
