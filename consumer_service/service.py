@@ -16,6 +16,7 @@ from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, c
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
+from shared.aiokafka_adapter import coordinator_known
 from shared.kafka import stop_consumer
 from shared.kafka_options import consumer_options
 from shared.registry import SchemaRegistry
@@ -152,9 +153,6 @@ class _Membership:
         self.consumer: AIOKafkaConsumer | None = None
 
     def ready(self) -> bool:
-        if self.listener is None or not self.listener.assigned:
+        if self.listener is None or not self.listener.assigned or self.consumer is None:
             return False
-        # aiokafka has no public word for "the coordinator is reachable"; its group coordinator
-        # forgets the coordinator's id as soon as a heartbeat or commit finds it gone.
-        coordinator = getattr(self.consumer, "_coordinator", None)
-        return getattr(coordinator, "coordinator_id", None) is not None
+        return coordinator_known(self.consumer)

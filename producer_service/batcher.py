@@ -41,7 +41,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
+
+from shared.aiokafka_adapter import murmur2, watch_partition_count
 
 _log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class DeliveryTimeout(Exception):
 @functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
 def key_hash(key: bytes) -> int:
     """The Java client's positive murmur2 of a key (`Utils.toPositive(Utils.murmur2(key))`)."""
-    return int(murmur2(key)) & 0x7FFFFFFF
+    return murmur2(key) & 0x7FFFFFFF
 
 
 class Batch:
@@ -95,9 +96,7 @@ class RecordBatcher:
         self._queues: dict[int, deque[Batch]] = {}
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._partitions = 0
-        cluster = producer.client.cluster
-        cluster.add_listener(self._metadata_changed)
-        self._metadata_changed(cluster)
+        self._unwatch = watch_partition_count(producer, topic, self._partition_count_changed)
 
     def append(
         self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
@@ -130,7 +129,7 @@ class RecordBatcher:
         """Wait until every batch has been handed over and answered (or has failed)."""
         while self._senders:
             await asyncio.gather(*self._senders.values(), return_exceptions=True)
-        self._producer.client.cluster.remove_listener(self._metadata_changed)
+        self._unwatch()
 
     def _open(self, queue: deque[Batch], partition: int) -> Batch:
         batch = Batch(self._producer.create_batch(), partition, self._loop.create_future())
@@ -172,9 +171,7 @@ class RecordBatcher:
         finally:
             del self._senders[partition]
 
-    def _metadata_changed(self, cluster: Any) -> None:
-        partitions = cluster.partitions_for_topic(self._topic)
-        count = len(partitions) if partitions else 0
+    def _partition_count_changed(self, count: int) -> None:
         if count != self._partitions:
             if self._partitions:
                 _log.warning(

@@ -16,6 +16,6 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """200 when Kafka answers and has the topic, so events can be taken; 503 otherwise."""
     publisher: Publisher = request.state.publisher
-    if await publisher.ready():
+    if publisher.ready():
         return Response(b'{"status":"ready"}', media_type="application/json")
     return Response(b'{"status":"unavailable"}', 503, media_type="application/json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
@@ -15,6 +16,7 @@ from aiokafka.errors import KafkaError
 
 from producer_service.batcher import Batch, DeliveryTimeout, RecordBatcher
 from producer_service.metrics import ProducerMetrics
+from shared.aiokafka_adapter import fetch_topic_names
 from shared.kafka import (
     KafkaAuthenticationError,
     check_authentication,
@@ -35,7 +37,11 @@ from shared.tracing import RecordHeaders
 
 _log = logging.getLogger(__name__)
 
-_READY_TIMEOUT_S = 2.0
+# Readiness is kept by a task that asks the broker for metadata every interval, each ask
+# bounded by the timeout; an answer naming the topic keeps the service ready until it is stale.
+_READINESS_INTERVAL_S = 1.0
+_READINESS_TIMEOUT_S = 2.0
+_READINESS_STALE_S = _READINESS_INTERVAL_S + _READINESS_TIMEOUT_S + 1.0
 
 
 class Delivery(msgspec.Struct, frozen=True, gc=False):
@@ -67,7 +73,7 @@ class Publisher(Protocol):
         self, events: Sequence[Biometrics], headers: RecordHeaders = ()
     ) -> list[Delivery]: ...
 
-    async def ready(self) -> bool: ...
+    def ready(self) -> bool: ...
 
 
 class KafkaPublisher:
@@ -90,6 +96,8 @@ class KafkaPublisher:
         self._batcher: RecordBatcher | None = None
         self._metrics.records_in_flight.set_function(lambda: self._in_flight_records)
         self._connecting: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None
+        self._ready_until = 0.0  # time.monotonic() up to which the last answer counts
         self._entered = False
         registry = settings.schema_registry
         self._registry = SchemaRegistry(registry) if registry.url else None
@@ -127,6 +135,12 @@ class KafkaPublisher:
             with contextlib.suppress(asyncio.CancelledError, KafkaAuthenticationError):
                 await self._connecting
             self._connecting = None
+        self._ready_until = 0.0
+        if self._checking is not None:
+            self._checking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checking
+            self._checking = None
         if self._batcher is not None:
             batcher, self._batcher = self._batcher, None
             await batcher.close()
@@ -137,16 +151,26 @@ class KafkaPublisher:
         if self._registry is not None:
             await self._registry.close()
 
-    async def ready(self) -> bool:
-        """Whether the broker answers now and knows the topic."""
-        if self._producer is None:
-            return False
-        try:
-            async with asyncio.timeout(_READY_TIMEOUT_S):
-                cluster = await self._producer.client.fetch_all_metadata()
-        except (TimeoutError, KafkaError):
-            return False
-        return self._topic in cluster.topics()
+    def ready(self) -> bool:
+        """Whether the broker's last answer to the readiness check is recent and names the topic;
+        answered without waiting on the network."""
+        return time.monotonic() < self._ready_until
+
+    async def _check_readiness(self, producer: AIOKafkaProducer) -> None:
+        """Ask the broker for the topics every interval, for ready() to answer from."""
+        while True:
+            await asyncio.sleep(_READINESS_INTERVAL_S)
+            try:
+                async with asyncio.timeout(_READINESS_TIMEOUT_S):
+                    topics = await fetch_topic_names(producer)
+            except (TimeoutError, KafkaError, OSError):
+                self._ready_until = 0.0
+            except Exception:  # a bug: readiness says no, and the check goes on
+                _log.exception("the readiness check failed")
+                self._ready_until = 0.0
+            else:
+                known = self._topic in topics
+                self._ready_until = time.monotonic() + _READINESS_STALE_S if known else 0.0
 
     async def publish(
         self, events: Sequence[Biometrics], headers: RecordHeaders = ()
@@ -227,6 +251,9 @@ class KafkaPublisher:
         self._batcher = RecordBatcher(
             producer, self._topic, self._timeout, on_acknowledged=self._acknowledged
         )
+        # partitions_for has just found the topic: ready until the checks say otherwise.
+        self._ready_until = time.monotonic() + _READINESS_STALE_S
+        self._checking = asyncio.create_task(self._check_readiness(producer))
         _log.info("connected to Kafka", extra={"topic": self._topic})
 
 

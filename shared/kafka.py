@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.conn import collect_hosts, create_conn
+from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import (
     AuthenticationFailedError,
     AuthenticationMethodNotSupported,
@@ -17,12 +15,22 @@ from aiokafka.errors import (
     KafkaConnectionError,
     KafkaError,
     SaslAuthenticationFailed,
-    TopicAlreadyExistsError,
     UnsupportedSaslMechanismError,
-    for_code,
 )
-from aiokafka.protocol.metadata import MetadataRequest
 
+from shared.aiokafka_adapter import (
+    ClusterClient,
+    TopicSpec,
+    bootstrap_addresses,
+    broker_ids,
+    close_consumer_connections,
+    cluster_client,
+    create_topics,
+    is_retriable,
+    log_in_once,
+    refusal_reason,
+    topic_metadata,
+)
 from shared.kafka_options import client_options
 from shared.registry import RegistryUnavailableError
 from shared.settings import KafkaSettings
@@ -58,34 +66,16 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]
     A topic that exists with another partition count than kafka.topic_partitions is reported
     in the log, not silently accepted (changing it would move keys between partitions).
     """
-    admin = AIOKafkaAdminClient(**client_options(kafka))
-    await admin.start()
-    try:
-        response = await admin.create_topics(
-            [
-                NewTopic(
-                    name,
-                    kafka.topic_partitions,
-                    kafka.topic_replication_factor,
-                    topic_configs=kafka.configs_for(name),
-                )
-                for name in names
-            ]
+    specs = [
+        TopicSpec(
+            name, kafka.topic_partitions, kafka.topic_replication_factor, kafka.configs_for(name)
         )
-        created, existing = [], []
-        for topic, code, message, *_ in response.topic_errors:
-            if code == 0:
-                created.append(topic)
-            elif for_code(code) is TopicAlreadyExistsError:
-                existing.append(topic)
-            else:
-                raise for_code(code)(f"could not create topic {topic}: {message}")
-        if existing:
-            _report_partition_mismatches(kafka, await admin.describe_topics(existing))
-    finally:
-        await admin.close()
+        for name in names
+    ]
+    topics = await create_topics(client_options(kafka), specs)
+    _report_partition_mismatches(kafka, topics.existing_partitions)
     await _wait_until_every_broker_knows(kafka, names)
-    return created
+    return topics.created
 
 
 async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[str]) -> None:
@@ -93,52 +83,47 @@ async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[s
 
     On a cluster the brokers learn of a new topic a moment after the controller. A consumer
     that joins its group meanwhile may be assigned no partitions from metadata without the
-    topic, and aiokafka asks again only after metadata_max_age_ms (5 minutes): the zone
-    processor in the cluster tests sat idle so. After the deadline this goes on, with a warning.
+    topic, and aiokafka asks again only after metadata_max_age_ms. After the deadline this goes
+    on, with a warning.
     """
-    client = AIOKafkaClient(**client_options(kafka))
-    await client.bootstrap()
     unknown: set[str] = set()
-    try:
-        async with asyncio.timeout(kafka.request_timeout_ms / 1000):
-            while True:
-                unknown = await _unknown_somewhere(client, names)
-                if not unknown:
-                    break
-                await asyncio.sleep(_METADATA_POLL_S)
-    except TimeoutError:
-        _log.warning(
-            "a broker does not know the topics yet; consumers may be assigned them late",
-            extra={"topics": sorted(unknown)},
-        )
-    finally:
-        await client.close()
-
-
-async def _unknown_somewhere(client: AIOKafkaClient, names: Sequence[str]) -> set[str]:
-    """The topics some reachable broker has no metadata for, or a partition without a leader."""
-    request = MetadataRequest(list(names), allow_auto_topic_creation=False)
-    unknown: set[str] = set()
-    for broker in client.cluster.brokers():
+    async with cluster_client(client_options(kafka)) as client:
         try:
-            response = await client.send(broker.nodeId, request)
+            async with asyncio.timeout(kafka.request_timeout_ms / 1000):
+                while True:
+                    unknown = await _unknown_somewhere(client, names)
+                    if not unknown:
+                        break
+                    await asyncio.sleep(_METADATA_POLL_S)
+        except TimeoutError:
+            _log.warning(
+                "a broker does not know the topics yet; consumers may be assigned them late",
+                extra={"topics": sorted(unknown)},
+            )
+
+
+async def _unknown_somewhere(client: ClusterClient, names: Sequence[str]) -> set[str]:
+    """The topics some reachable broker has no metadata for, or a partition without a leader."""
+    unknown: set[str] = set()
+    for node_id in broker_ids(client):
+        try:
+            topics = await topic_metadata(client, node_id, names)
         except KafkaError:
             continue  # a node that is down answers no client either
-        for topic in response.to_object()["topics"]:
+        for topic in topics:
             partitions = topic["partitions"]
             if topic["error_code"] or not partitions or min(p["leader"] for p in partitions) < 0:
                 unknown.add(topic["topic"])
     return unknown
 
 
-def _report_partition_mismatches(kafka: KafkaSettings, described: list[dict[str, Any]]) -> None:
-    for topic in described:
-        partitions = len(topic["partitions"])
+def _report_partition_mismatches(kafka: KafkaSettings, existing: dict[str, int]) -> None:
+    for topic, partitions in existing.items():
         if partitions != kafka.topic_partitions:
             _log.error(
                 "topic exists with another partition count than configured",
                 extra={
-                    "topic": topic["topic"],
+                    "topic": topic,
                     "partitions": partitions,
                     "configured_partitions": kafka.topic_partitions,
                 },
@@ -163,7 +148,7 @@ async def retry_until_connected(
             await check_authentication(kafka)
             reason = str(error) or type(error).__name__
         except KafkaError as error:
-            if not error.retriable:
+            if not is_retriable(error):
                 raise
             reason = str(error) or type(error).__name__
         _log.warning(
@@ -183,38 +168,20 @@ async def check_authentication(kafka: KafkaSettings) -> None:
     if not kafka.security_protocol.startswith("SASL_"):
         return
     options = client_options(kafka)
-    for host, port, _ in collect_hosts(kafka.bootstrap_servers):
+    for host, port in bootstrap_addresses(kafka.bootstrap_servers):
         try:
-            connection = await create_conn(
-                host,
-                port,
-                client_id=options["client_id"],
-                request_timeout_ms=options["request_timeout_ms"],
-                ssl_context=options.get("ssl_context"),
-                security_protocol=options["security_protocol"],
-                sasl_mechanism=options["sasl_mechanism"],
-                sasl_plain_username=options["sasl_plain_username"],
-                sasl_plain_password=options["sasl_plain_password"],
-            )
+            await log_in_once(host, port, options)
         except _REFUSED_LOGIN as error:
             message = (
                 f"Kafka authentication failed: {host}:{port} refused the SASL "
-                f"{kafka.sasl_mechanism} login ({_refusal(error)}); check kafka.sasl_mechanism, "
-                "kafka.sasl_username and kafka.sasl_password"
+                f"{kafka.sasl_mechanism} login ({refusal_reason(error)}); check "
+                "kafka.sasl_mechanism, kafka.sasl_username and kafka.sasl_password"
             )
             _log.error(message)
             raise KafkaAuthenticationError(message) from error
         except (OSError, KafkaError, TimeoutError):
             continue
-        connection.close()
         return
-
-
-def _refusal(error: KafkaError) -> str:
-    """The broker's own reason (it never repeats the password), else the error's description."""
-    if error.args and isinstance(error.args[0], str) and error.args[0]:
-        return error.args[0]
-    return str(getattr(error, "description", "") or type(error).__name__)
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -233,4 +200,4 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
         if task is None or task.cancelling() > cancelling:
             raise
         _log.info(FETCH_CANCELLED_ON_STOP)
-        await consumer._client.close()
+        await close_consumer_connections(consumer)

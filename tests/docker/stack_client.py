@@ -12,10 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaClient, TopicPartition
+from aiokafka.errors import KafkaError
 
 from consumer_service import EVENT_CONSUMED
 from devtools.docker import DockerError
+from shared.aiokafka_adapter import broker_ids, cluster_client, topic_metadata
 from tests.docker.compose_project import ComposeProject
 from tests.docker.conftest import require
 
@@ -93,17 +94,14 @@ async def topic_partitions(bootstrap: str, topic: str) -> set[int]:
 
 async def partition_leaders(bootstrap: str, topic: str) -> dict[int, int]:
     """Each of the topic's partitions with the node id that leads it now (-1: none)."""
-    client = AIOKafkaClient(bootstrap_servers=bootstrap)
-    await client.bootstrap()
-    try:
-        metadata = await client.fetch_all_metadata()
-    finally:
-        await client.close()
-    leaders = {}
-    for partition in metadata.partitions_for_topic(topic) or ():
-        leader = metadata.leader_for_partition(TopicPartition(topic, partition))
-        leaders[partition] = -1 if leader is None else leader
-    return leaders
+    async with cluster_client({"bootstrap_servers": bootstrap}) as client:
+        for node_id in broker_ids(client):
+            try:
+                [described] = await topic_metadata(client, node_id, [topic])
+            except KafkaError:
+                continue  # a node that is down: ask the next
+            return {p["partition"]: p["leader"] for p in described["partitions"]}
+    raise KafkaError("no broker answered a metadata request")
 
 
 def wait_until_answering(stack: ComposeProject, port: int, path: str = "/healthz") -> None:

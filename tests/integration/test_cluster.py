@@ -6,6 +6,7 @@ every partition is in sync. Each test prints its counts (pytest -s)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
@@ -16,11 +17,10 @@ from dataclasses import dataclass
 
 import httpx2 as httpx
 import pytest
-from aiokafka import AIOKafkaClient
-from aiokafka.protocol.metadata import MetadataRequest
 
 from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
+from shared.aiokafka_adapter import cluster_client, topic_metadata
 from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
 from shared.settings import load_settings
 from tests.integration.harness import (
@@ -394,26 +394,26 @@ async def test_topics_are_created_only_once_every_node_knows_them_with_leaders(
     )
     names = [f"known-{uuid.uuid4().hex}" for _ in range(3)]
     # A client per node, connected before, so each is asked at once after ensure_topics.
-    clients = [
-        AIOKafkaClient(bootstrap_servers=node.bootstrap_servers) for node in kafka_cluster.nodes
-    ]
-    for client in clients:
-        await client.bootstrap()
-    request = MetadataRequest(names, allow_auto_topic_creation=False)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                cluster_client({"bootstrap_servers": node.bootstrap_servers})
+            )
+            for node in kafka_cluster.nodes
+        ]
         for node_id in range(1, 4):
-            await clients[node_id - 1].send(node_id, request)  # the connection is up
+            await topic_metadata(clients[node_id - 1], node_id, names)  # the connection is up
         assert sorted(await ensure_topics(kafka, names)) == sorted(names)
         responses = await asyncio.gather(
-            *(client.send(node_id, request) for node_id, client in enumerate(clients, start=1))
+            *(
+                topic_metadata(client, node_id, names)
+                for node_id, client in enumerate(clients, start=1)
+            )
         )
-    finally:
-        for client in clients:
-            await client.close()
     unknown = {
         node_id: [
             topic["topic"]
-            for topic in response.to_object()["topics"]
+            for topic in response
             if topic["error_code"]
             or len(topic["partitions"]) != 6
             or min((p["leader"] for p in topic["partitions"]), default=-1) < 0

@@ -1,0 +1,264 @@
+"""The one module that uses aiokafka's undocumented surface; the services call these functions.
+
+aiokafka's API documentation covers AIOKafkaProducer and AIOKafkaConsumer (their methods, not
+their attributes), the helpers, the abstract listeners, the errors, the structs and BatchBuilder.
+Each function below wraps a name outside that, says in its docstring why no documented API
+serves, and has a test (tests/unit/test_aiokafka_adapter.py; tests/integration/
+test_aiokafka_adapter.py where only a live client shows it) that fails when a release changes it:
+
+- bootstrap_addresses: aiokafka.conn.collect_hosts
+- log_in_once: aiokafka.conn.create_conn
+- refusal_reason: BrokerResponseError.description
+- is_retriable: KafkaError.retriable
+- create_topics: aiokafka.admin.AIOKafkaAdminClient, NewTopic, create_topics (its raw
+  CreateTopicsResponse), describe_topics, aiokafka.errors.for_code
+- cluster_client: aiokafka.AIOKafkaClient (bootstrap, close)
+- broker_ids: AIOKafkaClient.cluster.brokers
+- topic_metadata: AIOKafkaClient.send, aiokafka.protocol.metadata.MetadataRequest and its
+  response's to_object()
+- fetch_topic_names: AIOKafkaProducer.client.fetch_all_metadata, ClusterMetadata.topics
+- watch_partition_count: AIOKafkaProducer.client.cluster (add_listener, remove_listener,
+  partitions_for_topic)
+- murmur2: aiokafka.partitioner.murmur2
+- coordinator_known: AIOKafkaConsumer._coordinator.coordinator_id
+- close_consumer_connections: AIOKafkaConsumer._client.close
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import collect_hosts, create_conn
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+from aiokafka.partitioner import murmur2 as _murmur2
+from aiokafka.protocol.metadata import MetadataRequest
+
+__all__ = [
+    "ClusterClient",
+    "TopicSpec",
+    "TopicsCreated",
+    "bootstrap_addresses",
+    "broker_ids",
+    "close_consumer_connections",
+    "cluster_client",
+    "coordinator_known",
+    "create_topics",
+    "fetch_topic_names",
+    "is_retriable",
+    "log_in_once",
+    "murmur2",
+    "refusal_reason",
+    "topic_metadata",
+    "watch_partition_count",
+]
+
+# The low-level client cluster_client yields, for annotations outside this module.
+ClusterClient = AIOKafkaClient
+
+# create_conn's keyword arguments that the clients' options carry too.
+_CONNECTION_OPTIONS = (
+    "client_id",
+    "request_timeout_ms",
+    "ssl_context",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+)
+
+
+def bootstrap_addresses(servers: str) -> list[tuple[str, int]]:
+    """The (host, port) pairs of a bootstrap_servers string, parsed as aiokafka's clients do.
+
+    Why: the documented clients parse bootstrap_servers only inside; a login check must ask the
+    same addresses they do (default port, IPv6 brackets).
+    """
+    return [(host, port) for host, port, _ in collect_hosts(servers, randomize=False)]
+
+
+async def log_in_once(host: str, port: int, options: Mapping[str, Any]) -> None:
+    """Open one connection to host:port with the clients' options (SASL login included), then
+    close it; raise what the connection raises.
+
+    Why: the documented clients report a refused login as "Unable to bootstrap", as they do an
+    unreachable broker; only a single connection tells the two apart.
+    """
+    connection = await create_conn(
+        host, port, **{name: options[name] for name in _CONNECTION_OPTIONS if name in options}
+    )
+    connection.close()
+
+
+def refusal_reason(error: KafkaError) -> str:
+    """The broker's own reason for a refused login (it never repeats the password), else the
+    error's description.
+
+    Why: aiokafka documents the error classes, not the description each broker error carries.
+    """
+    if error.args and isinstance(error.args[0], str) and error.args[0]:
+        return error.args[0]
+    return str(getattr(error, "description", "") or type(error).__name__)
+
+
+def is_retriable(error: KafkaError) -> bool:
+    """Whether aiokafka marks the error as one a retry may cure.
+
+    Why: the documented error classes carry no list of which are retriable; the class
+    attribute does.
+    """
+    return bool(error.retriable)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: its name, partition count, replication factor and configs."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TopicsCreated:
+    """What create_topics did: the topics it created, and the partition count of those that
+    existed already."""
+
+    created: list[str]
+    existing_partitions: dict[str, int]
+
+
+async def create_topics(options: Mapping[str, Any], topics: Sequence[TopicSpec]) -> TopicsCreated:
+    """Create the topics unless they exist; raise aiokafka's error for any other refusal.
+
+    Why: the admin client is not in aiokafka's API documentation, and its create_topics and
+    describe_topics return the broker's raw responses.
+    """
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    topic.name,
+                    topic.partitions,
+                    topic.replication_factor,
+                    topic_configs=dict(topic.configs),
+                )
+                for topic in topics
+            ]
+        )
+        created, existing = [], []
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif for_code(code) is TopicAlreadyExistsError:
+                existing.append(name)
+            else:
+                message = rest[0] if rest else None
+                raise for_code(code)(f"could not create topic {name}: {message}")
+        described = await admin.describe_topics(existing) if existing else []
+    finally:
+        await admin.close()
+    partitions = {topic["topic"]: len(topic["partitions"]) for topic in described}
+    return TopicsCreated(created, partitions)
+
+
+@asynccontextmanager
+async def cluster_client(options: Mapping[str, Any]) -> AsyncIterator[AIOKafkaClient]:
+    """A bootstrapped low-level client, closed on the way out; for broker_ids and
+    topic_metadata.
+
+    Why: the documented clients offer no way to send a request to a broker of one's choosing.
+    """
+    client = AIOKafkaClient(**options)
+    await client.bootstrap()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def broker_ids(client: AIOKafkaClient) -> list[int]:
+    """The node ids of the brokers the client's metadata names.
+
+    Why: the documented clients do not name the brokers of the cluster.
+    """
+    return sorted(broker.nodeId for broker in client.cluster.brokers())
+
+
+async def topic_metadata(
+    client: AIOKafkaClient, node_id: int, names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """What one broker's metadata says of the named topics, without creating them: per topic a
+    dict of "topic", "error_code" and "partitions" (each with "partition" and "leader").
+
+    Why: the documented clients ask any one broker for metadata, never a broker of one's choosing.
+    """
+    request = MetadataRequest(list(names), allow_auto_topic_creation=False)
+    response = await client.send(node_id, request)
+    return list(response.to_object()["topics"])
+
+
+async def fetch_topic_names(producer: AIOKafkaProducer) -> set[str]:
+    """The topics a broker names when asked now, over the producer's connections.
+
+    Why: the producer's documented partitions_for answers from the metadata it keeps once it
+    has the topic, so it cannot tell whether a broker answers now.
+    """
+    cluster = await producer.client.fetch_all_metadata()
+    return set(cluster.topics())
+
+
+def watch_partition_count(
+    producer: AIOKafkaProducer, topic: str, on_count: Callable[[int], None]
+) -> Callable[[], None]:
+    """Call on_count with the topic's partition count now and on each metadata update (0 while
+    the topic is unknown); return the function that stops the calls.
+
+    Why: the documented send() reads the partition count itself; a caller that places records
+    itself (create_batch, send_batch) has no documented way to learn that it changed.
+    """
+    cluster = producer.client.cluster
+
+    def changed(metadata: Any) -> None:
+        partitions = metadata.partitions_for_topic(topic)
+        on_count(len(partitions) if partitions else 0)
+
+    cluster.add_listener(changed)
+    changed(cluster)
+    return lambda: cluster.remove_listener(changed)
+
+
+def murmur2(key: bytes) -> int:
+    """The Java client's murmur2 of a key as an unsigned 32-bit int, as aiokafka's default
+    partitioner computes it.
+
+    Why: the documented producer applies its partitioner only inside send(); a caller placing
+    records itself must hash keys the same way for them to land on the same partitions.
+    """
+    return int(_murmur2(key))
+
+
+def coordinator_known(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the started consumer knows its group coordinator.
+
+    Why: aiokafka has no documented word for "the coordinator is reachable"; its group
+    coordinator forgets the coordinator's id as soon as a heartbeat or commit finds it gone.
+    """
+    coordinator = consumer._coordinator
+    return coordinator is not None and coordinator.coordinator_id is not None
+
+
+async def close_consumer_connections(consumer: AIOKafkaConsumer) -> None:
+    """Close the consumer's connections, as its stop() does last.
+
+    Why: stop() leaves them open when aiokafka's own fetch cancellation escapes it
+    (aio-libs/aiokafka#647), and the documented API has no other way to close them.
+    """
+    await consumer._client.close()
