@@ -116,7 +116,7 @@ class RecordingPublisher:
     ) -> None:
         self.exited = True
 
-    async def ready(self) -> bool:
+    def ready(self) -> bool:
         return self.is_ready
 
     async def publish(

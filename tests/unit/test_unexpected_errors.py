@@ -17,7 +17,7 @@ from tests.support import RecordingPublisher, event_body
 class _Broken(RecordingPublisher):
     """A publisher whose every call fails in a way nothing foresaw."""
 
-    async def ready(self) -> bool:
+    def ready(self) -> bool:
         raise RuntimeError("the readiness check broke")
 
 
