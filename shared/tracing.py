@@ -188,12 +188,8 @@ class RecordSpans:
         self._tracer = provider.get_tracer(__name__)
         self._propagator = TraceContextTextMapPropagator()
         self._name = f"process {topic}"
-        self._attributes = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": topic,
-            "messaging.consumer.group.name": group_id,
-        }
+        self._attributes = messaging_attributes("process", topic)
+        self._attributes["messaging.consumer.group.name"] = group_id
 
     def start(self, record: ConsumerRecord[Any, Any]) -> Span:
         """Start the record's span (end it with Span.end, or record_outcome)."""
@@ -216,6 +212,15 @@ class RecordSpans:
         headers = [(name, value.encode()) for name, value in carrier.items()]
         headers += [(name, value) for name, value in record.headers if name == REQUEST_ID]
         return headers
+
+
+def messaging_attributes(operation: str, topic: str) -> dict[str, str]:
+    """The OpenTelemetry messaging attributes of a span that `operation`s records of `topic`."""
+    return {
+        "messaging.system": "kafka",
+        "messaging.operation.type": operation,
+        "messaging.destination.name": topic,
+    }
 
 
 def end_span(span: Span, failure: str | None = None) -> None:
