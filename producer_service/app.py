@@ -1,23 +1,21 @@
-"""create_app: the Starlette application, its routes and its lifespan."""
+"""create_app: the producer's request pipeline, its routes and its lifespan."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route, Router
 
-from producer_service.endpoints import healthz, readyz
-from producer_service.errors import exception_handlers
-from producer_service.ingestion import INGESTION_PATHS, Ingestion
+from producer_service.ingestion import Ingestion
 from producer_service.metrics import ProducerMetrics
-from producer_service.middleware import RequestObserver, RequestRecorder
 from producer_service.openapi import documentation_routes
+from producer_service.pipeline import RequestPipeline, RequestRecorder
 from producer_service.publisher import KafkaPublisher, Publisher
 from producer_service.tracing import RequestSpans
+from shared.probes import probe_routes
 from shared.settings import Settings
 from shared.tracing import start_tracing
 
@@ -32,7 +30,7 @@ def create_app(
     publisher_factory: PublisherFactory | None = None,
     on_started: Callable[[], None] | None = None,
     tracer_provider: TracerProvider | None = None,
-) -> Ingestion:
+) -> RequestPipeline:
     """Build the producer's app; the publisher is opened at start-up and flushed at shutdown.
 
     `on_started` runs once the publisher is open, before the first request. Spans go to
@@ -42,30 +40,28 @@ def create_app(
     provider = start_tracing(settings.tracing, "biometrics-producer", tracer_provider)
     spans = None if provider is None else RequestSpans(provider, settings.kafka.topic)
     metrics = ProducerMetrics()
-    routes: list[BaseRoute] = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics.endpoint, methods=["GET"]),
+    ingestion = Ingestion(settings.http)
+    routes = [
+        *probe_routes(metrics.registry, ingestion.ready),
         *documentation_routes(settings),
     ]
-    paths = [*INGESTION_PATHS, *(route.path for route in routes if isinstance(route, Route))]
+    paths = [*ingestion.routes, *(route.path for route in routes if isinstance(route, Route))]
     recorder = RequestRecorder(metrics, paths, access_log=settings.http.access_log)
     if publisher_factory is None:
         publisher_factory = partial(KafkaPublisher, metrics=metrics)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: object) -> AsyncIterator[None]:
         try:
             async with publisher_factory(settings) as publisher:
+                ingestion.publisher = publisher
                 if on_started is not None:
                     on_started()
-                yield {"publisher": publisher}
+                yield
         finally:
             recorder.flush()
             if provider is not None and provider is not tracer_provider:
                 provider.shutdown()
 
-    handlers = exception_handlers(metrics.errors)
-    app = Starlette(routes=routes, exception_handlers=handlers, lifespan=lifespan)
-    app.add_middleware(RequestObserver, recorder=recorder, errors=metrics.errors)
-    return Ingestion(app, settings.http, metrics, recorder, spans)
+    router = Router(routes, lifespan=lifespan)
+    return RequestPipeline(router, ingestion, recorder, metrics.errors, spans)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
-
-from pydantic import SecretStr
+from collections.abc import Iterable
 
 from producer_service.errors import ForbiddenError, UnauthorizedError
 
@@ -18,8 +16,8 @@ from producer_service.errors import ForbiddenError, UnauthorizedError
 class ApiKeys:
     """The configured keys, kept as digests only."""
 
-    def __init__(self, keys: Sequence[SecretStr]) -> None:
-        self._digests = [_digest(key.get_secret_value()) for key in keys]
+    def __init__(self, keys: Iterable[str]) -> None:
+        self._digests = [_digest(key) for key in keys]
 
     def refusal(self, authorization: str) -> UnauthorizedError | ForbiddenError | None:
         """Why an Authorization header value is refused, or None when its key is known."""

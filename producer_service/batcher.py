@@ -13,13 +13,10 @@ each partition hands its batches to the client one at a time with `send_batch()`
   their next batches are handed over in the same loop turn and travel in one request again:
   in effect one round per leader.
 
-Measured against this (tools of /tmp, c64, one broker, three rounds each): an explicit gate per
-leader that hands its partitions over together from a task after the last answer did 8.4k
-requests/s at 108 µs of CPU each, since the extra task cost a loop turn per round; handing
-batches over still open, to fill in the client's queue until its sender drains them (linger
-0), did 8.0k at 122 µs, since the sender then leaves with 2-3 records a batch; this design did
-10.5k at 94 µs, with 4.5 records a batch. A produce request costs the same CPU however few
-records it carries, so fewer, fuller batches are what makes a record cheap.
+A produce request costs the same CPU however few records it carries, so fewer, fuller batches
+are what makes a record cheap. Hence no gate per leader handing its partitions over from a task
+(a loop turn per round), and no batch handed over while still open (the client's sender would
+leave with a few records a batch).
 
 The partition is the Java client's (murmur2 of the key, positive, modulo the partition count),
 computed by aiokafka's own murmur2 behind a cache, since a device sends again and again. A

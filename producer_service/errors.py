@@ -1,4 +1,4 @@
-"""HTTP errors, all rendered as one JSON shape by the handlers registered in create_app.
+"""HTTP errors, all answered in one JSON shape (ErrorBody) by the request pipeline.
 
     ApiError                  {"error": code, "message": text, "details": [...]}
     ├── InvalidJsonError      400 the body is not JSON
@@ -12,23 +12,20 @@
     ├── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
     └── ServiceOverloadedError 503 too much awaits acknowledgement already; Retry-After is set
 
-The publisher's PublishError and OverloadedError become the two 503s (from_publish_error,
-from_overload). Starlette's own HTTPExceptions (404, 405) take the same shape, and so does an
-unexpected error: a 500 "internal_error", logged once with its traceback (unexpected()).
+as_api_error turns whatever a route raises into one of these: the schema's InvalidEvent becomes
+400 or 422, the publisher's PublishError and OverloadedError the two 503s, Starlette's own
+HTTPExceptions (404, 405) take their status, and an unexpected error is a 500 "internal_error",
+logged once with its traceback.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter as Tally
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Annotated
 
-import orjson
+import msgspec
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import HTTPExceptionHandler
 
 from producer_service.publisher import OverloadedError, PublishError
 from shared.schema import InvalidEvent
@@ -39,6 +36,22 @@ OVERLOADED_RETRY_AFTER_SECONDS = 1
 _log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+_encode = msgspec.json.Encoder().encode
+
+
+class ErrorDetail(msgspec.Struct, frozen=True, gc=False):
+    """One bad field."""
+
+    path: Annotated[str, msgspec.Meta(examples=["heartRates[1].value"])]
+    message: str
+
+
+class ErrorBody(msgspec.Struct, frozen=True, gc=False):
+    """The one shape of every error."""
+
+    error: Annotated[str, msgspec.Meta(examples=["schema_violation"])]
+    message: str
+    details: list[ErrorDetail]
 
 
 class ApiError(Exception):
@@ -50,7 +63,7 @@ class ApiError(Exception):
     def __init__(
         self,
         message: str,
-        details: Sequence[Mapping[str, Any]] = (),
+        details: Sequence[ErrorDetail] = (),
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -132,11 +145,31 @@ class ServiceOverloadedError(ApiError):
     code = "overloaded"
 
 
+def as_api_error(error: Exception, path: str) -> ApiError:
+    """What the client is told of an error any route raised."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, InvalidEvent):
+        return from_invalid_event(error)
+    if isinstance(error, PublishError):
+        return from_publish_error(error)
+    if isinstance(error, OverloadedError):
+        return from_overload(error)
+    if isinstance(error, HTTPException):
+        return from_http_exception(error)
+    return unexpected(error, path)
+
+
+def error_body(error: ApiError) -> bytes:
+    """The error in the one JSON shape of every error response."""
+    return _encode(ErrorBody(error.code, error.message, error.details))
+
+
 def from_invalid_event(error: InvalidEvent) -> ApiError:
     """Malformed JSON becomes 400; anything else names each bad field by its path, as 422."""
     if error.malformed:
         return InvalidJsonError(f"request body: {error.problems[0].message}")
-    details = [{"path": p.path or "body", "message": p.message} for p in error.problems]
+    details = [ErrorDetail(p.path or "body", p.message) for p in error.problems]
     return SchemaViolationError(f"{len(details)} field(s) violate the schema", details)
 
 
@@ -146,24 +179,6 @@ def from_publish_error(error: PublishError) -> ApiError:
     if error.delivered:
         message += f" ({error.delivered} of {error.total} were acknowledged; a retry repeats them)"
     return BrokerUnavailableError(message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
-
-
-def error_body(error: ApiError) -> bytes:
-    """The one JSON shape of every error response."""
-    return orjson.dumps({"error": error.code, "message": error.message, "details": error.details})
-
-
-def unexpected(error: Exception, path: str) -> ApiError:
-    """An error nothing foresaw: logged here, once, with its traceback; the client gets a 500
-    without it."""
-    _log.error("unhandled error", exc_info=error, extra={"path": path})
-    return ApiError("internal error")
-
-
-def render(error: ApiError, errors: Tally[str]) -> Response:
-    """The error as a response, counted by its code in `errors`."""
-    errors[error.code] += 1
-    return Response(error_body(error), error.status, error.headers, media_type="application/json")
 
 
 def from_overload(error: OverloadedError) -> ApiError:
@@ -179,22 +194,8 @@ def from_http_exception(exc: HTTPException) -> ApiError:
     return error
 
 
-def exception_handlers(errors: Tally[str]) -> dict[Any, HTTPExceptionHandler]:
-    """Starlette's exception handlers for the routes it serves, each error counted in `errors`.
-
-    Unexpected errors are not among them: RequestObserver answers those, inside the request's id.
-    """
-    converters: dict[type[Exception], Callable[[Any], ApiError]] = {
-        ApiError: lambda error: error,
-        PublishError: from_publish_error,
-        OverloadedError: from_overload,
-        HTTPException: from_http_exception,
-    }
-
-    def handler(convert: Callable[[Any], ApiError]) -> HTTPExceptionHandler:
-        async def handle(request: Request, exc: Exception) -> Response:
-            return render(convert(exc), errors)
-
-        return handle
-
-    return {kind: handler(convert) for kind, convert in converters.items()}
+def unexpected(error: Exception, path: str) -> ApiError:
+    """An error nothing foresaw: logged here, once, with its traceback; the client gets a 500
+    without it."""
+    _log.error("unhandled error", exc_info=error, extra={"path": path})
+    return ApiError("internal error")

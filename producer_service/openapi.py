@@ -1,25 +1,31 @@
-"""The producer's OpenAPI 3.1 document, generated from the one event schema, and Swagger UI.
+"""The producer's OpenAPI 3.1 document, and Swagger UI.
 
-Swagger UI's assets come from the swagger-ui-py package and are served by the app itself, so
-/docs works offline.
+The schemas of the request and of every answer are generated from the msgspec types the service
+decodes and encodes (the event, Delivery, BatchAccepted, ErrorBody, Probe), so the document and
+the wire cannot drift apart. Swagger UI's assets come from the swagger-ui-py package and are
+served by the app itself, so /docs works offline.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, Field
-from pydantic.json_schema import models_json_schema
+import msgspec
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from shared.schema import schema_components
+from producer_service.errors import ErrorBody
+from producer_service.ingestion import BATCH_PATH, EVENT_PATH, BatchAccepted
+from producer_service.publisher import Delivery
+from shared.probes import Probe
+from shared.schema import Biometrics
 from shared.settings import Settings
 
+_REF = "#/components/schemas/{name}"
 _SAMPLE = {
     "deviceId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
     "heartRates": [{"dateTime": "2026-11-25T10:41:16.123+00:00", "value": 72}],
@@ -28,53 +34,12 @@ _SAMPLE = {
 }
 
 
-class Accepted(BaseModel):
-    """Where the broker acknowledged the record."""
-
-    topic: str
-    partition: int
-    offset: int
-
-
-class BatchAccepted(BaseModel):
-    """Each record's coordinates, in request order."""
-
-    records: list[Accepted]
-
-
-class ErrorDetail(BaseModel):
-    """One bad field."""
-
-    path: str = Field(examples=["heartRates[1].value"])
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """The one shape of every error."""
-
-    error: str = Field(examples=["schema_violation"])
-    message: str
-    details: list[ErrorDetail]
-
-
-class Probe(BaseModel):
-    """A probe's answer."""
-
-    status: Literal["ok", "ready", "unavailable"]
-
-
 def openapi_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the producer's API."""
-    _, answers = models_json_schema(
-        [
-            (Accepted, "serialization"),
-            (BatchAccepted, "serialization"),
-            (ErrorBody, "serialization"),
-            (Probe, "serialization"),
-        ],
-        ref_template="#/components/schemas/{model}",
+    _, schemas = msgspec.json.schema_components(
+        [Biometrics, Delivery, BatchAccepted, ErrorBody, Probe], ref_template=_REF
     )
-    event = {"$ref": "#/components/schemas/Biometrics"}
+    event = {"$ref": _REF.format(name=Biometrics.__name__)}
     guarded = settings.http.require_api_key
     batch = {
         "type": "array",
@@ -91,22 +56,22 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "has acknowledged the record (acks=all, idempotent producer).",
         },
         "paths": {
-            "/biometrics": {
+            EVENT_PATH: {
                 "post": _ingestion(
                     "Send one event",
                     event,
                     {"example": _SAMPLE},
-                    "Accepted",
+                    Delivery,
                     "postBiometrics",
                     guarded,
                 )
             },
-            "/biometrics/batch": {
+            BATCH_PATH: {
                 "post": _ingestion(
                     "Send events, all or none",
                     batch,
                     {"example": [_SAMPLE]},
-                    "BatchAccepted",
+                    BatchAccepted,
                     "postBiometricsBatch",
                     guarded,
                 )
@@ -115,24 +80,25 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "/readyz": {"get": _probe("Kafka answers and has the topic", "readyz", (200, 503))},
         },
         "components": {
-            "schemas": {
-                **schema_components("#/components/schemas/{name}"),
-                **answers["$defs"],
-            },
+            "schemas": schemas,
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _content(answer: type) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(name=answer.__name__)}}}
 
 
 def _ingestion(
     summary: str,
     schema: dict[str, Any],
     example: dict[str, Any],
-    answer: str,
+    answer: type,
     operation: str,
     guarded: bool,
 ) -> dict[str, Any]:
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    error = _content(ErrorBody)
     retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
     auth: dict[str, Any] = {}
     if guarded:
@@ -150,9 +116,7 @@ def _ingestion(
         "responses": {
             "202": {
                 "description": "Acknowledged by Kafka",
-                "content": {
-                    "application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}
-                },
+                "content": _content(answer),
             },
             "400": {"description": "Not JSON", "content": error},
             **auth,
@@ -173,7 +137,7 @@ def _ingestion(
 
 
 def _probe(summary: str, operation: str, statuses: tuple[int, ...]) -> dict[str, Any]:
-    probe = {"application/json": {"schema": {"$ref": "#/components/schemas/Probe"}}}
+    probe = _content(Probe)
     return {
         "summary": summary,
         "operationId": operation,

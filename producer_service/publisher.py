@@ -73,7 +73,9 @@ class Publisher(Protocol):
         self, events: Sequence[Biometrics], headers: RecordHeaders = ()
     ) -> list[Delivery]: ...
 
-    def ready(self) -> bool: ...
+    def ready(self) -> bool:
+        """Whether Kafka can take events now, from state kept current elsewhere: no I/O."""
+        ...
 
 
 class KafkaPublisher:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.tracing import REQUEST_ID
+from shared.tracing import REQUEST_ID, messaging_attributes
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -39,11 +39,7 @@ class RequestSpans:
         self._tracer = provider.get_tracer(__name__)
         self._propagator = TraceContextTextMapPropagator()
         self._send_name = f"send {topic}"
-        self._send_attributes = {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": topic,
-        }
+        self._send_attributes = messaging_attributes("send", topic)
 
     @contextmanager
     def request(

@@ -1,12 +1,19 @@
-"""serving_probes: a Kafka loop's small HTTP server (create_probe_app) for /metrics, /healthz and
-/readyz, run beside the loop in its event loop (the consumer's and the zone processor's)."""
+"""The probes of every service: /metrics, /healthz and /readyz (probe_routes).
+
+The producer serves them among its own routes; the consumer and the zone processor serve them
+from a small HTTP server (serving_probes) beside their Kafka loop, in its event loop. Readiness
+is a plain callable answered from state kept current elsewhere, so a probe does no network I/O
+and answers at once whatever the broker does.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Generator
+from typing import Literal
 
+import msgspec
 import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -16,35 +23,49 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
+class Probe(msgspec.Struct, frozen=True, gc=False):
+    """A probe's answer."""
+
+    status: Literal["ok", "ready", "unavailable"]
+
+
+_ALIVE = msgspec.json.encode(Probe("ok"))
+_READY = msgspec.json.encode(Probe("ready"))
+_UNAVAILABLE = msgspec.json.encode(Probe("unavailable"))
+
+
+def probe_routes(registry: CollectorRegistry, is_ready: Callable[[], bool]) -> list[Route]:
+    """GET /metrics (Prometheus), /healthz (alive) and /readyz (200 or 503, as is_ready() says)."""
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return Response(_ALIVE, media_type="application/json")
+
+    async def readyz(request: Request) -> Response:
+        if is_ready():
+            return Response(_READY, media_type="application/json")
+        return Response(_UNAVAILABLE, 503, media_type="application/json")
+
+    return [
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+
+
+def create_probe_app(registry: CollectorRegistry, is_ready: Callable[[], bool]) -> Starlette:
+    """An app of the probes alone."""
+    return Starlette(routes=probe_routes(registry, is_ready))
+
+
 class _QuietServer(uvicorn.Server):
     """uvicorn without its own signal handling: the Kafka loop owns SIGTERM and SIGINT."""
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
-
-
-def create_probe_app(registry: CollectorRegistry, is_ready: Callable[[], bool]) -> Starlette:
-    """/metrics (Prometheus), /healthz (alive), /readyz (as is_ready() says)."""
-
-    async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    async def healthz(request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type="application/json")
-
-    async def readyz(request: Request) -> Response:
-        if is_ready():
-            return Response(b'{"status":"ready"}', media_type="application/json")
-        return Response(b'{"status":"unavailable"}', 503, media_type="application/json")
-
-    return Starlette(
-        routes=[
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ]
-    )
 
 
 @contextlib.asynccontextmanager

@@ -151,12 +151,6 @@ def json_schema() -> dict[str, Any]:
     }
 
 
-def schema_components(ref_template: str) -> dict[str, Any]:
-    """The event and its readings as named JSON Schemas, referring to each other by the template."""
-    _, components = msgspec.json.schema_components([Biometrics], ref_template=ref_template)
-    return components
-
-
 @functools.cache
 def _batch_decoder(max_events: int) -> tuple[msgspec.json.Decoder[list[Biometrics]], Any]:
     batch_type = Annotated[list[Biometrics], Meta(min_length=1, max_length=max_events)]

@@ -2,39 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from starlette.testclient import TestClient
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from producer_service import create_app
 from shared.schema import json_schema
 from shared.settings import load_settings
 from tests.support import ROOT, RecordingPublisher
 
+_PROJECT = load_settings(ROOT, env={})
+_APP = create_app(_PROJECT, lambda _: RecordingPublisher(_PROJECT))
 
-def _app_with_publisher() -> ASGIApp:
-    """The app with a recording publisher in each request's state: schemathesis runs no lifespan."""
-    project = load_settings(ROOT, env={})
-    publisher = RecordingPublisher(project)
-    app = create_app(project, lambda _: publisher)
 
-    async def with_publisher(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope["state"] = {"publisher": publisher}
-        await app(scope, receive, send)
-
-    return with_publisher
+@pytest.fixture(scope="module", autouse=True)
+def _open_publisher() -> Iterator[None]:
+    """schemathesis calls the app without its lifespan: run the lifespan around these tests."""
+    with TestClient(_APP):
+        yield
 
 
 # A body over http.max_body_bytes is refused with 413, which schemathesis does not expect.
 _CONFIG = SchemathesisConfig.from_dict(
     {"checks": {"negative_data_rejection": {"expected-statuses": [400, 408, 413, 415, 422]}}}
 )
-schema = schemathesis.openapi.from_asgi("/openapi.json", _app_with_publisher(), config=_CONFIG)
+schema = schemathesis.openapi.from_asgi("/openapi.json", _APP, config=_CONFIG)
 
 
 @schema.parametrize()
