@@ -9,7 +9,7 @@ import orjson
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.integration.harness import read_topic, service_env, service_process
+from tests.support.processes import read_topic, service_env, service_process
 
 pytestmark = pytest.mark.browser
 

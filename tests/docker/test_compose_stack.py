@@ -22,8 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.docker import DockerError
 from devtools.processes import free_port
-from tests.docker.compose_project import ComposeProject
-from tests.docker.stack_client import (
+from tests.support.compose_project import ComposeProject
+from tests.support.processes import RawRecord, committed_offsets
+from tests.support.samples import event_body
+from tests.support.stack_client import (
     COMPOSE_CLIENTS,
     Coordinates,
     compose_client,
@@ -32,15 +34,13 @@ from tests.docker.stack_client import (
     wait_until_answering,
     wait_until_consumed,
 )
-from tests.integration.harness import RawRecord, committed_offsets
-from tests.integration.zone_harness import (
+from tests.support.zones import (
     Records,
     end_offsets,
     expected_zone_records,
     read_pairs,
     wait_until_committed,
 )
-from tests.support import event_body
 
 _READY_TIMEOUT_S = 120.0
 _LOAD_WORKERS = 4

@@ -23,21 +23,21 @@ from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
 from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
 from shared.settings import load_settings
-from tests.integration.harness import (
+from tests.support.load import PostingLoad, accepted_in_topic
+from tests.support.processes import (
     ServiceProcess,
     committed_offsets,
     fill_topic,
     service_env,
     service_process,
 )
-from tests.integration.load import PostingLoad, accepted_in_topic
-from tests.integration.zone_harness import (
+from tests.support.samples import ROOT, event_body
+from tests.support.zones import (
     end_offsets,
     report_exactly_once,
     wait_until_committed,
     zone_bodies,
 )
-from tests.support import ROOT, event_body
 from zones_service.service import ZONES_STARTED
 from zones_service.transactions import TRANSACTION_COMMITTED
 

@@ -9,8 +9,8 @@ from collections import Counter
 import orjson
 
 from consumer_service import EVENT_CONSUMED, run_consumer
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.processes import (
     RawRecord,
     committed_offsets,
     fill_topic,
@@ -20,7 +20,7 @@ from tests.integration.harness import (
     service_process,
     settings_for,
 )
-from tests.support import FlakySink, event_body
+from tests.support.samples import FlakySink, event_body
 
 BATCH = 50
 

@@ -14,14 +14,14 @@ from producer_service.publisher import Delivery, KafkaPublisher
 from shared.schema import Biometrics, parse_event
 from shared.settings import Settings
 from shared.tracing import RecordHeaders
-from tests.integration.harness import (
+from tests.support.processes import (
     committed_offsets,
     read_topic,
     running_consumer,
     serving_producer,
     settings_for,
 )
-from tests.support import event_body
+from tests.support.samples import event_body
 
 MakeTopic = Callable[..., Awaitable[str]]
 

@@ -7,15 +7,15 @@ from collections import Counter
 
 import httpx2 as httpx
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.processes import (
     read_topic,
     service_env,
     service_process,
     serving_producer,
     settings_for,
 )
-from tests.support import event_body
+from tests.support.samples import event_body
 
 
 async def test_sigterm_under_load_never_answers_202_for_a_record_not_in_the_topic(

@@ -15,8 +15,8 @@ import pytest
 from consumer_service import EVENT_CONSUMED
 from devtools.processes import free_port
 from shared.registry import split_frame
-from tests.integration.harness import read_topic
-from tests.support import ROOT, clean_env, event_body
+from tests.support.processes import read_topic
+from tests.support.samples import ROOT, clean_env, event_body
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:

@@ -23,8 +23,8 @@ from producer_service.publisher import KafkaPublisher
 from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
 from shared.schema import json_schema, parse_event
 from shared.settings import Settings
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.processes import (
     LineCollector,
     committed_offsets,
     fill_topic,
@@ -32,14 +32,14 @@ from tests.integration.harness import (
     serving_producer,
     settings_for,
 )
-from tests.integration.zone_harness import (
+from tests.support.samples import event_body
+from tests.support.zones import (
     expected_zone_records,
     read_all,
     wait_until_committed,
     zone_bodies,
     zone_settings,
 )
-from tests.support import event_body
 from zones_service.service import run_zones
 
 

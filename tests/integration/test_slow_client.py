@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import httpx2 as httpx
 
 from shared.settings import load_settings
-from tests.integration.harness import serving_producer
-from tests.support import ROOT, RecordingPublisher, event_body
+from tests.support.processes import serving_producer
+from tests.support.samples import ROOT, RecordingPublisher, event_body
 
 
 async def test_a_slow_body_gets_408_while_other_requests_are_served() -> None:

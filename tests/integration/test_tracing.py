@@ -20,8 +20,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from consumer_service import run_consumer
 from shared.settings import Settings
 from shared.tracing import parse_traceparent
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.processes import (
     LineCollector,
     read_topic,
     service_env,
@@ -29,8 +29,8 @@ from tests.integration.harness import (
     settings_for,
     through_the_pair,
 )
-from tests.integration.zone_harness import read_all
-from tests.support import event_body
+from tests.support.samples import event_body
+from tests.support.zones import read_all
 from zones_service.service import run_zones
 
 CLIENT_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

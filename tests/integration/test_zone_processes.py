@@ -12,15 +12,15 @@ from collections.abc import Callable
 
 import httpx2 as httpx
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.processes import (
     ServiceProcess,
     committed_offsets,
     fill_topic,
     service_env,
     service_process,
 )
-from tests.integration.zone_harness import (
+from tests.support.zones import (
     end_offsets,
     report_exactly_once,
     wait_until_committed,

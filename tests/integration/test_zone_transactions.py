@@ -9,9 +9,9 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import fill_topic
-from tests.integration.zone_harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.processes import fill_topic
+from tests.support.zones import (
     expected_zone_records,
     process,
     read_all,

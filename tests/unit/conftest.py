@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from producer_service import create_app
 from shared.settings import Settings, load_settings
-from tests.support import ROOT, RecordingPublisher
+from tests.support.samples import ROOT, RecordingPublisher
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support import ROOT, clean_env
+from tests.support.samples import ROOT, clean_env
 
 SERVICES = ["producer_service", "consumer_service", "zones_service"]
 

@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from shared.settings import SettingsError, load_settings
-from tests.support import (
+from tests.support.samples import (
     ROOT,
     TOPIC,
     RecordingDeadLetters,

@@ -13,8 +13,8 @@ from typing import NamedTuple, Self
 
 import httpx2 as httpx
 
-from tests.integration.zone_harness import read_all
-from tests.support import event_body
+from tests.support.samples import event_body
+from tests.support.zones import read_all
 
 
 class Rejection(NamedTuple):

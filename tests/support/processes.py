@@ -24,7 +24,7 @@ from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED, run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
 from shared.settings import Settings, load_settings
-from tests.support import ROOT, clean_env
+from tests.support.samples import ROOT, clean_env
 
 RawRecord = tuple[bytes | None, bytes | None]
 

@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaClient, TopicPartition
 
 from consumer_service import EVENT_CONSUMED
 from devtools.docker import DockerError
-from tests.docker.compose_project import ComposeProject
 from tests.docker.conftest import require
+from tests.support.compose_project import ComposeProject
 
 # Each client's command, and what its `version` output says when it is that client.
 COMPOSE_CLIENTS = {

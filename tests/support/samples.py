@@ -21,7 +21,7 @@ from shared.schema import Biometrics
 from shared.settings import Settings
 from shared.tracing import RecordHeaders
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOPIC = "BiometricsImported"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 

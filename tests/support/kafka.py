@@ -29,7 +29,7 @@ _REGISTRY_ENV = "BIOMETRICS_SCHEMA_REGISTRY__URL"
 _KAFKA_IMAGE_ENV = "TEST_KAFKA_IMAGE"
 # Set by CI where it has started an engine: the testcontainers branch must then be taken.
 _REQUIRE_DOCKER_ENV = "TEST_REQUIRE_DOCKER"
-_HERE = Path(__file__).parent
+_HERE = Path(__file__).parents[1] / "integration"
 _TOPIC_READY_TIMEOUT_S = 30.0
 
 

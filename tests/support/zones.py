@@ -17,8 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from shared.schema import parse_event
 from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
-from tests.integration.harness import RawRecord, committed_offsets, settings_for
-from tests.support import event_body
+from tests.support.processes import RawRecord, committed_offsets, settings_for
+from tests.support.samples import event_body
 from zones_service.partitions import ClosableProducer, PartitionProducers
 from zones_service.service import process_zones, start_transactional_producer, zone_consumer
 from zones_service.transactions import TransactionCounts

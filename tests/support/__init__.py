@@ -1,0 +1,1 @@
+"""What the tests share: fixtures, harnesses and load generators."""
