@@ -18,9 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumer_service import EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
-from tests.support.load import PostingLoad, accepted_in_topic, until_status
-from tests.support.processes import service_env, service_process
+from tests.support.load import PostingLoad, accepted_in_topic
+from tests.support.polling import until_status
+from tests.support.processes import service_process
 from tests.support.samples import event_body
+from tests.support.settings import service_env
 
 DELIVERY_TIMEOUT_S = 3
 PARTITIONS = 3

@@ -23,21 +23,13 @@ from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
 from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
 from shared.settings import load_settings
+from tests.support import ROOT
 from tests.support.load import PostingLoad, accepted_in_topic
-from tests.support.processes import (
-    ServiceProcess,
-    committed_offsets,
-    fill_topic,
-    service_env,
-    service_process,
-)
-from tests.support.samples import ROOT, event_body
-from tests.support.zones import (
-    end_offsets,
-    report_exactly_once,
-    wait_until_committed,
-    zone_bodies,
-)
+from tests.support.processes import ServiceProcess, service_process
+from tests.support.samples import event_body
+from tests.support.settings import service_env
+from tests.support.topics import committed_offsets, end_offsets, fill_topic, wait_until_committed
+from tests.support.zones import report_exactly_once, zone_bodies
 from zones_service.service import ZONES_STARTED
 from zones_service.transactions import TRANSACTION_COMMITTED
 

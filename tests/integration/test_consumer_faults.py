@@ -9,18 +9,13 @@ from collections import Counter
 import orjson
 
 from consumer_service import EVENT_CONSUMED, run_consumer
+from tests.support.fakes import FlakySink
 from tests.support.kafka import TopicFactory
-from tests.support.processes import (
-    RawRecord,
-    committed_offsets,
-    fill_topic,
-    read_topic,
-    running_consumer,
-    service_env,
-    service_process,
-    settings_for,
-)
-from tests.support.samples import FlakySink, event_body
+from tests.support.processes import service_process
+from tests.support.samples import event_body
+from tests.support.servers import running_consumer
+from tests.support.settings import service_env, settings_for
+from tests.support.topics import RawRecord, committed_offsets, fill_topic, read_topic
 
 BATCH = 50
 

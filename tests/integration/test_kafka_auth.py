@@ -18,14 +18,9 @@ from pydantic import SecretStr
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
 from shared.kafka import check_authentication
-from tests.support.processes import (
-    ServiceProcess,
-    service_env,
-    service_process,
-    settings_for,
-    through_the_pair,
-)
+from tests.support.processes import ServiceProcess, service_process, through_the_pair
 from tests.support.samples import event_body
+from tests.support.settings import service_env, settings_for
 
 USER, PASSWORD = "alice", "alice-secret"
 # A refused login ends start-up at the first attempt; this only bounds a hang.

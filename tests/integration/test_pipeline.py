@@ -14,14 +14,10 @@ from producer_service.publisher import Delivery, KafkaPublisher
 from shared.schema import Biometrics, parse_event
 from shared.settings import Settings
 from shared.tracing import RecordHeaders
-from tests.support.processes import (
-    committed_offsets,
-    read_topic,
-    running_consumer,
-    serving_producer,
-    settings_for,
-)
 from tests.support.samples import event_body
+from tests.support.servers import running_consumer, serving_producer
+from tests.support.settings import settings_for
+from tests.support.topics import committed_offsets, read_topic
 
 MakeTopic = Callable[..., Awaitable[str]]
 

@@ -8,14 +8,11 @@ from collections import Counter
 import httpx2 as httpx
 
 from tests.support.kafka import TopicFactory
-from tests.support.processes import (
-    read_topic,
-    service_env,
-    service_process,
-    serving_producer,
-    settings_for,
-)
+from tests.support.processes import service_process
 from tests.support.samples import event_body
+from tests.support.servers import serving_producer
+from tests.support.settings import service_env, settings_for
+from tests.support.topics import read_topic
 
 
 async def test_sigterm_under_load_never_answers_202_for_a_record_not_in_the_topic(

@@ -23,23 +23,19 @@ from producer_service.publisher import KafkaPublisher
 from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
 from shared.schema import json_schema, parse_event
 from shared.settings import Settings
+from tests.support.fakes import LineCollector
 from tests.support.kafka import TopicFactory
-from tests.support.processes import (
-    LineCollector,
+from tests.support.samples import event_body
+from tests.support.servers import serving_producer
+from tests.support.settings import settings_for
+from tests.support.topics import (
     committed_offsets,
     fill_topic,
-    read_topic,
-    serving_producer,
-    settings_for,
-)
-from tests.support.samples import event_body
-from tests.support.zones import (
-    expected_zone_records,
     read_all,
+    read_topic,
     wait_until_committed,
-    zone_bodies,
-    zone_settings,
 )
+from tests.support.zones import expected_zone_records, zone_bodies, zone_settings
 from zones_service.service import run_zones
 
 

@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 import httpx2 as httpx
 
 from shared.settings import load_settings
-from tests.support.processes import serving_producer
-from tests.support.samples import ROOT, RecordingPublisher, event_body
+from tests.support import ROOT
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
+from tests.support.servers import serving_producer
 
 
 async def test_a_slow_body_gets_408_while_other_requests_are_served() -> None:

@@ -11,7 +11,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.kafka import ensure_topics
 from tests.support.kafka import TopicFactory
-from tests.support.processes import settings_for
+from tests.support.settings import settings_for
 
 
 async def _configs(bootstrap: str, topic: str) -> dict[str, str]:

@@ -20,17 +20,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from consumer_service import run_consumer
 from shared.settings import Settings
 from shared.tracing import parse_traceparent
+from tests.support.fakes import LineCollector
 from tests.support.kafka import TopicFactory
-from tests.support.processes import (
-    LineCollector,
-    read_topic,
-    service_env,
-    serving_producer,
-    settings_for,
-    through_the_pair,
-)
+from tests.support.processes import through_the_pair
 from tests.support.samples import event_body
-from tests.support.zones import read_all
+from tests.support.servers import serving_producer
+from tests.support.settings import service_env, settings_for
+from tests.support.topics import read_all, read_topic
 from zones_service.service import run_zones
 
 CLIENT_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

@@ -13,19 +13,10 @@ from collections.abc import Callable
 import httpx2 as httpx
 
 from tests.support.kafka import TopicFactory
-from tests.support.processes import (
-    ServiceProcess,
-    committed_offsets,
-    fill_topic,
-    service_env,
-    service_process,
-)
-from tests.support.zones import (
-    end_offsets,
-    report_exactly_once,
-    wait_until_committed,
-    zone_bodies,
-)
+from tests.support.processes import ServiceProcess, service_process
+from tests.support.settings import service_env
+from tests.support.topics import committed_offsets, end_offsets, fill_topic, wait_until_committed
+from tests.support.zones import report_exactly_once, zone_bodies
 from zones_service.transactions import TRANSACTION_COMMITTED
 
 PARTITIONS, BATCH = 6, 20

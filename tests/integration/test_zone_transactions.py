@@ -10,13 +10,10 @@ import pytest
 from aiokafka import TopicPartition
 
 from tests.support.kafka import TopicFactory
-from tests.support.processes import fill_topic
+from tests.support.topics import fill_topic, read_all, read_pairs, wait_until_committed
 from tests.support.zones import (
     expected_zone_records,
     process,
-    read_all,
-    read_pairs,
-    wait_until_committed,
     zone_bodies,
     zone_member,
     zone_settings,

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from devtools.docker.command import run_command
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 _TIMEOUT_S = 120.0
 _UP_TIMEOUT_S = 900.0

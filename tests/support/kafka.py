@@ -1,8 +1,9 @@
-"""Fixtures for integration tests: a real Apache Kafka broker, fresh topics and group ids."""
+"""The pytest fixtures of the tests that talk to real servers: an Apache Kafka broker for the
+session (from the environment, Docker or a local JVM), a three-node cluster, a Schema Registry,
+fresh topics and group ids. tests/conftest.py registers them as a plugin."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import os
@@ -20,6 +21,7 @@ from devtools.local_cluster import LocalKafkaCluster
 from devtools.local_kafka import kafka_version
 from devtools.local_registry import LocalRegistry, LocalRegistryError
 from devtools.processes import free_port
+from tests.support.polling import eventually
 
 _BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
 # A Confluent-compatible Schema Registry API; unset or "local": a LocalRegistry for the session.
@@ -29,7 +31,6 @@ _REGISTRY_ENV = "BIOMETRICS_SCHEMA_REGISTRY__URL"
 _KAFKA_IMAGE_ENV = "TEST_KAFKA_IMAGE"
 # Set by CI where it has started an engine: the testcontainers branch must then be taken.
 _REQUIRE_DOCKER_ENV = "TEST_REQUIRE_DOCKER"
-_HERE = Path(__file__).parents[1] / "integration"
 _TOPIC_READY_TIMEOUT_S = 30.0
 
 
@@ -39,22 +40,8 @@ class TopicFactory(Protocol):
     async def __call__(self, partitions: int = 3) -> str: ...
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Register `cluster`: .ci/run's Docker phase leaves these out, as they need no Docker."""
-    config.addinivalue_line(
-        "markers", "cluster: runs a three-node LocalKafkaCluster of its own (no Docker)"
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under tests/integration with `kafka`."""
-    for item in items:
-        if item.path.is_relative_to(_HERE):
-            item.add_marker(pytest.mark.kafka)
-
-
-def pytest_report_header() -> str:
-    """Say which broker the Kafka tests will get, so a CI log shows the path taken."""
+def broker_source() -> str:
+    """Which broker kafka_bootstrap gives, for the report's header."""
     if os.environ.get(_BOOTSTRAP_ENV):
         return f"kafka: ${_BOOTSTRAP_ENV}"
     if _docker_answers():
@@ -236,11 +223,17 @@ def _raise_for_topic_errors(response: dict[str, Any]) -> None:
 
 async def _wait_until_visible(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
     """Poll metadata until the topic has all its partitions, each with a leader."""
-    async with asyncio.timeout(_TOPIC_READY_TIMEOUT_S):
-        while True:
-            (topic,) = await admin.describe_topics([name])
-            found = topic["partitions"]
-            has_leaders = all(partition["leader"] >= 0 for partition in found)
-            if topic["error_code"] == 0 and len(found) == partitions and has_leaders:
-                return
-            await asyncio.sleep(0.05)
+
+    def visible(described: list[dict[str, Any]]) -> bool:
+        [topic] = described
+        found = topic["partitions"]
+        has_leaders = all(partition["leader"] >= 0 for partition in found)
+        return topic["error_code"] == 0 and len(found) == partitions and has_leaders
+
+    await eventually(
+        lambda: admin.describe_topics([name]),
+        visible,
+        timeout_s=_TOPIC_READY_TIMEOUT_S,
+        interval_s=0.05,
+        awaiting=f"topic {name} with {partitions} partitions, each with a leader",
+    )

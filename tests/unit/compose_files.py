@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 # ${NAME:-default}: the one form of interpolation the compose files use, so they run as they are.
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+):-(?P<default>[^}]*)\}")

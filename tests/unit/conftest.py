@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from producer_service import create_app
 from shared.settings import Settings, load_settings
-from tests.support.samples import ROOT, RecordingPublisher
+from tests.support import ROOT
+from tests.support.fakes import RecordingPublisher
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from starlette.testclient import TestClient
 
 from producer_service import create_app
 from shared.settings import Settings
-from tests.support.samples import RecordingPublisher, event_body
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
 
 KEY = "device-key-0123456789"
 

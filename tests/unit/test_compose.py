@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel
 
 from shared.settings import ENV_PREFIX, Settings, load_settings
-from tests.support.samples import ROOT
+from tests.support import ROOT
 from tests.unit.compose_files import (
     INTERPOLATION,
     container_ports,

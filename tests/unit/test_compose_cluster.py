@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.settings import load_settings
-from tests.support.samples import ROOT
+from tests.support import ROOT
 from tests.unit.compose_files import environment, listeners, load_compose
 
 _NODES = ("kafka", "kafka-2", "kafka-3")

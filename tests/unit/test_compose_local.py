@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from devtools.docker import PYTHON_IMAGE, kafka_image
-from tests.support.samples import ROOT
+from tests.support import ROOT
 from tests.unit.compose_files import load_compose
 
 # Each override, with the file whose services it swaps.

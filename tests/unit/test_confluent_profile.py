@@ -7,7 +7,7 @@ import sys
 
 from shared.kafka_options import client_options
 from shared.settings import load_settings
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 
 def test_the_certifi_bundle_named_by_python_m_certifi_loads_as_ssl_cafile() -> None:

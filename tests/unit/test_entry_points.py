@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from tests.support.samples import ROOT, clean_env
+from tests.support import ROOT
+from tests.support.settings import clean_env
 
 SERVICES = ["producer_service", "consumer_service", "zones_service"]
 
@@ -27,10 +28,10 @@ def _run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_setting_stops_the_service_naming_the_key_but_not_the_secret(module: str) -> None:
     result = _run(
         module,
-        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
-        BIOMETRICS_KAFKA__SECURITY_PROTOCOL="SASL_SSL",
-        BIOMETRICS_KAFKA__SASL_MECHANISM="GSSAPI",
-        BIOMETRICS_KAFKA__SASL_PASSWORD="do-not-print-me",
+        KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        KAFKA__SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA__SASL_MECHANISM="GSSAPI",
+        KAFKA__SASL_PASSWORD="do-not-print-me",
     )
     assert result.returncode == 2
     assert "BIOMETRICS_KAFKA__SASL_MECHANISM" in result.stderr
@@ -48,8 +49,8 @@ def test_no_bootstrap_servers_is_a_clear_start_up_error(module: str) -> None:
 def test_a_local_registry_url_is_for_the_run_command_only(module: str) -> None:
     result = _run(
         module,
-        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
-        BIOMETRICS_SCHEMA_REGISTRY__URL="local",
+        KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        SCHEMA_REGISTRY__URL="local",
     )
     assert result.returncode == 2
     assert "BIOMETRICS_SCHEMA_REGISTRY__URL" in result.stderr

@@ -10,7 +10,7 @@ from shared.kafka_options import (
     zone_consumer_options,
 )
 from shared.settings import Settings, load_settings
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 _BROKER = {"BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": "broker:9092"}
 

@@ -19,15 +19,11 @@ from aiokafka import TopicPartition
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from shared.settings import SettingsError, load_settings
-from tests.support.samples import (
-    ROOT,
-    TOPIC,
-    RecordingDeadLetters,
-    clean_env,
-    event_body,
-    logging_to,
-    record,
-)
+from tests.support import ROOT
+from tests.support.fakes import RecordingDeadLetters
+from tests.support.logs import logging_to
+from tests.support.samples import TOPIC, event_body, record
+from tests.support.settings import clean_env
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -134,8 +130,8 @@ def test_a_service_on_a_terminal_logs_as_its_format_setting_says(
     log_format: str, console: bool
 ) -> None:
     env = clean_env(
-        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
-        BIOMETRICS_LOGGING__FORMAT=log_format,
+        KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        LOGGING__FORMAT=log_format,
     )
     controller, terminal_fd = os.openpty()
     try:

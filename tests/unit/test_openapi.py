@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from producer_service import create_app
 from shared.schema import json_schema
 from shared.settings import load_settings
-from tests.support.samples import ROOT, RecordingPublisher
+from tests.support import ROOT
+from tests.support.fakes import RecordingPublisher
 
 
 def _app_with_publisher() -> ASGIApp:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 PACKAGES = ("shared", "producer_service", "consumer_service", "zones_service")
 _TOOLING = ("devtools", "bench", "tests")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from shared.settings import Settings
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 
 def test_the_readme_documents_every_setting_with_its_variable() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from shared.kafka_options import KafkaNotConfiguredError, client_options
 from shared.settings import SettingsError, load_settings
-from tests.support.samples import ROOT
+from tests.support import ROOT
 
 
 def test_defaults_are_safe_for_kafka() -> None:
