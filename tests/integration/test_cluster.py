@@ -22,12 +22,11 @@ from aiokafka.protocol.metadata import MetadataRequest
 from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
 from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
-from shared.settings import load_settings
-from tests.support import ROOT
 from tests.support.load import PostingLoad, accepted_in_topic
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_process
 from tests.support.samples import event_body
-from tests.support.settings import service_env
+from tests.support.settings import project_settings, service_env
 from tests.support.topics import committed_offsets, end_offsets, fill_topic, wait_until_committed
 from tests.support.zones import report_exactly_once, zone_bodies
 from zones_service.service import ZONES_STARTED
@@ -197,12 +196,14 @@ async def _timed_post(client: httpx.AsyncClient) -> tuple[int, float]:
 async def _until_accepted(client: httpx.AsyncClient, timeout_s: float) -> list[tuple[int, float]]:
     """POST one event after another until one is answered 202; return every answer."""
     answers: list[tuple[int, float]] = []
-    async with asyncio.timeout(timeout_s):
-        while True:
-            answers.append(await _timed_post(client))
-            if answers[-1][0] == 202:
-                return answers
-            await asyncio.sleep(0.2)  # a 503 can come at once: ask again, not in a tight loop
+
+    async def post() -> int:
+        answers.append(await _timed_post(client))
+        return answers[-1][0]
+
+    # A 503 can come at once: the interval asks again, not in a tight loop.
+    await eventually(post, lambda status: status == 202, timeout_s=timeout_s, awaiting="a 202")
+    return answers
 
 
 async def test_two_nodes_down_answer_503_in_time_and_one_back_202_without_a_restart(
@@ -257,7 +258,6 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         group_id,
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
-        ZONES__PROBE_PORT="0",
         CONSUMER__MAX_POLL_RECORDS="20",
     )
     async with service_process("zones_service", env) as zones:
@@ -317,7 +317,6 @@ async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) ->
         group_id,
         ZONES__TOPIC=f"{topic}-zones",
         ZONES__GROUP_ID=f"{group_id}-zones",
-        ZONES__PROBE_PORT="0",
     )
     async with (
         service_process("producer_service", env) as producer,
@@ -375,14 +374,13 @@ def _assignment(line: dict[str, object]) -> bool:
 async def test_topics_are_created_only_once_every_node_knows_them_with_leaders(
     kafka_cluster: LocalKafkaCluster,
 ) -> None:
-    settings = load_settings(ROOT, env={})
-    kafka = settings.kafka.model_copy(
-        update={
+    kafka = project_settings(
+        kafka={
             "bootstrap_servers": kafka_cluster.bootstrap_servers,
             "topic_partitions": 6,
             "topic_replication_factor": 3,
         }
-    )
+    ).kafka
     names = [f"known-{uuid.uuid4().hex}" for _ in range(3)]
     # A client per node, connected before, so each is asked at once after ensure_topics.
     clients = [

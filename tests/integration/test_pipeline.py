@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import httpx2 as httpx
 import orjson
@@ -14,23 +14,27 @@ from producer_service.publisher import Delivery, KafkaPublisher
 from shared.schema import Biometrics, parse_event
 from shared.settings import Settings
 from shared.tracing import RecordHeaders
+from tests.support.kafka import TopicFactory
 from tests.support.samples import event_body
 from tests.support.servers import running_consumer, serving_producer
-from tests.support.settings import settings_for
+from tests.support.settings import Changes, settings_for
 from tests.support.topics import committed_offsets, read_topic
-
-MakeTopic = Callable[..., Awaitable[str]]
 
 
 async def _settings(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str, partitions: int = 3
+    kafka_bootstrap: str,
+    topic_factory: TopicFactory,
+    group_id: str,
+    partitions: int = 3,
+    **sections: Changes,
 ) -> Settings:
+    """settings_for a fresh topic of `partitions`."""
     topic = await topic_factory(partitions)
-    return settings_for(kafka_bootstrap, topic, group_id, partitions)
+    return settings_for(kafka_bootstrap, topic, group_id, partitions, **sections)
 
 
 async def test_a_posted_event_is_in_the_topic_keyed_by_device(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     body = event_body()
@@ -50,7 +54,7 @@ async def test_a_posted_event_is_in_the_topic_keyed_by_device(
 
 
 async def test_a_batch_is_produced_whole_with_each_records_coordinates(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(25)]
@@ -76,7 +80,7 @@ async def test_a_batch_is_produced_whole_with_each_records_coordinates(
 
 
 async def test_each_devices_events_keep_their_order_across_partitions(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id, partitions=6)
     devices = [event_body()["deviceId"] for _ in range(12)]
@@ -103,7 +107,7 @@ async def test_each_devices_events_keep_their_order_across_partitions(
 
 
 async def test_rejected_requests_produce_nothing(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id, partitions=1)
     json_header = {"content-type": "application/json"}
@@ -130,7 +134,7 @@ async def test_rejected_requests_produce_nothing(
 
 
 async def test_the_consumer_logs_each_event_once_and_commits(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(30)]
@@ -146,7 +150,7 @@ async def test_the_consumer_logs_each_event_once_and_commits(
 
 
 async def test_a_restarted_consumer_resumes_from_its_committed_offset(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     first, second = [event_body() for _ in range(8)], [event_body() for _ in range(5)]
@@ -178,12 +182,11 @@ class _CountingPublisher(KafkaPublisher):
 
 
 async def test_a_producer_stopped_mid_load_delivers_every_accepted_request(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     # A long linger keeps the records in the client's buffer when shutdown begins.
-    producer = settings.producer.model_copy(update={"linger_ms": 500})
-    settings = settings.model_copy(update={"producer": producer})
+    producer = {"linger_ms": 500}
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, producer=producer)
     requests = 100
     publisher = _CountingPublisher(settings, requests)
     bodies = [event_body(readings=1) for _ in range(requests)]

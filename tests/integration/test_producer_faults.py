@@ -59,10 +59,9 @@ async def test_overload_is_refused_at_once_and_every_accepted_event_is_delivered
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     topic = await topic_factory(3)
-    settings = settings_for(kafka_bootstrap, topic, group_id)
     # A long linger holds accepted records in flight, so the bound is reached and stays reached.
-    producer = settings.producer.model_copy(update={"linger_ms": 1500, "max_in_flight_records": 20})
-    settings = settings.model_copy(update={"producer": producer})
+    producer = {"linger_ms": 1500, "max_in_flight_records": 20}
+    settings = settings_for(kafka_bootstrap, topic, group_id, producer=producer)
     bodies = [event_body(readings=1) for _ in range(100)]
     finished: list[tuple[int, str]] = []
 

@@ -22,6 +22,7 @@ from shared.settings import Settings
 from shared.tracing import parse_traceparent
 from tests.support.fakes import LineCollector
 from tests.support.kafka import TopicFactory
+from tests.support.polling import eventually
 from tests.support.processes import through_the_pair
 from tests.support.samples import event_body
 from tests.support.servers import serving_producer
@@ -51,14 +52,13 @@ def _trace(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
 
 async def _settings(bootstrap: str, topic_factory: TopicFactory, group_id: str) -> Settings:
     topic, dlq, zones_topic = await topic_factory(1), await topic_factory(1), await topic_factory(1)
-    settings = settings_for(bootstrap, topic, group_id, partitions=1)
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"dead_letter_topic": dlq}),
-            "zones": settings.zones.model_copy(
-                update={"topic": zones_topic, "group_id": f"{group_id}-zones", "probe_port": 0}
-            ),
-        }
+    return settings_for(
+        bootstrap,
+        topic,
+        group_id,
+        partitions=1,
+        kafka={"dead_letter_topic": dlq},
+        zones={"topic": zones_topic, "group_id": f"{group_id}-zones"},
     )
 
 
@@ -110,12 +110,13 @@ async def _read(settings: Settings) -> tuple[list[Any], list[Any], list[Any]]:
     bootstrap = settings.kafka.bootstrap_servers
     events = await read_topic(bootstrap, settings.kafka.topic, 4)
     letters = await read_topic(bootstrap, settings.kafka.dead_letter_topic, 2)
-    async with asyncio.timeout(30):  # each zone event is committed in a transaction of its own
-        while True:
-            zones = await read_all(bootstrap, settings.zones.topic, 1, "read_committed")
-            if len(zones) == 3:
-                break
-            await asyncio.sleep(0.1)
+    zones = await eventually(  # each zone event is committed in a transaction of its own
+        lambda: read_all(bootstrap, settings.zones.topic, 1, "read_committed"),
+        lambda records: len(records) == 3,
+        timeout_s=30,
+        interval_s=0.1,
+        awaiting="3 zone events committed",
+    )
     return events, letters, zones
 
 

@@ -135,7 +135,6 @@ def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[st
         group_id,
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
-        ZONES__PROBE_PORT="0",
         CONSUMER__MAX_POLL_RECORDS=str(BATCH),
         CONSUMER__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )

@@ -13,14 +13,18 @@ from tests.support import ROOT
 Changes = Mapping[str, Any]
 
 
-def project_settings(**sections: Changes) -> Settings:
-    """settings.toml's settings, with no environment, and the fields given per section replaced:
-    project_settings(http={"body_timeout_s": 1.0})."""
-    settings = load_settings(ROOT, env={})
+def with_changes(settings: Settings, **sections: Changes) -> Settings:
+    """`settings` with the fields given per section replaced: with_changes(s, http={...})."""
     replaced = {
         name: getattr(settings, name).model_copy(update=fields) for name, fields in sections.items()
     }
     return settings.model_copy(update=replaced)
+
+
+def project_settings(**sections: Changes) -> Settings:
+    """settings.toml's settings, with no environment, and the fields given per section replaced:
+    project_settings(http={"body_timeout_s": 1.0})."""
+    return with_changes(load_settings(ROOT, env={}), **sections)
 
 
 def settings_for(

@@ -13,6 +13,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from shared.settings import Settings
+from tests.support.settings import with_changes
 from zones_service.partitions import PartitionProducers
 from zones_service.service import process_zones
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
@@ -156,9 +157,11 @@ async def _owning(
 async def _run(
     source: FakeSource, owner: PartitionProducers, settings: Settings
 ) -> TransactionCounts:
-    consumer = settings.consumer.model_copy(update={"max_poll_records": 2, "poll_timeout_ms": 1})
-    zones = settings.zones.model_copy(update={"group_id": GROUP, "retry_backoff_ms": 0})
-    settings = settings.model_copy(update={"consumer": consumer, "zones": zones})
+    settings = with_changes(
+        settings,
+        consumer={"max_poll_records": 2, "poll_timeout_ms": 1},
+        zones={"group_id": GROUP, "retry_backoff_ms": 0},
+    )
     return await process_zones(source, owner, _echo, source._stop, settings=settings)
 
 
