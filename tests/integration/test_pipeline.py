@@ -16,7 +16,7 @@ from shared.settings import Settings
 from shared.tracing import RecordHeaders
 from tests.support.kafka import TopicFactory
 from tests.support.samples import event_body
-from tests.support.servers import running_consumer, serving_producer
+from tests.support.servers import producer_client, running_consumer, serving_producer
 from tests.support.settings import Changes, settings_for
 from tests.support.topics import committed_offsets, read_topic
 
@@ -38,7 +38,7 @@ async def test_a_posted_event_is_in_the_topic_keyed_by_device(
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     body = event_body()
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics", json=body)
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -58,7 +58,7 @@ async def test_a_batch_is_produced_whole_with_each_records_coordinates(
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(25)]
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics/batch", json=bodies)
         scrape = (await client.get("/metrics")).text
     assert response.status_code == 202, response.text
@@ -93,7 +93,7 @@ async def test_each_devices_events_keep_their_order_across_partitions(
             response = await client.post("/biometrics", json=body)
             assert response.status_code == 202, response.text
 
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         await asyncio.gather(*(post_in_order(client, device) for device in devices))
     records = await read_topic(kafka_bootstrap, settings.kafka.topic, len(devices) * per_device)
     partitions: dict[bytes, set[int]] = defaultdict(set)
@@ -112,7 +112,7 @@ async def test_rejected_requests_produce_nothing(
     settings = await _settings(kafka_bootstrap, topic_factory, group_id, partitions=1)
     json_header = {"content-type": "application/json"}
     marker = event_body()
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         rejected = [
             await client.post("/biometrics", content=b"{", headers=json_header),
             await client.post("/biometrics", json=event_body(maxHeartRate=5)),
@@ -138,7 +138,7 @@ async def test_the_consumer_logs_each_event_once_and_commits(
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(30)]
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics/batch", json=bodies)
         assert response.status_code == 202
     async with running_consumer(settings) as logs:
@@ -154,7 +154,7 @@ async def test_a_restarted_consumer_resumes_from_its_committed_offset(
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     first, second = [event_body() for _ in range(8)], [event_body() for _ in range(5)]
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         assert (await client.post("/biometrics/batch", json=first)).status_code == 202
         async with running_consumer(settings) as logs:
             await logs.wait_for_events(len(first))

@@ -21,11 +21,12 @@ from devtools.processes import free_port
 from producer_service.publisher import KafkaPublisher
 from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
 from shared.schema import json_schema, parse_event
+from shared.settings import Settings
 from tests.support.kafka import TopicFactory
 from tests.support.polling import until_status
 from tests.support.samples import event_body
-from tests.support.servers import running_consumer, serving_producer
-from tests.support.settings import settings_for
+from tests.support.servers import producer_client, running_consumer
+from tests.support.settings import settings_for, with_changes
 from tests.support.topics import (
     committed_offsets,
     fill_topic,
@@ -37,20 +38,35 @@ from tests.support.zones import expected_zone_records, zone_bodies, zone_setting
 from zones_service.service import run_zones
 
 
-def _registry(url: str) -> dict[str, object]:
-    """The schema_registry section's changes: the registry at `url`, a short timeout."""
-    return {"url": url, "timeout_s": 2.0}
+async def _settings(
+    bootstrap: str,
+    topic_factory: TopicFactory,
+    group_id: str,
+    registry_url: str,
+) -> Settings:
+    """settings_for a fresh one-partition topic, with the Schema Registry at `registry_url`."""
+    registry = {"url": registry_url, "timeout_s": 2.0}
+    topic = await topic_factory(1)
+    return settings_for(bootstrap, topic, group_id, schema_registry=registry)
+
+
+@pytest.fixture
+async def unserved_registry(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> tuple[int, Settings]:
+    """A free port, and settings whose Schema Registry is a LocalRegistry to be started on it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    return port, await _settings(kafka_bootstrap, topic_factory, group_id, url)
 
 
 async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
-    topic = await topic_factory(1)
-    settings = settings_for(
-        kafka_bootstrap, topic, group_id, schema_registry=_registry(schema_registry_url)
-    )
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    topic = settings.kafka.topic
     body = event_body()
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics", json=body)
         assert response.status_code == 202, response.text
     [record] = await read_topic(kafka_bootstrap, topic, 1)
@@ -67,10 +83,8 @@ async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
 async def test_what_confluents_json_serializer_writes_is_logged_by_our_consumer(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
-    topic = await topic_factory(1)
-    settings = settings_for(
-        kafka_bootstrap, topic, group_id, schema_registry=_registry(schema_registry_url)
-    )
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    topic = settings.kafka.topic
     body = event_body()
     with SchemaRegistryClient({"url": schema_registry_url}) as registry:
         serialize = JSONSerializer(orjson.dumps(json_schema()).decode(), registry)
@@ -85,10 +99,8 @@ async def test_what_confluents_json_serializer_writes_is_logged_by_our_consumer(
 async def test_a_framed_value_with_an_id_the_registry_lacks_is_a_dead_letter(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
-    topic = await topic_factory(1)
-    settings = settings_for(
-        kafka_bootstrap, topic, group_id, schema_registry=_registry(schema_registry_url)
-    )
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    topic = settings.kafka.topic
     unknown = frame_prefix(987_654) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", unknown), (b"k", orjson.dumps(event_body()))])
     async with running_consumer(settings) as lines:
@@ -99,19 +111,11 @@ async def test_a_framed_value_with_an_id_the_registry_lacks_is_a_dead_letter(
 
 
 async def test_a_registry_down_at_start_up_is_waited_for_with_503_meanwhile(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, unserved_registry: tuple[int, Settings]
 ) -> None:
-    topic = await topic_factory(1)
-    port = free_port()
-    down = f"http://127.0.0.1:{port}/apis/ccompat/v7"
-    settings = settings_for(
-        kafka_bootstrap,
-        topic,
-        group_id,
-        kafka={"connect_retry_s": 0.5},
-        schema_registry=_registry(down),
-    )
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    port, settings = unserved_registry
+    settings = with_changes(settings, kafka={"connect_retry_s": 0.5})
+    async with producer_client(settings) as client:
         assert (await client.get("/readyz")).status_code == 503
         refused = await client.post("/biometrics", json=event_body())
         assert refused.status_code == 503 and "Retry-After" in refused.headers
@@ -119,7 +123,7 @@ async def test_a_registry_down_at_start_up_is_waited_for_with_503_meanwhile(
             await until_status(client, "/readyz", 200, timeout_s=60)
             accepted = await client.post("/biometrics", json=event_body())
             assert accepted.status_code == 202, accepted.text
-    [record] = await read_topic(kafka_bootstrap, topic, 1)
+    [record] = await read_topic(kafka_bootstrap, settings.kafka.topic, 1)
     assert split_frame(record.value)[0] is not None
 
 
@@ -130,8 +134,8 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
     schema_registry_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    topic = await topic_factory(1)
-    subject = f"{topic}-value"
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    subject = f"{settings.kafka.topic}-value"
     older = {
         "type": "object",
         "properties": {"legacy": {"type": "string"}},
@@ -143,9 +147,6 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
         assert config.status_code == 200, config.text
         body = {"schemaType": "JSON", "schema": orjson.dumps(older).decode()}
         assert (await registry.post(f"/subjects/{subject}/versions", json=body)).status_code == 200
-    settings = settings_for(
-        kafka_bootstrap, topic, group_id, schema_registry=_registry(schema_registry_url)
-    )
     with (
         caplog.at_level(logging.ERROR),
         pytest.raises(RegistryRefusedError, match=f"refused registering the schema of {subject}"),
@@ -166,7 +167,7 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
         group_id,
         zones_topic,
         dlq,
-        schema_registry=_registry(schema_registry_url),
+        schema_registry={"url": schema_registry_url, "timeout_s": 2.0},
     )
     topic_name, zones_name = settings.kafka.topic, settings.zones.topic
     registry = SchemaRegistry(settings.schema_registry)
@@ -201,18 +202,11 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
 
 
 async def test_the_consumer_waits_for_an_unreachable_registry_and_commits_nothing_meanwhile(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, group_id: str, unserved_registry: tuple[int, Settings]
 ) -> None:
-    topic = await topic_factory(1)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
-    settings = settings_for(
-        kafka_bootstrap,
-        topic,
-        group_id,
-        consumer={"retry_backoff_ms": 200},
-        schema_registry=_registry(url),
-    )
+    port, settings = unserved_registry
+    settings = with_changes(settings, consumer={"retry_backoff_ms": 200})
+    topic = settings.kafka.topic
     framed = frame_prefix(1) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", framed)])
     async with running_consumer(settings) as lines:

@@ -6,34 +6,45 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import reprlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Required, TypedDict, TypeVar, Unpack
 
 import httpx2 as httpx
 
 T = TypeVar("T")
 
 _NOTHING_YET = "nothing yet"
+_INTERVAL_S = 0.2
+# A long value (a whole topic's records) is shown in part.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 400
+_REPR.maxdict = _REPR.maxlist = _REPR.maxset = 30
+
+
+class Poll(TypedDict, total=False):
+    """How `eventually` asks: for `timeout_s` at most, every `interval_s` (0.2 s), counting an
+    exception of `ignoring` as not yet. A failure names `awaiting` and the last value seen, and
+    adds `context()` if given (say, a service's last log lines)."""
+
+    timeout_s: Required[float]
+    awaiting: Required[str]
+    interval_s: float
+    ignoring: tuple[type[Exception], ...]
+    context: Callable[[], object]
 
 
 async def eventually(
     observe: Callable[[], Awaitable[T]] | Callable[[], T],
     until: Callable[[T], object] = bool,
-    *,
-    timeout_s: float,
-    awaiting: str,
-    interval_s: float = 0.2,
-    ignoring: tuple[type[Exception], ...] = (),
-    context: Callable[[], object] | None = None,
+    **poll: Unpack[Poll],
 ) -> T:
-    """Call `observe` (a function or a coroutine function) every `interval_s` until `until` holds
-    for its value, and return that value; an exception of `ignoring` counts as not yet.
-
-    At the deadline, fail with an AssertionError naming `awaiting`, the last value (or exception)
-    seen and, if given, `context()` (say, a service's last log lines)."""
+    """Call `observe` (a function or a coroutine function) until `until` holds for its value,
+    and return that value; at the deadline, fail with an AssertionError (see Poll)."""
+    interval_s, ignoring = poll.get("interval_s", _INTERVAL_S), poll.get("ignoring", ())
     last: object = _NOTHING_YET
-    deadline = asyncio.timeout(timeout_s)
+    deadline = asyncio.timeout(poll["timeout_s"])
     try:
         async with deadline:
             while True:
@@ -51,22 +62,16 @@ async def eventually(
     except TimeoutError:
         if not deadline.expired():
             raise  # observe's own
-        raise _failure(awaiting, timeout_s, last, context) from None
+        raise _failure(poll, last) from None
 
 
 def eventually_blocking(
-    observe: Callable[[], T],
-    until: Callable[[T], object] = bool,
-    *,
-    timeout_s: float,
-    awaiting: str,
-    interval_s: float = 0.2,
-    ignoring: tuple[type[Exception], ...] = (),
-    context: Callable[[], object] | None = None,
+    observe: Callable[[], T], until: Callable[[T], object] = bool, **poll: Unpack[Poll]
 ) -> T:
     """`eventually` for code outside an event loop: the same, sleeping between calls."""
+    interval_s, ignoring = poll.get("interval_s", _INTERVAL_S), poll.get("ignoring", ())
     last: object = _NOTHING_YET
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + poll["timeout_s"]
     while True:
         try:
             value = observe()
@@ -77,7 +82,7 @@ def eventually_blocking(
                 return value
             last = value
         if time.monotonic() >= deadline:
-            raise _failure(awaiting, timeout_s, last, context)
+            raise _failure(poll, last)
         time.sleep(interval_s)
 
 
@@ -91,10 +96,9 @@ async def until_status(client: httpx.AsyncClient, path: str, status: int, timeou
     )
 
 
-def _failure(
-    awaiting: str, timeout_s: float, last: object, context: Callable[[], object] | None
-) -> AssertionError:
-    message = f"not within {timeout_s:g} s: {awaiting}; last seen: {last!r}"
-    if context is not None:
-        message += f"\n{context()}"
+def _failure(poll: Poll, last: object) -> AssertionError:
+    message = f"not within {poll['timeout_s']:g} s: {poll['awaiting']}; "
+    message += f"last seen: {_REPR.repr(last)}"
+    if "context" in poll:
+        message += f"\n{poll['context']()}"
     return AssertionError(message)

@@ -1,5 +1,5 @@
 """The producer and the consumer run in the test's event loop: the producer served by uvicorn on a
-free port, the consumer's loop writing its lines to a LineCollector."""
+free port (and a client of it), the consumer's loop writing its lines to a LineCollector."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2 as httpx
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -64,6 +65,13 @@ async def serving_producer(
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def producer_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the producer served (serving_producer) with these settings."""
+    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+        yield client
 
 
 @asynccontextmanager
