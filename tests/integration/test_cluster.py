@@ -27,7 +27,7 @@ from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_process
 from tests.support.samples import event_body
 from tests.support.settings import project_settings, service_env
-from tests.support.topics import committed_offsets, end_offsets, fill_topic, wait_until_committed
+from tests.support.topics import committed_offsets, fill_topic, wait_until_caught_up
 from tests.support.zones import report_exactly_once, zone_bodies
 from zones_service.service import ZONES_STARTED
 from zones_service.transactions import TRANSACTION_COMMITTED
@@ -115,8 +115,7 @@ class _Pair:
         is a batch per rebalance (as the consumer logged them), and per fault at most."""
         bootstrap, topic, group_id = self.cluster.bootstrap_servers, self.topic, self.group_id
         assert await self.producer.finish() == 0
-        ends = await end_offsets(bootstrap, topic, PARTITIONS)
-        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        ends = await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         assert await self.consumer.finish() == 0
         lag = sum(ends.values()) - sum((await committed_offsets(bootstrap, group_id)).values())
         in_topic = await accepted_in_topic(bootstrap, topic, PARTITIONS, load.accepted)
@@ -276,12 +275,10 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         at_kill = sum((await committed_offsets(bootstrap, group_id)).values())
         await asyncio.to_thread(coordinator.kill)
         await fill_topic(bootstrap, topic, chunks[1])
-        ends = await end_offsets(bootstrap, topic, PARTITIONS)
-        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         await asyncio.to_thread(coordinator.start)
         await fill_topic(bootstrap, topic, chunks[2])
-        ends = await end_offsets(bootstrap, topic, PARTITIONS)
-        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         code = await zones.finish()
     print(
         f"zone coordinator kill: {at_kill} of {len(chunks[0])} input events committed at the "

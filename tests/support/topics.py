@@ -125,7 +125,9 @@ async def wait_until_committed(
 
 async def wait_until_caught_up(
     bootstrap: str, topic: str, partitions: int, group_id: str, timeout_s: float = 60
-) -> None:
-    """Wait until the group has committed the topic's end offsets: it has handled everything."""
+) -> dict[int, int]:
+    """Wait until the group has committed the topic's end offsets as they are now (it has
+    handled everything written so far); return those offsets."""
     ends = await end_offsets(bootstrap, topic, partitions)
     await wait_until_committed(bootstrap, group_id, ends, timeout_s)
+    return ends
