@@ -92,14 +92,9 @@ class FakeTransactionalProducer:
         self.calls.append("begin")
 
     async def send(
-        self,
-        topic: str,
-        value: bytes | None = None,
-        key: bytes | None = None,
-        partition: int | None = None,
-        timestamp_ms: int | None = None,
-        headers: list[tuple[str, bytes]] | None = None,
+        self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any
     ) -> asyncio.Future[Any]:
+        """TransactionalProducer.send: keeps the value; the key and headers do not matter here."""
         self.calls.append("send")
         self._open.append(value)
         delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
