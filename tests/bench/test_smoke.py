@@ -17,7 +17,8 @@ import pytest
 
 from bench.options import ROWS
 from bench.report import Report, judge
-from tests.support import ROOT, clean_env
+from tests.support import ROOT
+from tests.support.settings import clean_env
 
 _TOOLS = ("wrk", "kcat")
 # The rows measured once per round; the others (RSS, end to end) once per run.

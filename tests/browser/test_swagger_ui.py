@@ -9,7 +9,9 @@ import orjson
 import pytest
 from playwright.async_api import async_playwright, expect
 
-from tests.integration.harness import read_topic, service_env, service_process
+from tests.support.processes import service_process
+from tests.support.settings import service_env
+from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.browser
 

@@ -6,15 +6,15 @@ client into a failure instead of a skip.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.skips import require
+
 _HERE = Path(__file__).parent
-_REQUIRE_VARIABLE = "TEST_REQUIRE_DOCKER"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,15 +26,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.path.is_relative_to(_HERE):
             item.add_marker(pytest.mark.docker)
-
-
-def require(available: bool, reason: str) -> None:
-    """Skip with reason when not available, or fail when $TEST_REQUIRE_DOCKER is set."""
-    if available:
-        return
-    if os.environ.get(_REQUIRE_VARIABLE):
-        pytest.fail(f"{reason} ({_REQUIRE_VARIABLE} is set)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

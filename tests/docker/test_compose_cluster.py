@@ -25,8 +25,9 @@ import pytest
 import yaml
 
 from devtools.processes import free_ports
-from tests.docker.compose_project import ComposeProject
-from tests.docker.stack_client import (
+from tests.support.compose_project import ComposeProject
+from tests.support.load import PostingLoad, Rejection, accepted_in_topic
+from tests.support.stack_client import (
     COMPOSE_CLIENTS,
     Coordinates,
     compose_client,
@@ -34,7 +35,6 @@ from tests.docker.stack_client import (
     wait_until_answering,
     wait_until_consumed,
 )
-from tests.integration.load import PostingLoad, Rejection, accepted_in_topic
 
 # Each node's service by its KAFKA_NODE_ID, and the variable that moves its published port.
 _NODES = {1: "kafka", 2: "kafka-2", 3: "kafka-3"}

@@ -24,7 +24,7 @@ from shared.aiokafka_adapter import (
     topic_metadata,
     watch_partition_count,
 )
-from tests.integration.conftest import TopicFactory
+from tests.support.kafka import TopicFactory
 
 
 async def test_one_connection_logs_in_to_a_broker_and_fails_on_a_closed_port(

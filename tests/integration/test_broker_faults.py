@@ -18,9 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from consumer_service import EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
-from tests.integration.harness import service_env, service_process
-from tests.integration.load import PostingLoad, accepted_in_topic, until_status
-from tests.support import event_body
+from tests.support.load import PostingLoad, accepted_in_topic
+from tests.support.polling import eventually, until_status
+from tests.support.processes import service_process
+from tests.support.samples import event_body
+from tests.support.settings import service_env
 
 DELIVERY_TIMEOUT_S = 3
 PARTITIONS = 3
@@ -160,12 +162,16 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def _until_committed(probes: httpx.AsyncClient, count: int) -> None:
     """Poll /metrics against a deadline until `count` records count as handled and committed."""
-    async with asyncio.timeout(30):
-        while True:
-            samples = _samples((await probes.get("/metrics")).text)
-            if (
-                samples.get(("biometrics_commit_latency_seconds_count", ()), 0) >= 1
-                and samples.get(("biometrics_records_handled_total", ()), 0) >= count
-            ):
-                return
-            await asyncio.sleep(0.2)
+
+    async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return _samples((await probes.get("/metrics")).text)
+
+    def committed(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> bool:
+        return (
+            samples.get(("biometrics_commit_latency_seconds_count", ()), 0) >= 1
+            and samples.get(("biometrics_records_handled_total", ()), 0) >= count
+        )
+
+    await eventually(
+        scrape, committed, timeout_s=30, awaiting=f"{count} records handled and a commit"
+    )

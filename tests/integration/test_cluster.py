@@ -22,22 +22,13 @@ from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
 from shared.aiokafka_adapter import cluster_client, topic_metadata
 from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
-from shared.settings import load_settings
-from tests.integration.harness import (
-    ServiceProcess,
-    committed_offsets,
-    fill_topic,
-    service_env,
-    service_process,
-)
-from tests.integration.load import PostingLoad, accepted_in_topic
-from tests.integration.zone_harness import (
-    end_offsets,
-    report_exactly_once,
-    wait_until_committed,
-    zone_bodies,
-)
-from tests.support import ROOT, event_body
+from tests.support.load import PostingLoad, accepted_in_topic
+from tests.support.polling import eventually
+from tests.support.processes import ServiceProcess, service_process
+from tests.support.samples import event_body
+from tests.support.settings import project_settings, service_env
+from tests.support.topics import committed_offsets, fill_topic, wait_until_caught_up
+from tests.support.zones import report_exactly_once, zone_bodies
 from zones_service.service import ZONES_STARTED
 from zones_service.transactions import TRANSACTION_COMMITTED
 
@@ -125,8 +116,7 @@ class _Pair:
         is a batch per rebalance (as the consumer logged them), and per fault at most."""
         bootstrap, topic, group_id = self.cluster.bootstrap_servers, self.topic, self.group_id
         assert await self.producer.finish() == 0
-        ends = await end_offsets(bootstrap, topic, PARTITIONS)
-        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        ends = await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         assert await self.consumer.finish() == 0
         lag = sum(ends.values()) - sum((await committed_offsets(bootstrap, group_id)).values())
         in_topic = await accepted_in_topic(bootstrap, topic, PARTITIONS, load.accepted)
@@ -206,12 +196,14 @@ async def _timed_post(client: httpx.AsyncClient) -> tuple[int, float]:
 async def _until_accepted(client: httpx.AsyncClient, timeout_s: float) -> list[tuple[int, float]]:
     """POST one event after another until one is answered 202; return every answer."""
     answers: list[tuple[int, float]] = []
-    async with asyncio.timeout(timeout_s):
-        while True:
-            answers.append(await _timed_post(client))
-            if answers[-1][0] == 202:
-                return answers
-            await asyncio.sleep(0.2)  # a 503 can come at once: ask again, not in a tight loop
+
+    async def post() -> int:
+        answers.append(await _timed_post(client))
+        return answers[-1][0]
+
+    # A 503 can come at once: the interval asks again, not in a tight loop.
+    await eventually(post, lambda status: status == 202, timeout_s=timeout_s, awaiting="a 202")
+    return answers
 
 
 async def test_two_nodes_down_answer_503_in_time_and_one_back_202_without_a_restart(
@@ -266,7 +258,6 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         group_id,
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
-        ZONES__PROBE_PORT="0",
         ZONES__MAX_POLL_RECORDS="20",
     )
     async with service_process("zones_service", env) as zones:
@@ -285,12 +276,10 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         at_kill = sum((await committed_offsets(bootstrap, group_id)).values())
         await asyncio.to_thread(coordinator.kill)
         await fill_topic(bootstrap, topic, chunks[1])
-        ends = await end_offsets(bootstrap, topic, PARTITIONS)
-        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         await asyncio.to_thread(coordinator.start)
         await fill_topic(bootstrap, topic, chunks[2])
-        ends = await end_offsets(bootstrap, topic, PARTITIONS)
-        await wait_until_committed(bootstrap, group_id, ends, timeout_s=120)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         code = await zones.finish()
     print(
         f"zone coordinator kill: {at_kill} of {len(chunks[0])} input events committed at the "
@@ -326,7 +315,6 @@ async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) ->
         group_id,
         ZONES__TOPIC=f"{topic}-zones",
         ZONES__GROUP_ID=f"{group_id}-zones",
-        ZONES__PROBE_PORT="0",
     )
     async with (
         service_process("producer_service", env) as producer,
@@ -384,14 +372,13 @@ def _assignment(line: dict[str, object]) -> bool:
 async def test_topics_are_created_only_once_every_node_knows_them_with_leaders(
     kafka_cluster: LocalKafkaCluster,
 ) -> None:
-    settings = load_settings(ROOT, env={})
-    kafka = settings.kafka.model_copy(
-        update={
+    kafka = project_settings(
+        kafka={
             "bootstrap_servers": kafka_cluster.bootstrap_servers,
             "topic_partitions": 6,
             "topic_replication_factor": 3,
         }
-    )
+    ).kafka
     names = [f"known-{uuid.uuid4().hex}" for _ in range(3)]
     # A client per node, connected before, so each is asked at once after ensure_topics.
     async with contextlib.AsyncExitStack() as stack:

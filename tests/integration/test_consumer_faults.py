@@ -9,18 +9,13 @@ from collections import Counter
 import orjson
 
 from consumer_service import EVENT_CONSUMED, run_consumer
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
-    RawRecord,
-    committed_offsets,
-    fill_topic,
-    read_topic,
-    running_consumer,
-    service_env,
-    service_process,
-    settings_for,
-)
-from tests.support import FlakySink, event_body
+from tests.support.fakes import FlakySink
+from tests.support.kafka import TopicFactory
+from tests.support.processes import service_process
+from tests.support.samples import event_body
+from tests.support.servers import running_consumer
+from tests.support.settings import service_env, settings_for
+from tests.support.topics import RawRecord, committed_offsets, fill_topic, read_topic
 
 BATCH = 50
 
@@ -134,9 +129,13 @@ async def test_a_failing_sink_is_retried_then_its_record_is_set_aside_and_commit
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     topic = await topic_factory(1)
-    settings = settings_for(kafka_bootstrap, topic, group_id, partitions=1)
-    consumer = settings.consumer.model_copy(update={"handler_retries": 2, "retry_backoff_ms": 10})
-    settings = settings.model_copy(update={"consumer": consumer})
+    settings = settings_for(
+        kafka_bootstrap,
+        topic,
+        group_id,
+        partitions=1,
+        consumer={"handler_retries": 2, "retry_backoff_ms": 10},
+    )
     await fill_topic(kafka_bootstrap, topic, _events(2))
     flaky = FlakySink(failures=2)  # the first record succeeds on its last retry
     stop = asyncio.Event()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import service_env, through_the_pair
-from tests.support import event_body
+from tests.support.kafka import TopicFactory
+from tests.support.processes import through_the_pair
+from tests.support.samples import event_body
+from tests.support.settings import service_env
 
 
 async def test_posted_events_appear_in_the_consumer_output_and_both_stop_cleanly(

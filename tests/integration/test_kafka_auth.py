@@ -18,14 +18,9 @@ from pydantic import SecretStr
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
 from shared.kafka import check_authentication
-from tests.integration.harness import (
-    ServiceProcess,
-    service_env,
-    service_process,
-    settings_for,
-    through_the_pair,
-)
-from tests.support import event_body
+from tests.support.processes import ServiceProcess, service_process, through_the_pair
+from tests.support.samples import event_body
+from tests.support.settings import project_settings, service_env
 
 USER, PASSWORD = "alice", "alice-secret"
 # A refused login ends start-up at the first attempt; this only bounds a hang.
@@ -104,13 +99,13 @@ async def test_mechanism_the_broker_does_not_offer_ends_start_up_with_exit_3(
 
 
 async def test_an_unreachable_broker_is_not_taken_for_a_refused_login() -> None:
-    settings = settings_for(f"127.0.0.1:{free_port()}", "unused", "unused")
-    kafka = settings.kafka.model_copy(
-        update={
+    kafka = project_settings(
+        kafka={
+            "bootstrap_servers": f"127.0.0.1:{free_port()}",
             "security_protocol": "SASL_PLAINTEXT",
             "sasl_mechanism": "PLAIN",
             "sasl_username": SecretStr(USER),
             "sasl_password": SecretStr(PASSWORD),
         }
-    )
+    ).kafka
     await check_authentication(kafka)  # returns: retrying an unreachable broker is right

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.local_cluster import LocalKafkaCluster
-from tests.integration.harness import read_topic
+from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.cluster
 

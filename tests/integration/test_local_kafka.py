@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 if TYPE_CHECKING:
-    from tests.integration.conftest import TopicFactory
+    from tests.support.kafka import TopicFactory
 
 
 async def test_broker_returns_produced_records_in_order_to_a_consumer(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import httpx2 as httpx
 import orjson
@@ -14,31 +14,31 @@ from producer_service.publisher import Delivery, KafkaPublisher
 from shared.schema import Biometrics, parse_event
 from shared.settings import Settings
 from shared.tracing import RecordHeaders
-from tests.integration.harness import (
-    committed_offsets,
-    read_topic,
-    running_consumer,
-    serving_producer,
-    settings_for,
-)
-from tests.support import event_body
-
-MakeTopic = Callable[..., Awaitable[str]]
+from tests.support.kafka import TopicFactory
+from tests.support.samples import event_body
+from tests.support.servers import producer_client, running_consumer, serving_producer
+from tests.support.settings import Changes, settings_for
+from tests.support.topics import committed_offsets, read_topic
 
 
 async def _settings(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str, partitions: int = 3
+    kafka_bootstrap: str,
+    topic_factory: TopicFactory,
+    group_id: str,
+    partitions: int = 3,
+    **sections: Changes,
 ) -> Settings:
+    """settings_for a fresh topic of `partitions`."""
     topic = await topic_factory(partitions)
-    return settings_for(kafka_bootstrap, topic, group_id, partitions)
+    return settings_for(kafka_bootstrap, topic, group_id, partitions, **sections)
 
 
 async def test_a_posted_event_is_in_the_topic_keyed_by_device(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     body = event_body()
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics", json=body)
     assert response.status_code == 202, response.text
     answer = response.json()
@@ -54,11 +54,11 @@ async def test_a_posted_event_is_in_the_topic_keyed_by_device(
 
 
 async def test_a_batch_is_produced_whole_with_each_records_coordinates(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(25)]
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics/batch", json=bodies)
         scrape = (await client.get("/metrics")).text
     assert response.status_code == 202, response.text
@@ -80,7 +80,7 @@ async def test_a_batch_is_produced_whole_with_each_records_coordinates(
 
 
 async def test_each_devices_events_keep_their_order_across_partitions(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id, partitions=6)
     devices = [event_body()["deviceId"] for _ in range(12)]
@@ -93,7 +93,7 @@ async def test_each_devices_events_keep_their_order_across_partitions(
             response = await client.post("/biometrics", json=body)
             assert response.status_code == 202, response.text
 
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         await asyncio.gather(*(post_in_order(client, device) for device in devices))
     records = await read_topic(kafka_bootstrap, settings.kafka.topic, len(devices) * per_device)
     partitions: dict[bytes, set[int]] = defaultdict(set)
@@ -107,12 +107,12 @@ async def test_each_devices_events_keep_their_order_across_partitions(
 
 
 async def test_rejected_requests_produce_nothing(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id, partitions=1)
     json_header = {"content-type": "application/json"}
     marker = event_body()
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         rejected = [
             await client.post("/biometrics", content=b"{", headers=json_header),
             await client.post("/biometrics", json=event_body(maxHeartRate=5)),
@@ -134,11 +134,11 @@ async def test_rejected_requests_produce_nothing(
 
 
 async def test_the_consumer_logs_each_event_once_and_commits(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(30)]
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics/batch", json=bodies)
         assert response.status_code == 202
     async with running_consumer(settings) as logs:
@@ -150,11 +150,11 @@ async def test_the_consumer_logs_each_event_once_and_commits(
 
 
 async def test_a_restarted_consumer_resumes_from_its_committed_offset(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     first, second = [event_body() for _ in range(8)], [event_body() for _ in range(5)]
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         assert (await client.post("/biometrics/batch", json=first)).status_code == 202
         async with running_consumer(settings) as logs:
             await logs.wait_for_events(len(first))
@@ -182,12 +182,11 @@ class _CountingPublisher(KafkaPublisher):
 
 
 async def test_a_producer_stopped_mid_load_delivers_every_accepted_request(
-    kafka_bootstrap: str, topic_factory: MakeTopic, group_id: str
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     # A long linger keeps the records in the client's buffer when shutdown begins.
-    producer = settings.producer.model_copy(update={"linger_ms": 500})
-    settings = settings.model_copy(update={"producer": producer})
+    producer = {"linger_ms": 500}
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, producer=producer)
     requests = 100
     publisher = _CountingPublisher(settings, requests)
     bodies = [event_body(readings=1) for _ in range(requests)]

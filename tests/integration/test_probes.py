@@ -19,7 +19,8 @@ import httpx2 as httpx
 import pytest
 
 from devtools.local_kafka import LocalKafka
-from tests.integration.harness import ServiceProcess, service_env, service_process
+from tests.support.processes import ServiceProcess, service_process
+from tests.support.settings import service_env
 
 # Kubernetes' default probe timeout.
 PROBE_TIMEOUT_S = 1.0
@@ -124,7 +125,6 @@ async def test_every_probe_answers_within_a_second_while_the_broker_is_frozen(
         KAFKA__REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
         ZONES__TOPIC=f"{topic}.zones",
         ZONES__GROUP_ID="probes-zones",
-        ZONES__PROBE_PORT="0",
     )
     loop = asyncio.get_running_loop()
     async with (

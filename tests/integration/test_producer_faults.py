@@ -7,15 +7,12 @@ from collections import Counter
 
 import httpx2 as httpx
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
-    read_topic,
-    service_env,
-    service_process,
-    serving_producer,
-    settings_for,
-)
-from tests.support import event_body
+from tests.support.kafka import TopicFactory
+from tests.support.processes import service_process
+from tests.support.samples import event_body
+from tests.support.servers import serving_producer
+from tests.support.settings import service_env, settings_for
+from tests.support.topics import read_topic
 
 
 async def test_sigterm_under_load_never_answers_202_for_a_record_not_in_the_topic(
@@ -62,10 +59,9 @@ async def test_overload_is_refused_at_once_and_every_accepted_event_is_delivered
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
     topic = await topic_factory(3)
-    settings = settings_for(kafka_bootstrap, topic, group_id)
     # A long linger holds accepted records in flight, so the bound is reached and stays reached.
-    producer = settings.producer.model_copy(update={"linger_ms": 1500, "max_in_flight_records": 20})
-    settings = settings.model_copy(update={"producer": producer})
+    producer = {"linger_ms": 1500, "max_in_flight_records": 20}
+    settings = settings_for(kafka_bootstrap, topic, group_id, producer=producer)
     bodies = [event_body(readings=1) for _ in range(100)]
     finished: list[tuple[int, str]] = []
 

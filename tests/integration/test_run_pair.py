@@ -15,8 +15,10 @@ import pytest
 from consumer_service import EVENT_CONSUMED
 from devtools.processes import free_port
 from shared.registry import split_frame
-from tests.integration.harness import read_topic
-from tests.support import ROOT, clean_env, event_body
+from tests.support import ROOT
+from tests.support.samples import event_body
+from tests.support.settings import clean_env
+from tests.support.topics import read_topic
 
 
 async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
@@ -28,7 +30,7 @@ async def _read_until(stream: asyncio.StreamReader, pattern: str) -> str:
 
 async def test_the_run_command_starts_kafka_a_registry_and_the_pair_and_stops_them_all() -> None:
     port = free_port()
-    env = clean_env(BIOMETRICS_HTTP__PORT=str(port), BIOMETRICS_SCHEMA_REGISTRY__URL="local")
+    env = clean_env(HTTP__PORT=str(port), SCHEMA_REGISTRY__URL="local")
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

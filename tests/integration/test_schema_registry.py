@@ -16,45 +16,57 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from consumer_service import run_consumer
 from devtools.local_registry import LocalRegistry
 from devtools.processes import free_port
 from producer_service.publisher import KafkaPublisher
 from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
 from shared.schema import json_schema, parse_event
 from shared.settings import Settings
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
-    LineCollector,
+from tests.support.kafka import TopicFactory
+from tests.support.polling import until_status
+from tests.support.samples import event_body
+from tests.support.servers import producer_client, running_consumer
+from tests.support.settings import settings_for, with_changes
+from tests.support.topics import (
     committed_offsets,
     fill_topic,
-    read_topic,
-    serving_producer,
-    settings_for,
-)
-from tests.integration.zone_harness import (
-    expected_zone_records,
     read_all,
+    read_topic,
     wait_until_committed,
-    zone_bodies,
-    zone_settings,
 )
-from tests.support import event_body
+from tests.support.zones import expected_zone_records, zone_bodies, zone_settings
 from zones_service.service import run_zones
 
 
-def _with_registry(settings: Settings, url: str) -> Settings:
-    registry = settings.schema_registry.model_copy(update={"url": url, "timeout_s": 2.0})
-    return settings.model_copy(update={"schema_registry": registry})
+async def _settings(
+    bootstrap: str,
+    topic_factory: TopicFactory,
+    group_id: str,
+    registry_url: str,
+) -> Settings:
+    """settings_for a fresh one-partition topic, with the Schema Registry at `registry_url`."""
+    registry = {"url": registry_url, "timeout_s": 2.0}
+    topic = await topic_factory(1)
+    return settings_for(bootstrap, topic, group_id, schema_registry=registry)
+
+
+@pytest.fixture
+async def unserved_registry(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> tuple[int, Settings]:
+    """A free port, and settings whose Schema Registry is a LocalRegistry to be started on it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    return port, await _settings(kafka_bootstrap, topic_factory, group_id, url)
 
 
 async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
-    topic = await topic_factory(1)
-    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    topic = settings.kafka.topic
     body = event_body()
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    async with producer_client(settings) as client:
         response = await client.post("/biometrics", json=body)
         assert response.status_code == 202, response.text
     [record] = await read_topic(kafka_bootstrap, topic, 1)
@@ -71,61 +83,47 @@ async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
 async def test_what_confluents_json_serializer_writes_is_logged_by_our_consumer(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
-    topic = await topic_factory(1)
-    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    topic = settings.kafka.topic
     body = event_body()
     with SchemaRegistryClient({"url": schema_registry_url}) as registry:
         serialize = JSONSerializer(orjson.dumps(json_schema()).decode(), registry)
         value = serialize(body, SerializationContext(topic, MessageField.VALUE))
     assert value is not None and value[:1] == b"\x00"
     await fill_topic(kafka_bootstrap, topic, [(body["deviceId"].encode(), value)])
-    lines = LineCollector()
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_consumer(settings, stop, sink=lines))
-    [line] = await lines.wait_for_events(1)
-    stop.set()
-    await task
+    async with running_consumer(settings) as lines:
+        [line] = await lines.wait_for_events(1)
     assert line["event"] == body
 
 
 async def test_a_framed_value_with_an_id_the_registry_lacks_is_a_dead_letter(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
-    topic = await topic_factory(1)
-    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    topic = settings.kafka.topic
     unknown = frame_prefix(987_654) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", unknown), (b"k", orjson.dumps(event_body()))])
-    lines = LineCollector()
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_consumer(settings, stop, sink=lines))
-    await lines.wait_for_events(1)  # the plain one
-    [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
-    stop.set()
-    await task
+    async with running_consumer(settings) as lines:
+        await lines.wait_for_events(1)  # the plain one
+        [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
     assert letter.value == unknown
     assert dict(letter.headers)["dlq.error"] == b"schema id 987654 is not in the schema registry"
 
 
 async def test_a_registry_down_at_start_up_is_waited_for_with_503_meanwhile(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, unserved_registry: tuple[int, Settings]
 ) -> None:
-    topic = await topic_factory(1)
-    port = free_port()
-    down = f"http://127.0.0.1:{port}/apis/ccompat/v7"
-    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), down)
-    kafka = settings.kafka.model_copy(update={"connect_retry_s": 0.5})
-    settings = settings.model_copy(update={"kafka": kafka})
-    async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
+    port, settings = unserved_registry
+    settings = with_changes(settings, kafka={"connect_retry_s": 0.5})
+    async with producer_client(settings) as client:
         assert (await client.get("/readyz")).status_code == 503
         refused = await client.post("/biometrics", json=event_body())
         assert refused.status_code == 503 and "Retry-After" in refused.headers
         with LocalRegistry(port=port):
-            async with asyncio.timeout(60):
-                while (await client.get("/readyz")).status_code != 200:  # noqa: ASYNC110
-                    await asyncio.sleep(0.2)  # polled over HTTP: no event to wait on
+            await until_status(client, "/readyz", 200, timeout_s=60)
             accepted = await client.post("/biometrics", json=event_body())
             assert accepted.status_code == 202, accepted.text
-    [record] = await read_topic(kafka_bootstrap, topic, 1)
+    [record] = await read_topic(kafka_bootstrap, settings.kafka.topic, 1)
     assert split_frame(record.value)[0] is not None
 
 
@@ -136,8 +134,8 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
     schema_registry_url: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    topic = await topic_factory(1)
-    subject = f"{topic}-value"
+    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    subject = f"{settings.kafka.topic}-value"
     older = {
         "type": "object",
         "properties": {"legacy": {"type": "string"}},
@@ -149,7 +147,6 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
         assert config.status_code == 200, config.text
         body = {"schemaType": "JSON", "schema": orjson.dumps(older).decode()}
         assert (await registry.post(f"/subjects/{subject}/versions", json=body)).status_code == 200
-    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), schema_registry_url)
     with (
         caplog.at_level(logging.ERROR),
         pytest.raises(RegistryRefusedError, match=f"refused registering the schema of {subject}"),
@@ -164,8 +161,13 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
 ) -> None:
     topic, zones_topic, dlq = [await topic_factory(1) for _ in range(3)]
-    settings = _with_registry(
-        zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq), schema_registry_url
+    settings = zone_settings(
+        kafka_bootstrap,
+        topic,
+        group_id,
+        zones_topic,
+        dlq,
+        schema_registry={"url": schema_registry_url, "timeout_s": 2.0},
     )
     topic_name, zones_name = settings.kafka.topic, settings.zones.topic
     registry = SchemaRegistry(settings.schema_registry)
@@ -200,26 +202,18 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
 
 
 async def test_the_consumer_waits_for_an_unreachable_registry_and_commits_nothing_meanwhile(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, group_id: str, unserved_registry: tuple[int, Settings]
 ) -> None:
-    topic = await topic_factory(1)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/apis/ccompat/v7"
-    settings = _with_registry(settings_for(kafka_bootstrap, topic, group_id), url)
-    consumer = settings.consumer.model_copy(update={"retry_backoff_ms": 200})
-    settings = settings.model_copy(update={"consumer": consumer})
+    port, settings = unserved_registry
+    settings = with_changes(settings, consumer={"retry_backoff_ms": 200})
+    topic = settings.kafka.topic
     framed = frame_prefix(1) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", framed)])
-    lines = LineCollector()
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_consumer(settings, stop, sink=lines))
-    await asyncio.sleep(3)  # the registry is down: the record can be neither logged nor set aside
-    assert lines.lines == [] and await committed_offsets(kafka_bootstrap, group_id) == {}
-    with LocalRegistry(port=port):  # up, and empty: id 1 is unknown, so a dead letter
-        [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
-        async with asyncio.timeout(30):
-            while await committed_offsets(kafka_bootstrap, group_id) != {0: 1}:  # noqa: ASYNC110
-                await asyncio.sleep(0.2)  # polled from the broker: no event to wait on
-        stop.set()
-        await task
+    async with running_consumer(settings) as lines:
+        # The registry is down: the record can be neither logged nor set aside meanwhile.
+        await asyncio.sleep(3)
+        assert lines.lines == [] and await committed_offsets(kafka_bootstrap, group_id) == {}
+        with LocalRegistry(port=port):  # up, and empty: id 1 is unknown, so a dead letter
+            [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
+            await wait_until_committed(kafka_bootstrap, group_id, {0: 1}, timeout_s=30)
     assert dict(letter.headers)["dlq.error"] == b"schema id 1 is not in the schema registry"

@@ -7,15 +7,14 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
-from shared.settings import load_settings
-from tests.integration.harness import serving_producer
-from tests.support import ROOT, RecordingPublisher, event_body
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
+from tests.support.servers import serving_producer
+from tests.support.settings import project_settings
 
 
 async def test_a_slow_body_gets_408_while_other_requests_are_served() -> None:
-    settings = load_settings(ROOT, env={})
-    http = settings.http.model_copy(update={"body_timeout_s": 1.0})
-    settings = settings.model_copy(update={"http": http})
+    settings = project_settings(http={"body_timeout_s": 1.0})
     publisher = RecordingPublisher(settings)
     async with serving_producer(settings, lambda _: publisher) as (url, _):
         address = urlsplit(url)

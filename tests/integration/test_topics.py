@@ -10,8 +10,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from shared.kafka import ensure_topics
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import settings_for
+from tests.support.kafka import TopicFactory
+from tests.support.settings import settings_for
 
 
 async def _configs(bootstrap: str, topic: str) -> dict[str, str]:

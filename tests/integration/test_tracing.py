@@ -20,17 +20,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from consumer_service import run_consumer
 from shared.settings import Settings
 from shared.tracing import parse_traceparent
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
-    LineCollector,
-    read_topic,
-    service_env,
-    serving_producer,
-    settings_for,
-    through_the_pair,
-)
-from tests.integration.zone_harness import read_all
-from tests.support import event_body
+from tests.support.fakes import LineCollector
+from tests.support.kafka import TopicFactory
+from tests.support.polling import eventually
+from tests.support.processes import through_the_pair
+from tests.support.samples import event_body
+from tests.support.servers import serving_producer
+from tests.support.settings import service_env, settings_for
+from tests.support.topics import read_all, read_topic
 from zones_service.service import run_zones
 
 CLIENT_PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -55,14 +52,13 @@ def _trace(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
 
 async def _settings(bootstrap: str, topic_factory: TopicFactory, group_id: str) -> Settings:
     topic, dlq, zones_topic = await topic_factory(1), await topic_factory(1), await topic_factory(1)
-    settings = settings_for(bootstrap, topic, group_id, partitions=1)
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"dead_letter_topic": dlq}),
-            "zones": settings.zones.model_copy(
-                update={"topic": zones_topic, "group_id": f"{group_id}-zones", "probe_port": 0}
-            ),
-        }
+    return settings_for(
+        bootstrap,
+        topic,
+        group_id,
+        partitions=1,
+        kafka={"dead_letter_topic": dlq},
+        zones={"topic": zones_topic, "group_id": f"{group_id}-zones"},
     )
 
 
@@ -114,12 +110,13 @@ async def _read(settings: Settings) -> tuple[list[Any], list[Any], list[Any]]:
     bootstrap = settings.kafka.bootstrap_servers
     events = await read_topic(bootstrap, settings.kafka.topic, 4)
     letters = await read_topic(bootstrap, settings.kafka.dead_letter_topic, 2)
-    async with asyncio.timeout(30):  # each zone event is committed in a transaction of its own
-        while True:
-            zones = await read_all(bootstrap, settings.zones.topic, 1, "read_committed")
-            if len(zones) == 3:
-                break
-            await asyncio.sleep(0.1)
+    zones = await eventually(  # each zone event is committed in a transaction of its own
+        lambda: read_all(bootstrap, settings.zones.topic, 1, "read_committed"),
+        lambda records: len(records) == 3,
+        timeout_s=30,
+        interval_s=0.1,
+        awaiting="3 zone events committed",
+    )
     return events, letters, zones
 
 

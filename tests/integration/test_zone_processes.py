@@ -12,20 +12,15 @@ from collections.abc import Callable
 
 import httpx2 as httpx
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import (
-    ServiceProcess,
+from tests.support.kafka import TopicFactory
+from tests.support.processes import ServiceProcess, service_process
+from tests.support.settings import service_env
+from tests.support.topics import (
     committed_offsets,
     fill_topic,
-    service_env,
-    service_process,
+    wait_until_caught_up,
 )
-from tests.integration.zone_harness import (
-    end_offsets,
-    report_exactly_once,
-    wait_until_committed,
-    zone_bodies,
-)
+from tests.support.zones import report_exactly_once, zone_bodies
 from zones_service.transactions import TRANSACTION_COMMITTED
 
 PARTITIONS, BATCH = 6, 20
@@ -86,9 +81,8 @@ async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigte
         assert await leaving.finish(signal.SIGTERM) == 0  # leaves cleanly, batch in hand done
         await fill_topic(kafka_bootstrap, topic, chunks[4])
         await fill_topic(kafka_bootstrap, topic, chunks[5])
-        ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
         # Dead members' partitions move within the session timeout, then the rest is caught up.
-        await wait_until_committed(kafka_bootstrap, group_id, ends, timeout_s=120)
+        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         codes = await asyncio.gather(*(instance.finish() for instance in instances))
         assert codes == [0] * len(instances)
     inputs = [record for chunk in chunks for record in chunk]
@@ -119,8 +113,7 @@ async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
         await survivor.wait_for(_assigned(PARTITIONS), timeout_s=SESSION_TIMEOUT_MS / 1000 + 30)
         await fill_topic(kafka_bootstrap, topic, second)
         zombie.process.send_signal(signal.SIGCONT)
-        ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
-        await wait_until_committed(kafka_bootstrap, group_id, ends, timeout_s=120)
+        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
         zombie_code = await zombie.finish()  # SIGTERM, unless it has already exited
         fenced = zombie.matching(lambda line: "belongs to another instance" in str(line))
         assert await survivor.finish() == 0
@@ -144,7 +137,6 @@ def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[st
         group_id,
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
-        ZONES__PROBE_PORT="0",
         ZONES__MAX_POLL_RECORDS=str(BATCH),
         ZONES__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )
@@ -164,8 +156,7 @@ async def test_the_probes_show_readiness_partitions_transactions_and_lag(
         await instance.wait_for(_assigned(PARTITIONS))
         assert (await probes.get("/readyz")).status_code == 200
         await fill_topic(kafka_bootstrap, topic, records)
-        ends = await end_offsets(kafka_bootstrap, topic, PARTITIONS)
-        await wait_until_committed(kafka_bootstrap, group_id, ends)
+        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id)
         metrics = (await probes.get("/metrics")).text
         assert await instance.finish() == 0
     assert re.search(rf"^biometrics_zone_partitions_owned {PARTITIONS}\.0$", metrics, re.M)

@@ -9,14 +9,11 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from tests.integration.conftest import TopicFactory
-from tests.integration.harness import fill_topic
-from tests.integration.zone_harness import (
+from tests.support.kafka import TopicFactory
+from tests.support.topics import fill_topic, read_all, read_pairs, wait_until_committed
+from tests.support.zones import (
     expected_zone_records,
     process,
-    read_all,
-    read_pairs,
-    wait_until_committed,
     zone_bodies,
     zone_member,
     zone_settings,

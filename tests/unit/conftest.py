@@ -8,15 +8,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from producer_service import create_app
-from shared.settings import Settings, load_settings
-from tests.support import ROOT, RecordingPublisher
+from shared.settings import Settings
+from tests.support.fakes import RecordingPublisher
+from tests.support.settings import project_settings
 
 
 @pytest.fixture
 def settings() -> Settings:
-    settings = load_settings(ROOT, env={})
-    http = settings.http.model_copy(update={"max_body_bytes": 64 * 1024, "max_batch_events": 10})
-    return settings.model_copy(update={"http": http})
+    return project_settings(http={"max_body_bytes": 64 * 1024, "max_batch_events": 10})
 
 
 @pytest.fixture

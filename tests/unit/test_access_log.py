@@ -8,7 +8,7 @@ import logging
 import orjson
 
 from producer_service.access_log import LOGGER, AccessLog
-from tests.support import logging_to
+from tests.support.logs import logging_to
 
 
 async def test_request_lines_are_json_with_the_fields_of_a_log_line() -> None:

@@ -10,22 +10,18 @@ from starlette.testclient import TestClient
 
 from producer_service import create_app
 from shared.settings import Settings
-from tests.support import RecordingPublisher, event_body
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
+from tests.support.settings import with_changes
 
 KEY = "device-key-0123456789"
 
 
 @pytest.fixture
 def guarded(settings: Settings, publisher: RecordingPublisher) -> Iterator[TestClient]:
-    http = settings.http.model_copy(
-        update={
-            "require_api_key": True,
-            "api_keys": [SecretStr("other-key-0123456789"), SecretStr(KEY)],
-        }
-    )
-    with TestClient(
-        create_app(settings.model_copy(update={"http": http}), lambda _: publisher)
-    ) as client:
+    keys = [SecretStr("other-key-0123456789"), SecretStr(KEY)]
+    settings = with_changes(settings, http={"require_api_key": True, "api_keys": keys})
+    with TestClient(create_app(settings, lambda _: publisher)) as client:
         yield client
 
 

@@ -6,7 +6,8 @@ from starlette.testclient import TestClient
 from producer_service import PublishError, create_app
 from producer_service.publisher import OverloadedError
 from shared.settings import Settings
-from tests.support import RecordingPublisher, event_body
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
 
 
 def _post(client: TestClient, path: str, body: object) -> object:

@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
 
 from consumer_service import Committer, ConsumerMetrics, PendingOffsets, RebalanceHandler, consume
-from tests.support import P0, P1, TOPIC, record
+from tests.support.samples import P0, P1, TOPIC, record
 
 
 class FakeSource:

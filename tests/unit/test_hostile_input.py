@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from shared.schema import parse_event
-from tests.support import RecordingPublisher, event_body
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
 
 ACCEPTED_OR_REFUSED = {202, 400, 413, 415, 422}
 EXAMPLES = settings(

@@ -19,15 +19,12 @@ from aiokafka import TopicPartition
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from shared.settings import SettingsError, load_settings
-from tests.support import (
-    ROOT,
-    TOPIC,
-    RecordingDeadLetters,
-    clean_env,
-    event_body,
-    logging_to,
-    record,
-)
+from tests.support import ROOT
+from tests.support.fakes import RecordingDeadLetters
+from tests.support.logs import logging_to
+from tests.support.polling import eventually
+from tests.support.samples import TOPIC, event_body, record
+from tests.support.settings import clean_env
 
 
 def _json_lines(text: str) -> list[dict[str, Any]]:
@@ -69,9 +66,10 @@ async def test_uvicorns_lines_carry_no_color_message() -> None:
         config = uvicorn.Config(_answer, host="127.0.0.1", port=0, lifespan="off", log_config=None)
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
-        async with asyncio.timeout(10):
-            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event to wait on
-                await asyncio.sleep(0.01)
+        # uvicorn offers no event to wait on.
+        await eventually(
+            lambda: server.started, timeout_s=10, interval_s=0.01, awaiting="uvicorn started"
+        )
         server.should_exit = True
         await serving
     lines = _json_lines(stream.getvalue())
@@ -134,8 +132,8 @@ def test_a_service_on_a_terminal_logs_as_its_format_setting_says(
     log_format: str, console: bool
 ) -> None:
     env = clean_env(
-        BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
-        BIOMETRICS_LOGGING__FORMAT=log_format,
+        KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:9",
+        LOGGING__FORMAT=log_format,
     )
     controller, terminal_fd = os.openpty()
     try:

@@ -14,7 +14,8 @@ from starlette.testclient import TestClient
 from producer_service import create_app
 from shared.schema import json_schema
 from shared.settings import load_settings
-from tests.support import ROOT, RecordingPublisher
+from tests.support import ROOT
+from tests.support.fakes import RecordingPublisher
 
 _PROJECT = load_settings(ROOT, env={})
 _APP = create_app(_PROJECT, lambda _: RecordingPublisher(_PROJECT))

@@ -15,7 +15,8 @@ from aiokafka.errors import KafkaTimeoutError
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from consumer_service.processor import ProcessorStoppedError
 from shared.registry import frame_prefix
-from tests.support import P0, P1, TOPIC, FlakySink, RecordingDeadLetters, event_body, record
+from tests.support.fakes import FlakySink, RecordingDeadLetters
+from tests.support.samples import P0, P1, TOPIC, event_body, record
 
 
 def _processor(sink: Any, dead_letters: Any, retries: int = 2) -> RecordProcessor:

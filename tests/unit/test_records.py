@@ -18,7 +18,8 @@ from shared.records import (
 from shared.registry import UnknownSchemaError, frame_prefix
 from shared.schema import location
 from shared.settings import SettingsError, load_settings
-from tests.support import ROOT, TOPIC, event_body, record
+from tests.support import ROOT
+from tests.support.samples import TOPIC, event_body, record
 
 
 def test_a_location_joins_names_with_dots_and_puts_indexes_in_brackets() -> None:

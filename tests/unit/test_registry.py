@@ -13,7 +13,8 @@ from shared.registry import (
     value_subject,
 )
 from shared.settings import load_settings
-from tests.support import ROOT, event_body
+from tests.support import ROOT
+from tests.support.samples import event_body
 
 
 def test_a_framed_value_is_the_magic_byte_the_big_endian_id_and_the_json() -> None:

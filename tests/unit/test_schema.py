@@ -17,7 +17,7 @@ from shared.schema import (
     parse_event,
     parse_events,
 )
-from tests.support import event_body
+from tests.support.samples import event_body
 
 
 def _error_paths(error: pytest.ExceptionInfo[InvalidEvent]) -> set[str]:

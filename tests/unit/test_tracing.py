@@ -32,7 +32,8 @@ from shared.tracing import (
     parse_traceparent,
     start_tracing,
 )
-from tests.support import TOPIC, RecordingDeadLetters, RecordingPublisher, event_body, record
+from tests.support.fakes import RecordingDeadLetters, RecordingPublisher
+from tests.support.samples import TOPIC, event_body, record
 from zones_service.transform import ZoneTransform
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

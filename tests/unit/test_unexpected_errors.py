@@ -11,7 +11,8 @@ from starlette.testclient import TestClient
 
 from producer_service import create_app
 from shared.settings import Settings
-from tests.support import RecordingPublisher, event_body
+from tests.support.fakes import RecordingPublisher
+from tests.support.samples import event_body
 
 
 class _Broken(RecordingPublisher):

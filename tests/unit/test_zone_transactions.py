@@ -13,6 +13,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from shared.settings import Settings
+from tests.support.settings import with_changes
 from zones_service.loop import process_zones
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
@@ -91,8 +92,9 @@ class FakeTransactionalProducer:
         self.calls.append("begin")
 
     async def send(
-        self, topic: str, value: bytes | None, *_: Any, **__: Any
+        self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any
     ) -> asyncio.Future[Any]:
+        """TransactionalProducer.send: keeps the value; the key and headers do not matter here."""
         self.calls.append("send")
         self._open.append(value)
         delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -150,15 +152,15 @@ async def _owning(
 async def _run(
     source: FakeSource, owner: PartitionProducers, settings: Settings
 ) -> TransactionCounts:
-    zones = settings.zones.model_copy(
-        update={
+    settings = with_changes(
+        settings,
+        zones={
             "group_id": GROUP,
             "retry_backoff_ms": 0,
             "max_poll_records": 2,
             "poll_timeout_ms": 1,
-        }
+        },
     )
-    settings = settings.model_copy(update={"zones": zones})
     return await process_zones(source, owner, _echo, source._stop, settings=settings)
 
 

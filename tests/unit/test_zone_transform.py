@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from tests.support import event_body, record
+from tests.support.samples import event_body, record
 from zones_service.transform import ZoneTransform
 
 

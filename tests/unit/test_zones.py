@@ -15,7 +15,7 @@ from shared.zones import (
     zone_for,
     zone_json_schema,
 )
-from tests.support import event_body
+from tests.support.samples import event_body
 
 
 @pytest.mark.parametrize(

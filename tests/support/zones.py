@@ -1,6 +1,5 @@
-"""Helpers for the zone processor's broker tests: sample events with their expected zone
-events, whole-topic reads at either isolation level, and a producer whose offsets step a test
-can interrupt."""
+"""The zone processor's tests: sample events with the zone events they must give, its settings,
+the exactly-once check, and in-process members whose offsets step a test can interrupt."""
 
 from __future__ import annotations
 
@@ -12,20 +11,19 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.schema import parse_event
 from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
-from tests.integration.harness import RawRecord, committed_offsets, settings_for
-from tests.support import event_body
+from tests.support.samples import event_body
+from tests.support.settings import Changes, settings_for
+from tests.support.topics import RawRecord, Records, read_pairs
 from zones_service.loop import process_zones
 from zones_service.partitions import ClosableProducer, PartitionProducers
 from zones_service.service import start_transactional_producer, zone_consumer
 from zones_service.transactions import TransactionCounts
 from zones_service.transform import ZoneTransform
-
-Records = Counter[RawRecord]
 
 
 def zone_bodies(count: int, seed: int) -> list[RawRecord]:
@@ -50,66 +48,29 @@ def expected_zone_records(records: list[RawRecord]) -> Records:
 
 
 def zone_settings(
-    bootstrap: str, topic: str, group_id: str, zones_topic: str, dead_letter_topic: str
+    bootstrap: str,
+    topic: str,
+    group_id: str,
+    zones_topic: str,
+    dead_letter_topic: str,
+    **sections: Changes,
 ) -> Settings:
-    """Settings for an in-process zone processor: small batches, a short pause after aborts."""
-    settings = settings_for(bootstrap, topic, group_id, partitions=1)
-    return settings.model_copy(
-        update={
-            "kafka": settings.kafka.model_copy(update={"dead_letter_topic": dead_letter_topic}),
-            "zones": settings.zones.model_copy(
-                update={
-                    "topic": zones_topic,
-                    "group_id": group_id,
-                    "retry_backoff_ms": 10,
-                    "max_poll_records": 10,
-                }
-            ),
-        }
+    """Settings for an in-process zone processor: one partition, small batches, a short pause
+    after aborts; other sections' fields replaced as settings_for does."""
+    return settings_for(
+        bootstrap,
+        topic,
+        group_id,
+        partitions=1,
+        kafka={"dead_letter_topic": dead_letter_topic},
+        zones={
+            "topic": zones_topic,
+            "group_id": group_id,
+            "retry_backoff_ms": 10,
+            "max_poll_records": 10,
+        },
+        **sections,
     )
-
-
-async def read_all(
-    bootstrap: str, topic: str, partitions: int, isolation_level: str
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record a reader at this isolation level sees, up to each partition's end."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        isolation_level=isolation_level,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        # For read_committed the end is the last stable offset: no transaction is open past it.
-        ends = await consumer.end_offsets(tps)
-        async with asyncio.timeout(30):
-            while any([await consumer.position(tp) < ends[tp] for tp in tps]):
-                batch = await consumer.getmany(timeout_ms=200)
-                records += [record for partition in batch.values() for record in partition]
-    finally:
-        await consumer.stop()
-    return records
-
-
-async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    """Each partition's end offset: where a processor that has read everything commits."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-    finally:
-        await consumer.stop()
-    return {tp.partition: offset for tp, offset in ends.items()}
-
-
-async def read_pairs(bootstrap: str, topic: str, partitions: int, isolation_level: str) -> Records:
-    """The (key, value) pairs read_all finds, counted."""
-    records = await read_all(bootstrap, topic, partitions, isolation_level)
-    return Counter((record.key, record.value) for record in records)
 
 
 async def report_exactly_once(
@@ -132,17 +93,6 @@ async def report_exactly_once(
         f"aborted records (read_uncommitted only)={(written - seen).total()}"
     )
     assert duplicates == 0 and missing == 0
-
-
-async def wait_until_committed(
-    bootstrap: str, group_id: str, ends: Mapping[int, int], timeout_s: float = 60
-) -> None:
-    """Poll the group's committed offsets until they reach `ends` (partition -> offset)."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if await committed_offsets(bootstrap, group_id) == ends:
-                return
-            await asyncio.sleep(0.2)
 
 
 class InterceptedProducer:

@@ -7,18 +7,16 @@ import http.client
 import json
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiokafka.errors import KafkaError
 
 from consumer_service import EVENT_CONSUMED
-from devtools.docker import DockerError
 from shared.aiokafka_adapter import broker_ids, cluster_client, topic_metadata
-from tests.docker.compose_project import ComposeProject
-from tests.docker.conftest import require
+from tests.support.compose_project import ComposeProject
+from tests.support.polling import eventually_blocking
+from tests.support.skips import require
 
 # Each client's command, and what its `version` output says when it is that client.
 COMPOSE_CLIENTS = {
@@ -76,15 +74,13 @@ def wait_until_consumed(
     stack: ComposeProject, expected: set[Coordinates], timeout_s: float = 60.0
 ) -> dict[Coordinates, str]:
     """Poll the consumer's log until it has logged every expected event; fail if it does not."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        events = consumed(stack)
-        missing = expected - set(events)
-        if not missing:
-            return events
-        if time.monotonic() > deadline:
-            pytest.fail(f"{len(missing)} of {len(expected)} accepted events never consumed")
-        time.sleep(0.5)
+    return eventually_blocking(
+        lambda: consumed(stack),
+        lambda events: expected <= set(events),
+        timeout_s=timeout_s,
+        interval_s=0.5,
+        awaiting=f"the consumer logging the {len(expected)} accepted events",
+    )
 
 
 async def topic_partitions(bootstrap: str, topic: str) -> set[int]:
@@ -106,20 +102,24 @@ async def partition_leaders(bootstrap: str, topic: str) -> dict[int, int]:
 
 def wait_until_answering(stack: ComposeProject, port: int, path: str = "/healthz") -> None:
     """Poll the producer's `path` until it answers 200; fail with the logs if it never does."""
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
+
+    def status() -> int:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         try:
             connection.request("GET", path)
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
+            return connection.getresponse().status
         finally:
             connection.close()
-        time.sleep(0.5)
-    logs = stack.run("logs", "--no-color", "--tail", "40")
-    raise DockerError(f"the producer did not answer {path} in {_READY_TIMEOUT_S:.0f} s:\n{logs}")
+
+    eventually_blocking(
+        status,
+        lambda answered: answered == 200,
+        timeout_s=_READY_TIMEOUT_S,
+        interval_s=0.5,
+        awaiting=f"the producer answering {path} with 200",
+        ignoring=(OSError,),
+        context=lambda: stack.run("logs", "--no-color", "--tail", "40"),
+    )
 
 
 def _client_version(command: tuple[str, ...]) -> str:

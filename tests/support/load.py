@@ -1,6 +1,5 @@
-"""HTTP load on a producer process for the fault tests: concurrent clients posting one event at a
-time, every answer kept; what became of the accepted events in the topic; a probe polled until it
-answers a status."""
+"""HTTP load on a producer for the fault tests: concurrent clients posting one event at a time,
+every answer kept; and what became of the accepted events in the topic."""
 
 from __future__ import annotations
 
@@ -13,8 +12,8 @@ from typing import NamedTuple, Self
 
 import httpx2 as httpx
 
-from tests.integration.zone_harness import read_all
-from tests.support import event_body
+from tests.support.samples import event_body
+from tests.support.topics import read_all
 
 
 class Rejection(NamedTuple):
@@ -124,12 +123,3 @@ async def accepted_in_topic(
     in_topic = Counter(record.key.decode() for record in records if record.key is not None)
     missing = [key for key in accepted if key not in in_topic]
     return InTopic(len(records), missing, [key for key in accepted if in_topic[key] > 1])
-
-
-async def until_status(client: httpx.AsyncClient, path: str, status: int, timeout_s: float) -> None:
-    """Poll a probe against a deadline until it answers `status` (a probe has no event)."""
-    async with asyncio.timeout(timeout_s):
-        while True:
-            if (await client.get(path)).status_code == status:
-                return
-            await asyncio.sleep(0.2)

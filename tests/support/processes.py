@@ -1,0 +1,131 @@
+"""The services run as real processes (`python -m`), their JSON output read as it comes."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx2 as httpx
+import orjson
+
+from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
+from tests.support import ROOT
+
+# uvicorn's start-up line, which names the port it bound (the tests ask for port 0).
+UVICORN_RUNNING = "Uvicorn running on"
+
+
+class ServiceProcess:
+    """A service run as a real process; its stdout JSON lines are read as they come."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[dict[str, Any]] = []
+        self.other_output: list[bytes] = []
+        self._changed = asyncio.Event()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        # Reading all the time keeps a full pipe from ever blocking the service.
+        assert self.process.stdout is not None
+        while raw := await self.process.stdout.readline():
+            try:
+                self.lines.append(orjson.loads(raw))
+            except orjson.JSONDecodeError:
+                self.other_output.append(raw)
+            self._changed.set()
+        self._changed.set()
+
+    def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """The lines so far for which predicate holds."""
+        return [line for line in self.lines if predicate(line)]
+
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout_s: float = 60
+    ) -> list[dict[str, Any]]:
+        """Wait until `count` lines match; fail if the process ends first."""
+        async with asyncio.timeout(timeout_s):
+            while len(found := self.matching(predicate)) < count:
+                if self._reader.done():
+                    raise AssertionError(
+                        f"the service ended; last lines: {self.lines[-10:]} {self.other_output}"
+                    )
+                self._changed.clear()
+                await self._changed.wait()
+        return found
+
+    async def wait_for_message(self, message: str, timeout_s: float = 60) -> dict[str, Any]:
+        """Wait for the first line whose message contains `message`."""
+        [line, *_] = await self.wait_for(lambda line: message in line["message"], 1, timeout_s)
+        return line
+
+    async def url(self) -> str:
+        """The producer's base URL, from uvicorn's start-up line."""
+        line = await self.wait_for_message(UVICORN_RUNNING)
+        match = re.search(r"http://[\d.]+:\d+", line["message"])
+        assert match is not None, line
+        return match.group()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The consumer's event lines so far."""
+        return self.matching(lambda line: line["message"] == EVENT_CONSUMED)
+
+    async def finish(self, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
+        """Send the signal, wait for the exit code and the last of the output."""
+        if self.process.returncode is None:
+            self.process.send_signal(signum)
+        async with asyncio.timeout(timeout_s):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+
+@asynccontextmanager
+async def service_process(module: str, env: dict[str, str]) -> AsyncIterator[ServiceProcess]:
+    """Start `python -m module`; kill it on exit if the test has not stopped it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    service = ServiceProcess(process)
+    try:
+        yield service
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        await service._reader
+
+
+async def through_the_pair(
+    env: dict[str, str], bodies: Sequence[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], ServiceProcess, ServiceProcess]:
+    """Run both services as processes, POST each body (each must get 202), wait for the consumer's
+    line of every one, then SIGTERM both (each must exit 0); return those lines and the two
+    processes, whose output stays readable."""
+    async with (
+        service_process("producer_service", env) as producer,
+        service_process("consumer_service", env) as consumer,
+    ):
+        url = await producer.url()
+        await consumer.wait_for_message(CONSUMER_STARTED)
+        async with httpx.AsyncClient(base_url=url) as client:
+            for body in bodies:
+                response = await client.post("/biometrics", json=body)
+                assert response.status_code == 202, response.text
+        events = await consumer.wait_for(
+            lambda line: line["message"] == EVENT_CONSUMED, len(bodies)
+        )
+        codes = await asyncio.gather(producer.finish(), consumer.finish())
+    assert codes == [0, 0], (producer.lines[-5:], consumer.lines[-5:])
+    return events, producer, consumer
