@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 import time
@@ -119,7 +120,14 @@ async def _seek_to_first_at_or_after(
         consumer.seek(partition, at.offset if at is not None else ends[partition])
 
 
+def _quiet_about_new_leaders(record: logging.LogRecord) -> bool:
+    # A new topic's partitions get their leaders a moment after it appears; aiokafka logs an
+    # error for each offset lookup it then retries.
+    return "NotLeaderForPartitionError" not in record.getMessage()
+
+
 async def _run(settings: Settings, since_ms: int) -> None:
+    logging.getLogger("aiokafka.consumer.fetcher").addFilter(_quiet_about_new_leaders)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
