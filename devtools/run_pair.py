@@ -61,17 +61,24 @@ def main() -> int:
         def alive() -> bool:
             return not stop.is_set() and all(service.poll() is None for service in services)
 
-        if wait_until_ok(f"{url}/healthz", alive=alive, interval_s=0.2):
+        if wait_until_ok(f"{url}/readyz", alive=alive, interval_s=0.2):
             _say(
                 f"ready: POST {url}/biometrics; consumed events and zone events appear below"
                 " as JSON lines"
             )
+        elif alive():
+            _say(f"the producer is not ready yet (see its log): POST {url}/biometrics answers 503")
         while not stop.wait(0.2):
             if any(service.poll() is not None for service in services):
                 _say("a service exited; stopping the others")
                 break
         _stop_all(services, settings.http.shutdown_timeout_s + 5)
-        return max(_exit_code(service) for service in services)
+        names = [command[2] for command in commands]
+        codes = {name: _exit_code(service) for name, service in zip(names, services, strict=True)}
+        for name, code in codes.items():
+            if code:
+                _say(f"{name} exited with {code}")
+        return next((code for code in codes.values() if code > 0), 1 if any(codes.values()) else 0)
 
 
 def _stop_all(services: list[subprocess.Popen[bytes]], timeout_s: float) -> None:

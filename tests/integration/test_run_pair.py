@@ -47,10 +47,9 @@ async def _json_lines_with(stream: asyncio.StreamReader, messages: set[str]) -> 
     return found
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    """Read a child's pipe to its end, so that a full pipe never blocks the run."""
-    while await stream.read(65536):
-        pass
+async def _drain(stream: asyncio.StreamReader) -> bytes:
+    """Read a child's pipe to its end, so that a full pipe never blocks the run; its rest."""
+    return await stream.read()
 
 
 async def test_the_run_command_shows_a_zone_event_and_stops_everything_on_sigint() -> None:
@@ -103,8 +102,9 @@ async def test_the_run_command_shows_a_zone_event_and_stops_everything_on_sigint
         assert split_frame(record.value)[0] is not None  # the registry's 5-byte header
         process.send_signal(signal.SIGINT)  # Ctrl-C
         async with asyncio.timeout(60):
-            assert await process.wait() == 0
-        await asyncio.gather(drain_stdout, drain_stderr)
+            code = await process.wait()
+            stdout, stderr = await asyncio.gather(drain_stdout, drain_stderr)
+        assert code == 0, (stderr.decode(errors="replace"), stdout[-4000:].decode(errors="replace"))
         for pid in pids.values():  # nothing may outlive the run command
             with pytest.raises(ProcessLookupError):
                 os.kill(pid, 0)
