@@ -1,8 +1,10 @@
-"""Run the pair for development: a local Kafka when none is configured (and a local Schema
-Registry when schema_registry.url is "local"), then both services.
+"""Run what `docker compose up` runs, for development: a local Kafka when none is configured (and
+a local Schema Registry when schema_registry.url is "local"), then the producer, the consumer and
+the zone processor, and a reader of the zone events (devtools.zone_events) so that they show in
+the run's output beside the consumed events.
 
 `python -m devtools.run_pair` (or `./dev run`). Ctrl-C or SIGTERM stops the services first, so
-the producer flushes and the consumer commits, and the broker last.
+the producer flushes and the consumer and the zone processor commit, and the broker last.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import ExitStack
 
 from devtools.local_kafka import LocalKafka
@@ -19,11 +22,12 @@ from devtools.local_registry import LocalRegistry
 from devtools.processes import wait_until_ok
 from shared.settings import SettingsError, load_settings
 
-_SERVICES = ("producer_service", "consumer_service")
+_SERVICES = ("producer_service", "consumer_service", "zones_service")
+_ZONE_EVENTS = "devtools.zone_events"
 
 
 def main() -> int:
-    """Start what is missing, supervise both services, stop everything in order."""
+    """Start what is missing, supervise the services, stop everything in order."""
     try:
         settings = load_settings()
     except SettingsError as error:
@@ -44,21 +48,37 @@ def main() -> int:
             registry = stack.enter_context(LocalRegistry())
             env["BIOMETRICS_SCHEMA_REGISTRY__URL"] = registry.url
             _say(f"local Schema Registry at {registry.url} (pid {registry.pid})")
-        services = [subprocess.Popen([sys.executable, "-m", name], env=env) for name in _SERVICES]
+        since_ms = int(time.time() * 1000)  # the zone events of this run are written after it
+        commands = [[sys.executable, "-m", name] for name in _SERVICES]
+        commands.append([sys.executable, "-m", _ZONE_EVENTS, "--since-ms", str(since_ms)])
+        services: list[subprocess.Popen[bytes]] = []
         stack.callback(_stop_all, services, settings.http.shutdown_timeout_s + 5)
+        for command in commands:
+            services.append(subprocess.Popen(command, env=env))
+            _say(f"{command[2]} started (pid {services[-1].pid})")
         url = f"http://{settings.http.host}:{settings.http.port}"
 
         def alive() -> bool:
             return not stop.is_set() and all(service.poll() is None for service in services)
 
-        if wait_until_ok(f"{url}/healthz", alive=alive, interval_s=0.2):
-            _say(f"ready: POST {url}/biometrics; consumed events appear below as JSON lines")
+        if wait_until_ok(f"{url}/readyz", alive=alive, interval_s=0.2):
+            _say(
+                f"ready: POST {url}/biometrics; consumed events and zone events appear below"
+                " as JSON lines"
+            )
+        elif alive():
+            _say(f"the producer is not ready yet (see its log): POST {url}/biometrics answers 503")
         while not stop.wait(0.2):
             if any(service.poll() is not None for service in services):
-                _say("a service exited; stopping the pair")
+                _say("a service exited; stopping the others")
                 break
         _stop_all(services, settings.http.shutdown_timeout_s + 5)
-        return max(_exit_code(service) for service in services)
+        names = [command[2] for command in commands]
+        codes = {name: _exit_code(service) for name, service in zip(names, services, strict=True)}
+        for name, code in codes.items():
+            if code:
+                _say(f"{name} exited with {code}")
+        return next((code for code in codes.values() if code > 0), 1 if any(codes.values()) else 0)
 
 
 def _stop_all(services: list[subprocess.Popen[bytes]], timeout_s: float) -> None:

@@ -44,7 +44,7 @@ _HOST_PORT_VARIABLES = {
     "kafka-3": "KAFKA_3_HOST_PORT",
 }
 _APP_SERVICES = ("producer", "consumer", "zones")
-_TOPIC = "BiometricsImported"  # the README's default; the compose files set none
+_TOPIC = "BiometricsImported"  # the default (docs/configuration.md); the compose files set none
 _LOAD_WORKERS = 8
 # Accepted before the kill, and accepted after it (all but the requests then in hand sent
 # after it) before the load stops.

@@ -45,7 +45,7 @@ _READY_TIMEOUT_S = 120.0
 _LOAD_WORKERS = 4
 _LOAD_MAX_REQUESTS = 2000
 _ACCEPTED_BEFORE_STOP = 50
-# The README's defaults; compose.yaml sets none of them.
+# The defaults of docs/configuration.md; compose.yaml sets none of them.
 _TOPIC = "BiometricsImported"
 _GROUP = "biometrics-consumer"
 _ZONES_TOPIC = "HeartRateZoneReached"

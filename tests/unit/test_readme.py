@@ -1,4 +1,5 @@
-"""The README's settings table is the reference users read: it must list exactly the settings."""
+"""The README and the manual in docs/ are what users read: the settings table must list exactly
+the settings, the layout exactly the modules, and every link between them must lead somewhere."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import re
 from shared.settings import Settings
 from tests.support import ROOT
 
+DOCS = ROOT / "docs"
 
-def test_the_readme_documents_every_setting_with_its_variable() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `(\w+)\.(\w+)` \| `(BIOMETRICS_\w+)` \|", readme, flags=re.MULTILINE)
+
+def test_the_configuration_document_lists_every_setting_with_its_variable() -> None:
+    manual = (DOCS / "configuration.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)\.(\w+)` \| `(BIOMETRICS_\w+)` \|", manual, flags=re.MULTILINE)
     documented = {(section, key) for section, key, _ in rows}
     fields = {
         (section, key)
@@ -23,8 +26,8 @@ def test_the_readme_documents_every_setting_with_its_variable() -> None:
 
 
 def test_the_layout_section_names_every_module_of_the_tree_and_nothing_else() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    manual = (DOCS / "development.md").read_text(encoding="utf-8")
+    block = manual.split("## Layout", 1)[1].split("```", 2)[1]
     listed: set[str] = set()
     folders: list[str] = []  # the folder of each indentation level
     for line in block.splitlines():
@@ -44,3 +47,34 @@ def test_the_layout_section_names_every_module_of_the_tree_and_nothing_else() ->
         if path.name != "__init__.py"
     }
     assert listed == modules
+
+
+def test_every_link_of_the_readme_and_the_manual_leads_to_a_file_and_heading_that_exist() -> None:
+    documents = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted(DOCS.glob("*.md"))]
+    broken = []
+    for document in documents:
+        text = document.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"https?://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (document.parent / path).resolve() if path else document
+            if not linked.is_file():
+                broken.append(f"{document.name}: {target}")
+            elif anchor and anchor not in _anchors(linked.read_text(encoding="utf-8")):
+                broken.append(f"{document.name}: {target} (no such heading)")
+    assert not broken
+
+
+def test_the_readme_stays_a_front_door_that_links_every_document_of_the_manual() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 300
+    assert "./dev run" in readme and "./dev test" in readme  # CI calls ./dev test
+    for document in DOCS.glob("*.md"):
+        assert f"(docs/{document.name})" in readme, document.name
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors of a document's headings."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
