@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2 as httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer_service import EVENT_CONSUMED
@@ -26,16 +24,6 @@ from tests.support.settings import service_env
 
 DELIVERY_TIMEOUT_S = 3
 PARTITIONS = 3
-
-
-@pytest.fixture
-async def own_kafka() -> AsyncIterator[LocalKafka]:
-    kafka = LocalKafka()
-    await asyncio.to_thread(kafka.start)
-    try:
-        yield kafka
-    finally:
-        await asyncio.to_thread(kafka.stop)
 
 
 async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_event(

@@ -12,11 +12,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx2 as httpx
-import pytest
 
 from devtools.local_kafka import LocalKafka
 from tests.support.processes import ServiceProcess, service_process
@@ -40,17 +39,6 @@ class Answer:
     status: int
     elapsed_s: float
     at_s: float  # since the freeze
-
-
-@pytest.fixture
-async def own_kafka() -> AsyncIterator[LocalKafka]:
-    kafka = LocalKafka()
-    await asyncio.to_thread(kafka.start)
-    try:
-        yield kafka
-    finally:
-        _resume(kafka)
-        await asyncio.to_thread(kafka.stop)
 
 
 def _resume(kafka: LocalKafka) -> None:

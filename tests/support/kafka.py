@@ -1,12 +1,15 @@
 """The pytest fixtures of the tests that talk to real servers: an Apache Kafka broker for the
 session (from the environment, Docker or a local JVM), a three-node cluster, a Schema Registry,
-fresh topics and group ids. tests/conftest.py registers them as a plugin."""
+fresh topics and group ids, a broker of a test's own to kill or freeze. tests/conftest.py
+registers them as a plugin."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
+import signal
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -62,6 +65,20 @@ def kafka_bootstrap() -> Iterator[str]:
     else:
         with _local_kafka() as servers:
             yield servers
+
+
+@pytest.fixture
+async def own_kafka() -> AsyncIterator[LocalKafka]:
+    """A broker of the test's own, to kill or freeze; resumed (SIGCONT) before it is stopped."""
+    kafka = LocalKafka()
+    await asyncio.to_thread(kafka.start)
+    try:
+        yield kafka
+    finally:
+        if kafka.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(kafka.pid, signal.SIGCONT)
+        await asyncio.to_thread(kafka.stop)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Sample events as a tracker posts them, and records as aiokafka hands them to a consumer."""
+"""Sample events as a tracker posts them, records as aiokafka hands them to a consumer, and
+Kafka's own partitioner hashes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,16 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 TOPIC = "BiometricsImported"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+# Kafka's own murmur2 test vectors (clients/src/test/.../utils/UtilsTest.java, testMurmur2).
+JAVA_MURMUR2 = {
+    b"21": -973932308,
+    b"foobar": -790332482,
+    b"a-little-bit-long-string": -985981536,
+    b"a-little-bit-longer-string": -1486304829,
+    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+    b"abc": 479470107,
+}
 
 
 def record(

@@ -40,16 +40,7 @@ from shared.aiokafka_adapter import (
     refusal_reason,
     watch_partition_count,
 )
-
-# Kafka's own murmur2 test vectors (clients/src/test/.../utils/UtilsTest.java, testMurmur2).
-JAVA_MURMUR2 = {
-    b"21": -973932308,
-    b"foobar": -790332482,
-    b"a-little-bit-long-string": -985981536,
-    b"a-little-bit-longer-string": -1486304829,
-    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-    b"abc": 479470107,
-}
+from tests.support.samples import JAVA_MURMUR2
 
 
 def test_bootstrap_addresses_are_parsed_as_the_clients_parse_them_in_order() -> None:

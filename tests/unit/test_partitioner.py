@@ -8,16 +8,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from producer_service.batcher import key_hash
-
-# Kafka's own murmur2 test vectors (clients/src/test/.../utils/UtilsTest.java, testMurmur2).
-JAVA_MURMUR2 = {
-    b"21": -973932308,
-    b"foobar": -790332482,
-    b"a-little-bit-long-string": -985981536,
-    b"a-little-bit-longer-string": -1486304829,
-    b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
-    b"abc": 479470107,
-}
+from tests.support.samples import JAVA_MURMUR2
 
 
 @pytest.mark.parametrize(("key", "java"), JAVA_MURMUR2.items())
