@@ -6,10 +6,10 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
 from devtools.server_properties import HOST, SASL_MECHANISMS
+from shared.aiokafka_adapter import broker_ids, cluster_client
 
 __all__ = ["accepts_connections", "answers_metadata", "logs_in_with_sasl"]
 
@@ -25,18 +25,12 @@ def accepts_connections(port: int) -> bool:
 
 async def answers_metadata(bootstrap_servers: str, timeout_s: float, **options: Any) -> bool:
     """Tell whether the broker answers a metadata request that lists at least one broker."""
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_servers,
-        request_timeout_ms=max(1000, int(timeout_s * 1000)),
-        **options,
-    )
+    options |= {"request_timeout_ms": max(1000, int(timeout_s * 1000))}
     try:
-        await client.bootstrap()
-        return bool(client.cluster.brokers())
+        async with cluster_client({"bootstrap_servers": bootstrap_servers, **options}) as client:
+            return bool(broker_ids(client))
     except KafkaError:
         return False
-    finally:
-        await client.close()
 
 
 async def logs_in_with_sasl(

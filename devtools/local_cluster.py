@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaClient, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
@@ -71,16 +70,12 @@ class LocalKafkaCluster(StartStop):
 
     async def leader(self, topic: str, partition: int) -> LocalKafka:
         """The node that leads a partition now, as the running nodes' metadata says."""
-        client = AIOKafkaClient(bootstrap_servers=self._running_servers)
-        await client.bootstrap()
-        try:
-            await client.force_metadata_update()
-            leader = client.cluster.leader_for_partition(TopicPartition(topic, partition))
-        finally:
-            await client.close()
-        if leader is None or leader < 0:
+        [described] = await self._describe_topics([topic])
+        leaders = {p["partition"]: p["leader"] for p in described["partitions"]}
+        leader = leaders.get(partition, -1)
+        if leader < 0:
             raise LookupError(f"{topic}[{partition}] has no leader now")
-        return self.node(int(leader))
+        return self.node(leader)
 
     async def under_replicated(self) -> list[tuple[str, int]]:
         """The partitions (internal ones included) with fewer in-sync replicas than replicas, or

@@ -177,8 +177,8 @@ async def cluster_client(options: Mapping[str, Any]) -> AsyncIterator[AIOKafkaCl
     Why: the documented clients offer no way to send a request to a broker of one's choosing.
     """
     client = AIOKafkaClient(**options)
-    await client.bootstrap()
     try:
+        await client.bootstrap()
         yield client
     finally:
         await client.close()
