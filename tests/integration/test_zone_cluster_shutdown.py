@@ -65,9 +65,9 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
         )
         try:
             await zones.wait_for(_committed, 3, timeout_s=60)
-            # The leader of an input partition: the fetches, and the transactions' produce and
-            # coordinator requests that go to it, wait.
-            frozen = await kafka_cluster.leader(topic, 0)
+            # The coordinator of every transaction (__transaction_state has one partition
+            # here): each transaction in hand waits on it.
+            frozen = await kafka_cluster.leader("__transaction_state", 0)
             frozen.freeze()
             try:
                 await asyncio.sleep(FROZEN_BEFORE_STOP_S)
@@ -85,7 +85,10 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
         f"{sent} input records sent"
     )
     assert code == 0, (zones.lines[-10:], zones.other_output[-20:])
+    assert left_open, "no transaction waited on the frozen node at the SIGTERM"
     assert took_s < SHUTDOWN_TIMEOUT_S + EXIT_MARGIN_S
+    # The transaction steps cancelled at the deadline leave no error unretrieved.
+    assert not zones.matching(lambda line: "never retrieved" in line["message"])
 
     await kafka_cluster.wait_until_in_sync()
     async with service_process("zones_service", env) as again:
