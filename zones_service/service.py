@@ -43,7 +43,7 @@ ZONES_STARTED = "zone processor started"
 
 # The share of zones.shutdown_timeout_s closing the producers may take, and then the consumer
 # (loop.FINISH_SHARE is the batch in hand's; what is left is a margin for the rest).
-CLOSE_SHARE = 0.2
+CLOSE_SHARE = 0.15
 
 
 async def run_zones(

@@ -27,6 +27,9 @@ pytestmark = pytest.mark.cluster
 
 PARTITIONS = 3
 SHUTDOWN_TIMEOUT_S = 15
+# Longer than the shutdown timeout: one request to the frozen node outlasts it, as a commit that
+# needs a few such waits in a row does with the default request timeout and shutdown timeout.
+REQUEST_TIMEOUT_MS = 30_000
 # What the process may take past the shutdown timeout to exit once its work is done.
 EXIT_MARGIN_S = 2
 # How long the node stays frozen before the SIGTERM: requests to it pile up meanwhile.
@@ -55,6 +58,7 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
         ZONES__TOPIC=zones_topic,
         ZONES__GROUP_ID=group_id,
         ZONES__SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_TIMEOUT_S),
+        KAFKA__REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
     )
     stream_stop = asyncio.Event()
     async with service_process("zones_service", env) as zones:
