@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -161,6 +162,18 @@ class LocalKafka(ChildProcess, StartStop):
         """SIGKILL the broker, as a crash would; the data dir and ports are kept for restart()."""
         self._end_process(graceful=False)
 
+    def freeze(self) -> None:
+        """SIGSTOP the broker, as a hung or cut-off node is: its connections stay open and say
+        nothing, so every request to it waits out its timeout. thaw() resumes it."""
+        if self._process is None:
+            raise LocalKafkaError("LocalKafka is not running")
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT a frozen broker (harmless on one that runs)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def restart(self) -> None:
         """Stop the broker cleanly if running, then start it on the same data dir and ports."""
         self._end_process(graceful=True)
@@ -273,6 +286,7 @@ class LocalKafka(ChildProcess, StartStop):
             self._finalizer = None
         if self._process is not None:
             if graceful:
+                self.thaw()  # a frozen JVM would not act on SIGTERM
                 stop(self._process, _STOP_TIMEOUT_S)
             else:
                 self._process.kill()

@@ -22,10 +22,13 @@ test_aiokafka_adapter.py where only a live client shows it) that fails when a re
 - murmur2: aiokafka.partitioner.murmur2
 - coordinator_known: AIOKafkaConsumer._coordinator.coordinator_id
 - close_consumer_connections: AIOKafkaConsumer._client.close
+- retrieve_transaction_errors: AIOKafkaProducer._txn_manager (wait_for_transaction_end,
+  _pending_txn_offsets)
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -53,6 +56,7 @@ __all__ = [
     "log_in_once",
     "murmur2",
     "refusal_reason",
+    "retrieve_transaction_errors",
     "topic_metadata",
     "watch_partition_count",
 ]
@@ -262,3 +266,26 @@ async def close_consumer_connections(consumer: AIOKafkaConsumer) -> None:
     (aio-libs/aiokafka#647), and the documented API has no other way to close them.
     """
     await consumer._client.close()
+
+
+def retrieve_transaction_errors(producer: AIOKafkaProducer) -> None:
+    """Mark as retrieved whatever error the open transaction's futures get from now on.
+
+    Why: send_offsets_to_transaction, commit_transaction and abort_transaction await such a future
+    through asyncio.shield, which lets go of it when the caller is cancelled; if the sender fails
+    it later (ProducerFenced, say), asyncio logs "Future exception was never retrieved". The
+    documented API does not hand these futures out.
+    """
+    manager = producer._txn_manager
+    if manager is None:
+        return
+    waiters = [manager.wait_for_transaction_end()]
+    waiters += [future for _, _, future in manager._pending_txn_offsets]
+    for waiter in waiters:
+        if waiter is not None:
+            waiter.add_done_callback(_retrieve)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -9,8 +9,10 @@ configuration; 3 when Kafka refuses the SASL login.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -82,8 +84,8 @@ def run_kafka_loop(
     async def serve(settings: Settings) -> int:
         try:
             await until_stopped(partial(loop, settings), shutdown_timeout_s(settings))
-        except TimeoutError:
-            _log.error(f"shutdown timed out; {unfinished}")
+        except ShutdownTimeoutError as error:
+            _log.error(f"shutdown timed out; {unfinished}", extra={"waiting_in": error.waiting_in})
             return 1
         except KafkaAuthenticationError:
             return 3  # shared.kafka has logged which login was refused, and why
@@ -123,13 +125,21 @@ def settle_memory() -> None:
     gc.set_threshold(_GC_YOUNG_THRESHOLD, 50, 50)
 
 
+class ShutdownTimeoutError(TimeoutError):
+    """The work outlasted its shutdown timeout; `waiting_in` says where each of its tasks was."""
+
+    def __init__(self, waiting_in: list[str]) -> None:
+        super().__init__("shutdown timed out")
+        self.waiting_in = waiting_in
+
+
 async def until_stopped(
     work: Callable[[asyncio.Event], Coroutine[Any, Any, T]], shutdown_timeout_s: float
 ) -> T:
     """Run `work(stop)`, where SIGTERM and SIGINT only set `stop`.
 
     Once stop is set the work has shutdown_timeout_s to finish what it has in hand, after which
-    TimeoutError is raised; its own errors propagate.
+    it is cancelled and ShutdownTimeoutError raised; its own errors propagate.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,8 +149,41 @@ async def until_stopped(
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    async with asyncio.timeout(shutdown_timeout_s if stop.is_set() else None):
-        return await task
+    if not task.done():
+        await asyncio.wait([task], timeout=shutdown_timeout_s)
+    if not task.done():
+        # Taken before the cancellation unwinds them: what the next failure report needs.
+        waiting_in = waiting_tasks()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise ShutdownTimeoutError(waiting_in)
+    return task.result()
+
+
+def waiting_tasks() -> list[str]:
+    """Each other pending task of the loop as its chain of awaits, outermost first
+    ("name: module.function:line > ..."), the innermost being what it waits on."""
+    current = asyncio.current_task()
+    chains = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        chains.append(f"{task.get_name()}: {' > '.join(_awaits(task.get_coro()))}")
+    return sorted(chains)
+
+
+def _awaits(awaitable: object) -> list[str]:
+    """`module.function:line` of each coroutine in the chain `awaitable` is suspended in; a
+    future it waits on ends the chain as its type (Task.get_stack gives the outermost only)."""
+    chain = []
+    while (frame := getattr(awaitable, "cr_frame", None)) is not None:
+        module = os.path.splitext(os.path.basename(frame.f_code.co_filename))[0]
+        chain.append(f"{module}.{frame.f_code.co_name}:{frame.f_lineno}")
+        awaitable = getattr(awaitable, "cr_await", None)
+    if awaitable is not None:
+        chain.append(type(awaitable).__name__)
+    return chain
 
 
 class StoppedError(Exception):

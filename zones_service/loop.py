@@ -4,6 +4,12 @@ Each batch is handled partition by partition, each partition's records in one tr
 that partition's producer (PartitionProducers); the partitions of a batch are committed
 concurrently.
 
+Once stop is set the batch in hand has FINISH_SHARE of zones.shutdown_timeout_s to commit (the
+rest is for closing the clients). A transaction unfinished by then, waiting on a node that does
+not answer, is cancelled and left open: nothing of it is visible to read_committed readers and its
+offset is not committed, so the partition's next owner (its producer has the same transactional
+id, which aborts it) or the broker after zones.transaction_timeout_ms aborts it.
+
 When a transaction fails it is aborted and its partition is sought back to the batch's first
 offset, which is the last offset committed: every earlier batch was committed, or was sought back
 in the same way. It is remembered rather than fetched, because aiokafka cannot ask the group
@@ -16,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -37,6 +43,16 @@ from zones_service.transactions import (
 
 _log = logging.getLogger(__name__)
 
+# Logged once for the transactions a shutdown cancels; tests look for this line.
+TRANSACTIONS_LEFT_OPEN = "transactions left open at shutdown"
+
+# Once stop is set, the share of zones.shutdown_timeout_s the batch in hand has to commit; the rest
+# is for closing the producers and the consumer (service.CLOSE_SHARE each) and a margin.
+FINISH_SHARE = 0.5
+
+# (records, produced) of a partition's batch: produced is None once aborted.
+Outcome = tuple[int, int | None]
+
 
 async def process_zones(
     consumer: RecordSource,
@@ -48,7 +64,8 @@ async def process_zones(
     metrics: ZoneMetrics | None = None,
     schema_ids: SchemaIds | None = None,
 ) -> TransactionCounts:
-    """Poll and handle batches until stop is set; the batch in hand is finished first.
+    """Poll and handle batches until stop is set; the batch in hand is finished first, within
+    FINISH_SHARE of zones.shutdown_timeout_s.
 
     With `schema_ids` (the transform's), the new schema ids of each batch are looked up first
     (the transform dead-letters the unknown), the batch waiting while the registry is unreachable.
@@ -56,6 +73,7 @@ async def process_zones(
     counts = TransactionCounts()
     zones = settings.zones
     group_id, backoff_s = zones.group_id, zones.retry_backoff_ms / 1000
+    finish_s = zones.shutdown_timeout_s * FINISH_SHARE
     while not stop.is_set():
         batch = await consumer.getmany(
             timeout_ms=zones.poll_timeout_ms, max_records=zones.max_poll_records
@@ -65,12 +83,12 @@ async def process_zones(
         if schema_ids is not None:
             await schema_ids.check([record for records in batch.values() for record in records])
         async with owner.lock:
-            handled = [
-                _handle(owner, tp, records, transform, group_id)
+            handling = {
+                tp: _handle(owner, tp, records, transform, group_id)
                 for tp, records in batch.items()
                 if records and _current(owner, tp, records[0].offset)
-            ]
-            results = await asyncio.gather(*handled)
+            }
+            results = await _handle_all(handling, stop, finish_s)
         for records, produced in results:
             if produced is None:
                 counts.aborted += 1
@@ -97,14 +115,54 @@ def _current(owner: PartitionProducers, tp: TopicPartition, first: int) -> bool:
     return True
 
 
+async def _handle_all(
+    handling: dict[TopicPartition, Coroutine[Any, Any, Outcome]],
+    stop: asyncio.Event,
+    finish_s: float,
+) -> list[Outcome]:
+    """The outcomes of the partitions' transactions, run concurrently. Once stop is set they have
+    finish_s more; then those unfinished are cancelled, left open, and have no outcome."""
+    tasks = {tp: asyncio.ensure_future(coroutine) for tp, coroutine in handling.items()}
+    deadline = asyncio.timeout(None)
+    try:
+        async with deadline:
+            watch = asyncio.ensure_future(_deadline_at_stop(stop, deadline, finish_s))
+            try:
+                return await asyncio.gather(*tasks.values())
+            finally:
+                watch.cancel()
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+    left_open = sorted(tp.partition for tp, task in tasks.items() if task.cancelled())
+    _log.warning(
+        TRANSACTIONS_LEFT_OPEN,
+        extra={
+            "partitions": left_open,
+            "reason": f"not committed within {finish_s:g} s of the stop (zones.shutdown_timeout_s"
+            " times loop.FINISH_SHARE); the partitions' next owner aborts them",
+        },
+    )
+    return [task.result() for task in tasks.values() if not task.cancelled()]
+
+
+async def _deadline_at_stop(
+    stop: asyncio.Event, deadline: asyncio.Timeout, finish_s: float
+) -> None:
+    """Once stop is set, move the deadline to finish_s from then."""
+    await stop.wait()
+    deadline.reschedule(asyncio.get_running_loop().time() + finish_s)
+
+
 async def _handle(
     owner: PartitionProducers,
     tp: TopicPartition,
     records: Sequence[ConsumerRecord[Any, Any]],
     transform: Transform,
     group_id: str,
-) -> tuple[int, int | None]:
-    """(records, produced) once committed, or (records, None) once aborted and sought back."""
+) -> Outcome:
+    """(records, produced) once committed, or (records, None) once aborted and sought back.
+    Cancelled (at the shutdown deadline), the transaction is left open as it is."""
     producer = owner.producers[tp]
     try:
         produced = await commit_partition(producer, tp, records, transform, group_id)

@@ -3,6 +3,9 @@
 The instance subscribes to kafka.topic in the group zones.group_id, read_committed, and owns a
 transactional producer per assigned partition (PartitionProducers); process_zones handles each
 batch in a transaction per partition.
+
+On the way out, closing the producers and then the consumer each have CLOSE_SHARE of
+zones.shutdown_timeout_s: a node that does not answer cannot hold the exit past its timeout.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import shared.resources as resources
+from shared.aiokafka_adapter import retrieve_transaction_errors
 from shared.kafka import stop_consumer
 from shared.kafka_options import transactional_producer_options, zone_consumer_options
 from shared.registry import SchemaRegistry, frame_prefix, value_subject
@@ -36,6 +40,10 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 ZONES_STARTED = "zone processor started"
+
+# The share of zones.shutdown_timeout_s closing the producers may take, and then the consumer
+# (loop.FINISH_SHARE is the batch in hand's; what is left is a margin for the rest).
+CLOSE_SHARE = 0.15
 
 
 async def run_zones(
@@ -85,8 +93,17 @@ async def start_transactional_producer(
     options = transactional_producer_options(
         settings, transactional_id(settings.zones.group_id, partition)
     )
-    producer: ClosableProducer = await started(AIOKafkaProducer(**options))
+    producer: ClosableProducer = await started(_ZoneProducer(**options))
     return producer
+
+
+class _ZoneProducer(AIOKafkaProducer):  # type: ignore[misc]
+    """A transactional AIOKafkaProducer that leaves no error of a cancelled transaction step
+    unretrieved once stopped (see retrieve_transaction_errors)."""
+
+    async def stop(self) -> None:
+        retrieve_transaction_errors(self)
+        await super().stop()
 
 
 @asynccontextmanager
@@ -95,7 +112,8 @@ async def zone_consumer(
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, PartitionProducers]]:
     """A started consumer subscribed in the zone group, and the producers of what it owns.
 
-    On the way out the producers are closed, then the consumer leaves the group.
+    On the way out the producers are closed, then the consumer leaves the group, each within
+    CLOSE_SHARE of zones.shutdown_timeout_s (else it is left as it is: the process is exiting).
     """
     consumer = await started(AIOKafkaConsumer(**zone_consumer_options(settings)), stop_consumer)
     earliest = settings.zones.auto_offset_reset == "earliest"
@@ -104,10 +122,23 @@ async def zone_consumer(
         consumer.subscribe([settings.kafka.topic], listener=owner)
         yield consumer, owner
     finally:
+        close_s = settings.zones.shutdown_timeout_s * CLOSE_SHARE
         try:
-            await owner.close_all()
+            await _within(close_s, "the partitions' producers", owner.close_all())
         finally:
-            await stop_consumer(consumer)
+            await _within(close_s, "the consumer", stop_consumer(consumer))
+
+
+async def _within(timeout_s: float, what: str, closing: Awaitable[None]) -> None:
+    """Await `closing` for timeout_s at most; past that, log a warning and go on."""
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            await closing
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        _log.warning(f"{what} did not close in time", extra={"timeout_s": timeout_s})
 
 
 async def _value_prefix(

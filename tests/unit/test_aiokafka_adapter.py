@@ -4,10 +4,13 @@ test_aiokafka_adapter.py asks a live one where only it can tell)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import inspect
+from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.conn import AIOKafkaConnection, create_conn
@@ -15,6 +18,7 @@ from aiokafka.errors import (
     AuthenticationFailedError,
     KafkaConnectionError,
     KafkaError,
+    ProducerFenced,
     SaslAuthenticationFailed,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
@@ -38,6 +42,7 @@ from shared.aiokafka_adapter import (
     is_retriable,
     murmur2,
     refusal_reason,
+    retrieve_transaction_errors,
     watch_partition_count,
 )
 from tests.support.samples import JAVA_MURMUR2
@@ -176,3 +181,35 @@ async def test_a_consumers_client_is_the_one_its_stop_closes() -> None:
         await close_consumer_connections(consumer)  # a client never started closes quietly
     finally:
         await consumer.stop()
+
+
+@pytest.mark.parametrize("retrieved", [True, False])
+async def test_a_cancelled_transaction_steps_error_is_retrieved_once_marked(
+    retrieved: bool,
+) -> None:
+    """Without retrieve_transaction_errors asyncio reports the error: the case it exists for."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", transactional_id="t")
+        manager = producer._txn_manager
+        manager.set_pid_and_epoch(1, 0)
+        manager.begin_transaction()
+        step = asyncio.ensure_future(
+            asyncio.shield(manager.add_offsets_to_txn({TopicPartition("t", 0): 1}, "g"))
+        )
+        await asyncio.sleep(0)
+        step.cancel()  # the caller of send_offsets_to_transaction is cancelled
+        await asyncio.gather(step, return_exceptions=True)
+        if retrieved:
+            retrieve_transaction_errors(producer)
+        manager.fatal_error(ProducerFenced())  # the sender fails it afterwards
+        await asyncio.sleep(0)
+        await producer.stop()
+        del producer, manager, step
+        gc.collect()
+    finally:
+        loop.set_exception_handler(None)
+    messages = [context["message"] for context in reported]
+    assert messages == ([] if retrieved else ["Future exception was never retrieved"] * 2)

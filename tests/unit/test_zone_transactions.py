@@ -14,7 +14,7 @@ from aiokafka.errors import ProducerFenced
 
 from shared.settings import Settings
 from tests.support.settings import with_changes
-from zones_service.loop import process_zones
+from zones_service.loop import TRANSACTIONS_LEFT_OPEN, process_zones
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
 from zones_service.transform import Output
@@ -251,3 +251,39 @@ async def test_a_batch_fetched_before_a_reassignment_is_dropped_and_read_from_th
     assert producers.started[P0].committed == _values(source, P0)[1:]  # record 0 not again
     assert producers.started[P0].committed_offsets == {P0: 3}
     assert counts.records == 2
+
+
+class _StuckCommit(FakeTransactionalProducer):
+    """A commit that waits on a node that never answers; SIGTERM arrives meanwhile."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        super().__init__()
+        self._stop = stop
+
+    async def commit_transaction(self) -> None:
+        self.calls.append("commit")
+        self._stop.set()
+        await asyncio.Event().wait()
+
+
+async def test_at_shutdown_a_transaction_unfinished_in_time_is_left_open_and_the_rest_commit(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    source = FakeSource({P0: 2, P1: 2}, stop)
+    producers = Producers()
+    producers.fail_next[P1] = _StuckCommit(stop)
+    owner = PartitionProducers(source, producers)
+    await owner.on_partitions_assigned([P0, P1])
+    settings = with_changes(settings, zones={"shutdown_timeout_s": 0.2})
+    async with asyncio.timeout(5):
+        counts = await _run(source, owner, settings)
+    p0, p1 = producers.started[P0], producers.started[P1]
+    assert p0.committed_offsets == {P0: 2}
+    # Left open: neither committed nor aborted, nor its partition sought back.
+    assert p1.calls == ["begin", "send", "send", "offsets", "commit"]
+    assert (p1.committed, p1.committed_offsets) == ([], {})
+    assert source.seeks == [(P0, 0), (P1, 0)]  # the assignment's only
+    assert (counts.committed, counts.aborted, counts.records) == (1, 0, 2)
+    [left_open] = [r for r in caplog.records if r.message == TRANSACTIONS_LEFT_OPEN]
+    assert left_open.partitions == [1]  # type: ignore[attr-defined]
