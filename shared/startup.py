@@ -146,12 +146,7 @@ async def until_stopped(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     task: asyncio.Task[T] = asyncio.create_task(work(stop))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not task.done():
-        await asyncio.wait([task], timeout=shutdown_timeout_s)
-    if not task.done():
+    if not await finished_within(task, stop, shutdown_timeout_s):
         # Taken before the cancellation unwinds them: what the next failure report needs.
         waiting_in = waiting_tasks()
         task.cancel()
@@ -159,6 +154,21 @@ async def until_stopped(
             await task
         raise ShutdownTimeoutError(waiting_in)
     return task.result()
+
+
+async def finished_within(task: asyncio.Future[Any], stop: asyncio.Event, timeout_s: float) -> bool:
+    """Wait for `task`, which has timeout_s more once stop is set; whether it finished by then.
+
+    An unfinished task is left running: cancelling it is the caller's call.
+    """
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        await asyncio.wait([task], timeout=timeout_s)
+    return task.done()
 
 
 def waiting_tasks() -> list[str]:

@@ -30,6 +30,7 @@ from aiokafka.errors import ProducerFenced
 
 from shared.records import RecordSource, SchemaIds
 from shared.settings import Settings
+from shared.startup import finished_within
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import (
@@ -123,17 +124,15 @@ async def _handle_all(
     """The outcomes of the partitions' transactions, run concurrently. Once stop is set they have
     finish_s more; then those unfinished are cancelled, left open, and have no outcome."""
     tasks = {tp: asyncio.ensure_future(coroutine) for tp, coroutine in handling.items()}
-    deadline = asyncio.timeout(None)
+    gathered = asyncio.gather(*tasks.values())
     try:
-        async with deadline:
-            watch = asyncio.ensure_future(_deadline_at_stop(stop, deadline, finish_s))
-            try:
-                return await asyncio.gather(*tasks.values())
-            finally:
-                watch.cancel()
-    except TimeoutError:
-        if not deadline.expired():
-            raise
+        if await finished_within(gathered, stop, finish_s):
+            return gathered.result()
+    finally:
+        if not gathered.done():  # past the deadline, or this task cancelled
+            gathered.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gathered
     left_open = sorted(tp.partition for tp, task in tasks.items() if task.cancelled())
     _log.warning(
         TRANSACTIONS_LEFT_OPEN,
@@ -144,14 +143,6 @@ async def _handle_all(
         },
     )
     return [task.result() for task in tasks.values() if not task.cancelled()]
-
-
-async def _deadline_at_stop(
-    stop: asyncio.Event, deadline: asyncio.Timeout, finish_s: float
-) -> None:
-    """Once stop is set, move the deadline to finish_s from then."""
-    await stop.wait()
-    deadline.reschedule(asyncio.get_running_loop().time() + finish_s)
 
 
 async def _handle(
