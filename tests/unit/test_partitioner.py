@@ -7,7 +7,7 @@ import uuid
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from producer_service.batcher import key_hash
+from shared.batcher import key_hash
 from tests.support.samples import JAVA_MURMUR2
 
 
