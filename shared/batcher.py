@@ -21,8 +21,8 @@ are what makes a record cheap. Hence no gate per leader handing its partitions o
 (a loop turn per round), and no batch handed over while still open (the client's sender would
 leave with a few records a batch).
 
-The partition is the Java client's (murmur2 of the key, positive, modulo the partition count),
-computed by aiokafka's own murmur2 behind a cache, since a device sends again and again. A
+The partition is the Java client's and aiokafka's default partitioner's: murmur2 of the key
+(murmurhash2's C implementation, with Kafka's seed), made positive, modulo the partition count. A
 batch's acknowledgement carries its base offset; a record's offset is base + its index.
 
 With a delivery timeout, a batch not acknowledged within it of its first record fails its
@@ -34,7 +34,6 @@ is done it has been handed over, which a transaction needs before it ends.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
 import time
@@ -44,22 +43,23 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from murmurhash2 import murmurhash2
 
-from shared.aiokafka_adapter import murmur2, watch_partition_count
+from shared.aiokafka_adapter import watch_partition_count
 
 _log = logging.getLogger(__name__)
 
-_KEY_CACHE_SIZE = 1 << 16
+# org.apache.kafka.common.utils.Utils.murmur2's seed.
+_KAFKA_MURMUR2_SEED = 0x9747B28C
 
 
 class DeliveryTimeout(Exception):
     """The batch was not acknowledged within the delivery timeout."""
 
 
-@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
 def key_hash(key: bytes) -> int:
     """The Java client's positive murmur2 of a key (`Utils.toPositive(Utils.murmur2(key))`)."""
-    return murmur2(key) & 0x7FFFFFFF
+    return murmurhash2(key, _KAFKA_MURMUR2_SEED) & 0x7FFFFFFF
 
 
 class Batch:
