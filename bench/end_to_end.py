@@ -85,6 +85,15 @@ def measure_zones(bench: Bench) -> None:
     say(f"end to end through the zones: {rate:.0f} events/s ({basis}) for {seconds:g} s")
     with _zone_chain(bench) as (url, producer, zones, reader, arrivals):
         _warm_up_zones(url, bench, zones, arrivals)
+        if bench.options.warmup_seconds > 0:
+            # Paced load unmeasured first, so the RSS starts from buffers sized for it.
+            warmup = Load(
+                "/biometrics", bench.files.zone_template, E2E_CONNECTIONS,
+                bench.options.warmup_seconds,
+            )  # fmt: skip
+            run_paced_wrk(
+                bench.processes, url, warmup, rate, bench.directory / "e2e-zones-warm.tsv"
+            )
         sent_file = bench.directory / "e2e-zones-sent.tsv"
         pids = bench.cpu_pids(producer=producer.pid, zones=zones.pid, reader=reader.pid)
         with cpu_meter(pids) as cpu, rss_sampler(zones.pid) as samples:

@@ -1,7 +1,8 @@
 """commit_partition: one Kafka transaction for one partition's records, for exactly-once processing.
 
 The transaction holds what the transform makes of every record and the partition's next offset
-(last offset + 1) for the group, so readers with ``isolation_level=read_committed`` see a batch's
+(last offset + 1) for the group, both sent at once and committed once every record is
+acknowledged, so readers with ``isolation_level=read_committed`` see a batch's
 zone events if and only if its offset was committed: never twice, never lost.
 
 Each input partition has a transactional producer of its own, its transactional id derived from
@@ -19,6 +20,7 @@ Errors:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -105,9 +107,18 @@ async def commit_partition(
         with contextlib.suppress(Exception):
             await acknowledged(batches)
         raise
-    # Acknowledged before the offset goes in, so a failed batch aborts rather than commits.
-    await acknowledged(batches)
-    await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
+    # The offset goes into the transaction while its batches are under way (one round trip less):
+    # it takes effect only with the commit, and the commit waits for every acknowledgement, so a
+    # failed batch aborts the offset with it.
+    offsets = {partition: records[-1].offset + 1}
+    outcomes = await asyncio.gather(
+        acknowledged(batches),
+        producer.send_offsets_to_transaction(offsets, group_id),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
     await producer.commit_transaction()
     return produced
 

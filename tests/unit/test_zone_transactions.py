@@ -211,7 +211,7 @@ async def test_a_batch_that_fails_aborts_its_transaction_before_the_offset_goes_
     producers.started[P0].fail_batches = [KafkaTimeoutError()]
     counts = await _run(source, owner, settings)
     p0 = producers.started[P0]
-    assert p0.calls[:6] == ["begin", "append", "append", "abort", "begin", "append"]
+    assert p0.calls[:7] == ["begin", "append", "append", "offsets", "abort", "begin", "append"]
     assert p0.committed == _values(source, P0)  # re-read, then each exactly once
     assert (p0.committed_offsets, counts.aborted) == ({P0: 4}, 1)
 
