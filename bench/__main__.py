@@ -81,6 +81,7 @@ def run_benchmark(options: Options) -> tuple[Report, Path]:
             http_load.measure_sustained(bench, services)
             consumption.profile(bench, topic)
         end_to_end.measure(bench)
+        end_to_end.measure_zones(bench)
     report.keep_best_rounds()
     report.meta["loadavg_end"] = os.getloadavg()
     return report, directory

@@ -15,6 +15,10 @@ nothing; hands back {"records", "seconds", "passes"}.
 minimum, the same loop doing only what the job requires of each record (MinimalJob); hands back
 {"records", "seconds", "passes", "lines"}.
 
+`python -m bench.clients arrivals --out FILE`: a read_committed reader of kafka.topic from its
+end, writing for each record its key and the wall-clock time it became visible here
+(key<TAB>seconds since the epoch) until SIGTERM; hands back {"records"}.
+
 A drain reads the topic from the start; when it has read all N records before S seconds have
 passed it reads them again, so a fast loop is still timed over a useful stretch. Its clock starts
 when the first batch has been handled.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -34,7 +39,7 @@ import orjson
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from shared.kafka_options import consumer_options, producer_options
+from shared.kafka_options import client_options, consumer_options, producer_options
 from shared.settings import Settings
 from shared.startup import start_service
 from shared.tracing import REQUEST_ID, TRACEPARENT, carried_headers
@@ -178,6 +183,40 @@ class MinimalJob:
         await consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
 
 
+async def arrivals(settings: Settings, out: BinaryIO) -> dict[str, Any]:
+    """Follow kafka.topic read_committed, from its end, until SIGTERM; see the module docstring."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    consumer = AIOKafkaConsumer(
+        settings.kafka.topic,
+        **client_options(settings.kafka),
+        group_id=None,  # every partition, from its end
+        auto_offset_reset="latest",
+        isolation_level="read_committed",
+        # The broker holds an empty fetch this long; a committed transaction does not cut the
+        # wait short, so aiokafka's 500 ms would be measured as the processor's latency.
+        fetch_max_wait_ms=5,
+    )
+    await consumer.start()
+    records = 0
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.time()
+            lines = [
+                b"%b\t%.6f\n" % (record.key or b"", now)
+                for records_of_partition in batch.values()
+                for record in records_of_partition
+            ]
+            if lines:
+                out.write(b"".join(lines))
+                out.flush()
+                records += len(lines)
+    finally:
+        await consumer.stop()
+    return {"records": records}
+
+
 def run_on_uvloop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     """Run a helper's coroutine on uvloop, as the services run; return its result."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -200,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("drain", parents=[drain_options])
     minimal_parser = commands.add_parser("minimal", parents=[drain_options])
     minimal_parser.add_argument("--sink", type=Path, required=True)
+    arrivals_parser = commands.add_parser("arrivals")
+    arrivals_parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     settings = start_service(f"bench-{args.command}")
     if args.command == "produce":
@@ -207,6 +248,9 @@ def main(argv: list[str] | None = None) -> None:
         pairs = [(key, value) for key, _, value in (line.partition(b"\t") for line in lines)]
         run = produce(settings, pairs, args.seconds, args.count, args.trace_headers)
         emit(run_on_uvloop(run))
+    elif args.command == "arrivals":
+        with args.out.open("wb") as out:
+            emit(run_on_uvloop(arrivals(settings, out)))
     elif args.command == "drain":
         emit(run_on_uvloop(drain(settings, args.expect, args.min_seconds)))
     else:

@@ -196,8 +196,7 @@ def _zones(bench: Bench, topic: str, count: int, row: str, mode: str) -> Row:
     group = bench.group(f"zones-{mode}")
     path = bench.unique_log(row.replace("_", "-"))
     args = [f"--expect={count}"] + (["--at-least-once"] if mode == "at-least-once" else [])
-    # Its own CPU is not in the row's shares (it is in "other"), as it always was.
-    result, _, cpu = bench.run_helper(
+    result, zones_cpu, cpu = bench.run_helper(
         "bench.zone_throughput",
         args,
         log=path,
@@ -214,7 +213,7 @@ def _zones(bench: Bench, topic: str, count: int, row: str, mode: str) -> Row:
         result["events"],
         result["seconds"],
         errors=0,
-        cpu=cpu.shares(),
+        cpu=cpu.shares(zones=zones_cpu),
         details={"zone_events": result["produced"], "batches": result["batches"], "log": str(path)},
     )
 

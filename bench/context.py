@@ -53,6 +53,15 @@ def standard_body(device_id: str) -> bytes:
     )
 
 
+def zone5_body(device_id: str) -> bytes:
+    """An event with one heart-rate reading, in Zone5: one HeartRateZoneReached."""
+    reading = {"dateTime": _START.isoformat(timespec="milliseconds"), "value": 180}
+    steps = {"dateTime": _START.isoformat(timespec="milliseconds"), "value": 12}
+    return orjson.dumps(
+        {"deviceId": device_id, "heartRates": [reading], "stepCounts": [steps], "maxHeartRate": 190}
+    )
+
+
 @dataclass(frozen=True)
 class Files:
     """The request bodies and records every row draws from."""
@@ -61,6 +70,7 @@ class Files:
     batches: Path  # one JSON array of events a line
     records: Path  # key<TAB>value lines, as the producer service encodes them
     template: Path  # one event whose device id wrk replaces
+    zone_template: Path  # one event with a single Zone5 reading, whose device id wrk replaces
 
     @classmethod
     def write(cls, directory: Path, events_per_batch: int) -> Files:
@@ -82,6 +92,9 @@ class Files:
             records=_write_lines(directory / "records.tsv", records),
             template=_write_lines(
                 directory / "template.json", [standard_body(PLACEHOLDER_DEVICE_ID)]
+            ),
+            zone_template=_write_lines(
+                directory / "zone-template.json", [zone5_body(PLACEHOLDER_DEVICE_ID)]
             ),
         )
 

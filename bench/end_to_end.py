@@ -1,5 +1,6 @@
-"""The end-to-end row: events POSTed by wrk at a fixed rate (half the best single-event
-throughput of this run), timed from the request leaving wrk to the consumer's log line for it."""
+"""The end-to-end rows, events POSTed by wrk at a fixed rate (half the best single-event
+throughput of this run): to the consumer's log line for each, and through the zone processor, to
+its HeartRateZoneReached visible to a read_committed reader, with the zone processor's RSS."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import statistics
 import subprocess
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from bench.consumption import EventLog
-from bench.context import Bench, say
+from bench.context import PLACEHOLDER_DEVICE_ID, Bench, say
 from bench.http_load import Load, run_paced_wrk
-from bench.processes import cpu_meter, python_module, wait_until_serving
+from bench.processes import cpu_meter, python_module, rss_sampler, wait_until_serving
 from bench.report import Row
 from devtools.processes import free_port
 
@@ -72,6 +74,68 @@ def measure(bench: Bench) -> None:
     )
 
 
+def measure_zones(bench: Bench) -> None:
+    """Run the producer, the zone processor and a read_committed reader of its output on fresh
+    topics; pace events with one Zone5 reading each for --memory-seconds, sampling the zone
+    processor's RSS; join the send times with the times the zone events became visible."""
+    if not bench.wants("end_to_end_zones"):
+        return
+    rate, basis = _rate(bench)
+    seconds = bench.options.memory_seconds
+    say(f"end to end through the zones: {rate:.0f} events/s ({basis}) for {seconds:g} s")
+    with _zone_chain(bench) as (url, producer, zones, reader, arrivals):
+        _warm_up_zones(url, bench, zones, arrivals)
+        if bench.options.warmup_seconds > 0:
+            # Paced load unmeasured first, so the RSS starts from buffers sized for it.
+            warmup = Load(
+                "/biometrics", bench.files.zone_template, E2E_CONNECTIONS,
+                bench.options.warmup_seconds,
+            )  # fmt: skip
+            run_paced_wrk(
+                bench.processes, url, warmup, rate, bench.directory / "e2e-zones-warm.tsv"
+            )
+        sent_file = bench.directory / "e2e-zones-sent.tsv"
+        pids = bench.cpu_pids(producer=producer.pid, zones=zones.pid, reader=reader.pid)
+        with cpu_meter(pids) as cpu, rss_sampler(zones.pid) as samples:
+            load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, seconds)
+            result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
+        sent = dict(_read_sent(sent_file))
+        deadline = time.monotonic() + _CATCH_UP_S
+        while not sent.keys() <= (seen := arrivals.times()).keys():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    latencies = [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
+    missing = len(sent) - len(latencies)
+    p50_ms, p99_ms = _p50_p99(latencies)
+    mib = [value / 2**20 for _, value in samples]
+    bench.report.rows.append(
+        Row(
+            "end_to_end_zones",
+            f"end to end, zones: POST to committed zone event at {rate:.0f}/s",
+            len(latencies),
+            result.seconds,
+            p50_ms=p50_ms,
+            p99_ms=p99_ms,
+            errors=max(result.errors, missing),
+            cpu=cpu.shares(wrk=result.cpu_percent),
+            details={
+                "rate": rate,
+                "rate_basis": basis,
+                "achieved_rate": result.requests / result.seconds,
+                "connections": E2E_CONNECTIONS,
+                "sent": len(sent),
+                "missing_zone_events": missing,
+                "max_ms": max(latencies, default=0.0),
+                "zones_rss_start_mb": round(mib[0], 1) if mib else None,
+                "zones_rss_max_mb": round(max(mib), 1) if mib else None,
+                "zones_rss_end_mb": round(mib[-1], 1) if mib else None,
+                "zones_rss_samples": samples,
+            },
+        )
+    )
+
+
 def _rate(bench: Bench) -> tuple[float, str]:
     if bench.options.e2e_rate:
         return bench.options.e2e_rate, "--e2e-rate"
@@ -108,6 +172,92 @@ def _pair(
         finally:
             bench.processes.stop(producer)
             bench.processes.stop(consumer)
+
+
+class Arrivals:
+    """The read_committed reader's file, followed as it grows: each key and when it was seen."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._seen: dict[str, float] = {}
+
+    def times(self) -> dict[str, float]:
+        """Each key read so far and the wall-clock time it was first read."""
+        with self.path.open("rb") as file:
+            file.seek(self._offset)
+            complete = file.read().rpartition(b"\n")[0]
+        if complete:
+            self._offset += len(complete) + 1
+            for line in complete.decode().split("\n"):
+                key, _, at = line.partition("\t")
+                self._seen.setdefault(key, float(at))
+        return self._seen
+
+
+@contextmanager
+def _zone_chain(
+    bench: Bench,
+) -> Iterator[
+    tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes], subprocess.Popen[bytes], Arrivals]
+]:
+    """The producer on the service core; the zone processor and the reader of its output beside
+    wrk, as the consumer of the other end-to-end row."""
+    topic = bench.create_topic("e2e-zones")
+    zones_topic = bench.create_topic("e2e-zones-out")
+    port = free_port()
+    load_core = bench.processes.pinning.load
+    zones_env = {
+        **bench.env(topic),
+        "BIOMETRICS_ZONES__TOPIC": zones_topic,
+        "BIOMETRICS_ZONES__GROUP_ID": bench.group("e2e-zones"),
+        "BIOMETRICS_ZONES__PROBE_PORT": "0",
+    }
+    arrivals = bench.directory / "e2e-zones-arrivals.tsv"
+    arrivals.touch()
+    with ExitStack() as stack:
+        logs = {
+            name: stack.enter_context(bench.log(f"e2e-zones-{name}").open("wb"))
+            for name in ("producer", "zones", "reader")
+        }
+        started = [
+            (python_module("producer_service"), bench.processes.pinning.service,
+             bench.env(topic, port=port), logs["producer"]),
+            (python_module("zones_service"), load_core, zones_env, logs["zones"]),
+            (python_module("bench.clients", "arrivals", f"--out={arrivals}"), load_core,
+             bench.env(zones_topic), logs["reader"]),
+        ]  # fmt: skip
+        processes = []
+        try:
+            for argv, core, env, log in started:
+                processes.append(
+                    bench.processes.start(argv, core, env=env, stdout=log, stderr=subprocess.STDOUT)
+                )
+            url = f"http://127.0.0.1:{port}"
+            wait_until_serving(f"{url}/readyz", processes[0])
+            yield url, processes[0], processes[1], processes[2], Arrivals(arrivals)
+        finally:
+            for process in processes:
+                bench.processes.stop(process)
+
+
+def _warm_up_zones(
+    url: str, bench: Bench, zones: subprocess.Popen[bytes], arrivals: Arrivals
+) -> None:
+    """POST Zone5 events until the reader has seen a zone event: the zone processor has joined
+    its group and the reader is at the end of the output."""
+    template = bench.files.zone_template.read_bytes().strip()
+    deadline = time.monotonic() + 60
+    while not arrivals.times():
+        if zones.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"no zone event reached the reader; see {arrivals.path}")
+        body = template.replace(PLACEHOLDER_DEVICE_ID.encode(), str(uuid.uuid4()).encode())
+        request = urllib.request.Request(
+            f"{url}/biometrics", data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
+        time.sleep(0.2)
 
 
 def _warm_up(url: str, bench: Bench, consumer: subprocess.Popen[bytes], events: EventLog) -> None:

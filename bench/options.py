@@ -28,6 +28,7 @@ ROWS = (
     *GROUPS["zones"],
     "memory",
     "end_to_end",
+    "end_to_end_zones",
 )
 
 

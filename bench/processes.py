@@ -45,8 +45,8 @@ class Pinning:
         return (
             f"system under test (each service, bare client or kcat) pinned to core "
             f"{self.service}; wrk, the bench driver and py-spy pinned to core {self.load}; "
-            f"the Kafka broker unpinned, sharing both; in the end-to-end row the consumer runs "
-            f"on core {self.load} beside wrk"
+            f"the Kafka broker unpinned, sharing both; in the end-to-end rows the consumer, or "
+            f"the zone processor and the reader of its output, run on core {self.load} beside wrk"
         )
 
 

@@ -14,6 +14,7 @@ import orjson
 # RSS may grow this much (as a fraction of its first sample) and still count as flat.
 RSS_FLAT_GROWTH = 0.10
 E2E_P99_GOAL_MS = 30.0
+ZONES_E2E_P99_GOAL_MS = 50.0
 # How much slower than the baseline's, at one connection, the producer's p50 may be.
 C1_P50_ALLOWANCE_MS = 1.0
 
@@ -112,6 +113,15 @@ def judge(report: Report) -> list[Target]:
         ),
         _e2e(report),
         _memory(report),
+        _ratio(
+            report,
+            "zones transactional ≥ 100% of single-event c64",
+            "zones_transactional",
+            "single_c64",
+            1.0,
+        ),
+        _zones_e2e(report),
+        _zones_memory(report),
     ]
 
 
@@ -145,13 +155,33 @@ def _e2e(report: Report) -> Target:
     return Target(name, round(row.p99_ms, 2), E2E_P99_GOAL_MS, "ms", met, basis)
 
 
+def _zones_e2e(report: Report) -> Target:
+    name = f"end-to-end through the zones p99 < {ZONES_E2E_P99_GOAL_MS:g} ms at half max"
+    basis = "end_to_end_zones p99, POST to committed zone event"
+    row = report.row("end_to_end_zones")
+    if row is None or row.p99_ms is None:
+        return Target(name, None, ZONES_E2E_P99_GOAL_MS, "ms", None, basis)
+    met = row.p99_ms < ZONES_E2E_P99_GOAL_MS
+    return Target(name, round(row.p99_ms, 2), ZONES_E2E_P99_GOAL_MS, "ms", met, basis)
+
+
 def _memory(report: Report) -> Target:
-    row = report.row("memory")
-    basis = "memory: (end RSS - start RSS) / start RSS"
     name = f"producer RSS flat (≤ {RSS_FLAT_GROWTH:.0%} growth)"
-    if row is None or not row.details.get("rss_start_mb"):
+    basis = "memory: (end RSS - start RSS) / start RSS"
+    return _growth(report, name, basis, "memory", "rss")
+
+
+def _zones_memory(report: Report) -> Target:
+    name = f"zone processor RSS flat (≤ {RSS_FLAT_GROWTH:.0%} growth)"
+    basis = "end_to_end_zones: zone processor (end RSS - start RSS) / start RSS"
+    return _growth(report, name, basis, "end_to_end_zones", "zones_rss")
+
+
+def _growth(report: Report, name: str, basis: str, row_name: str, prefix: str) -> Target:
+    row = report.row(row_name)
+    if row is None or not row.details.get(f"{prefix}_start_mb"):
         return Target(name, None, RSS_FLAT_GROWTH, "growth", None, basis)
-    start, end = row.details["rss_start_mb"], row.details["rss_end_mb"]
+    start, end = row.details[f"{prefix}_start_mb"], row.details[f"{prefix}_end_mb"]
     growth = (end - start) / start
     return Target(
         name, round(growth, 3), RSS_FLAT_GROWTH, "growth", growth <= RSS_FLAT_GROWTH, basis
@@ -198,6 +228,17 @@ def render_table(report: Report) -> str:
             f"end to end at {d['rate']:.0f} events/s ({d['rate_basis']}), "
             f"{d['achieved_rate']:.0f}/s achieved: HTTP p50 {d['http_p50_ms']:.1f} ms, "
             f"p99 {d['http_p99_ms']:.1f} ms; {d['missing_in_log']} sent but not logged",
+        ]
+    zones = report.row("end_to_end_zones")
+    if zones is not None:
+        d = zones.details
+        lines += [
+            "",
+            f"end to end through the zones at {d['rate']:.0f} events/s ({d['rate_basis']}) for "
+            f"{zones.seconds:.0f} s, {d['achieved_rate']:.0f}/s achieved; "
+            f"{d['missing_zone_events']} sent without a committed zone event; zone processor "
+            f"RSS start {d['zones_rss_start_mb']} MiB, max {d['zones_rss_max_mb']} MiB, "
+            f"end {d['zones_rss_end_mb']} MiB",
         ]
     for name, profile in report.profiles.items():
         lines += ["", *_format_profile(name, profile)]

@@ -28,10 +28,11 @@ from shared.kafka import ensure_topics
 from shared.kafka_options import transactional_producer_options
 from shared.records import Polled
 from shared.settings import Settings
-from shared.startup import start_service
+from shared.startup import start_service, started
 from zones_service.loop import process_zones
 from zones_service.partitions import ClosableProducer, ProducerFactory
-from zones_service.service import start_transactional_producer, zone_consumer
+from zones_service.service import output_topics, start_transactional_producer, zone_consumer
+from zones_service.transactions import BatchingProducer
 from zones_service.transform import ZoneTransform
 
 
@@ -48,8 +49,8 @@ async def measure_zones(settings: Settings, expect: int, *, transactional: bool)
             # One idempotent producer for every partition, its offsets committed by the consumer.
             options = transactional_producer_options(settings, "unused")
             del options["transactional_id"], options["transaction_timeout_ms"]
-            producer = AIOKafkaProducer(**options)
-            await producer.start()
+            producer = BatchingProducer(AIOKafkaProducer(**options), output_topics(settings))
+            await started(producer)
             stack.push_async_callback(producer.stop)
             consumers: list[AIOKafkaConsumer] = []
 
@@ -103,9 +104,9 @@ class _CommitAfterAcks:
     """At-least-once through the same loop: no transaction; the loop has the acknowledgements
     before it hands over the offsets, which the consumer then commits."""
 
-    def __init__(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer) -> None:
-        # Records go straight to the (idempotent, not transactional) producer.
-        self.send = producer.send
+    def __init__(self, producer: BatchingProducer, consumer: AIOKafkaConsumer) -> None:
+        # Records go straight to the (idempotent, not transactional) producer's batches.
+        self.append = producer.append
         self._consumer = consumer
 
     async def begin_transaction(self) -> None:

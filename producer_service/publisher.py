@@ -14,9 +14,9 @@ import msgspec
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from producer_service.batcher import Batch, DeliveryTimeout, RecordBatcher
 from producer_service.metrics import ProducerMetrics
 from shared.aiokafka_adapter import fetch_topic_names
+from shared.batcher import Batch, DeliveryTimeout, RecordBatcher
 from shared.kafka import (
     KafkaAuthenticationError,
     check_authentication,

@@ -19,7 +19,6 @@ test_aiokafka_adapter.py where only a live client shows it) that fails when a re
 - fetch_topic_names: AIOKafkaProducer.client.fetch_all_metadata, ClusterMetadata.topics
 - watch_partition_count: AIOKafkaProducer.client.cluster (add_listener, remove_listener,
   partitions_for_topic)
-- murmur2: aiokafka.partitioner.murmur2
 - coordinator_known: AIOKafkaConsumer._coordinator.coordinator_id
 - close_consumer_connections: AIOKafkaConsumer._client.close
 - retrieve_transaction_errors: AIOKafkaProducer._txn_manager (wait_for_transaction_end,
@@ -38,7 +37,6 @@ from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
-from aiokafka.partitioner import murmur2 as _murmur2
 from aiokafka.protocol.metadata import MetadataRequest
 
 __all__ = [
@@ -54,7 +52,6 @@ __all__ = [
     "fetch_topic_names",
     "is_retriable",
     "log_in_once",
-    "murmur2",
     "refusal_reason",
     "retrieve_transaction_errors",
     "topic_metadata",
@@ -237,16 +234,6 @@ def watch_partition_count(
     cluster.add_listener(changed)
     changed(cluster)
     return lambda: cluster.remove_listener(changed)
-
-
-def murmur2(key: bytes) -> int:
-    """The Java client's murmur2 of a key as an unsigned 32-bit int, as aiokafka's default
-    partitioner computes it.
-
-    Why: the documented producer applies its partitioner only inside send(); a caller placing
-    records itself must hash keys the same way for them to land on the same partitions.
-    """
-    return int(_murmur2(key))
 
 
 def coordinator_known(consumer: AIOKafkaConsumer) -> bool:

@@ -51,14 +51,9 @@ class Zone(StrEnum):
     ZONE5 = "Zone5"
 
 
-# Lower bounds in tenths of the maximum, highest first: integer arithmetic keeps 0.9 exact.
-_LOWER_BOUNDS_IN_TENTHS = (
-    (9, Zone.ZONE5),
-    (8, Zone.ZONE4),
-    (7, Zone.ZONE3),
-    (6, Zone.ZONE2),
-    (5, Zone.ZONE1),
-)
+# The zone by whole tenths of the maximum reached, 9 tenths and more being Zone5: integer
+# arithmetic keeps 0.9 exact.
+_ZONE_BY_TENTHS = (None, None, None, None, None, Zone.ZONE1, Zone.ZONE2, Zone.ZONE3, Zone.ZONE4)
 
 
 class HeartRateZoneReached(Struct, forbid_unknown_fields=True, frozen=True, gc=False):
@@ -75,10 +70,10 @@ def zone_for(heart_rate: int, max_heart_rate: int) -> Zone | None:
     """The zone of one reading, or None below half the maximum."""
     if max_heart_rate <= 0:
         raise ValueError(f"max_heart_rate must be positive, not {max_heart_rate}")
-    for tenths, zone in _LOWER_BOUNDS_IN_TENTHS:
-        if 10 * heart_rate >= tenths * max_heart_rate:
-            return zone
-    return None
+    tenths = 10 * heart_rate // max_heart_rate
+    if tenths >= 9:
+        return Zone.ZONE5
+    return _ZONE_BY_TENTHS[tenths] if tenths >= 0 else None
 
 
 def zone_events(event: Biometrics) -> list[HeartRateZoneReached]:
@@ -104,6 +99,27 @@ def encode_zone_value(event: HeartRateZoneReached) -> bytes:
     """The record value: the event as compact JSON, the zone as its name."""
     # orjson, not msgspec: it writes a UTC time with "+00:00", as the zone events always have.
     return orjson.dumps(msgspec.structs.asdict(event))
+
+
+def zone_records(event: Biometrics) -> list[tuple[bytes, bytes]]:
+    """The key and value of each of the event's zone events, in reading order: what
+    encode_zone_key and encode_zone_value make of zone_events(event), with the device id
+    encoded once (the zone processor's hot path)."""
+    device_id = str(event.deviceId)
+    key = device_id.encode()
+    records = []
+    for reading in event.heartRates:
+        zone = zone_for(reading.value, event.maxHeartRate)
+        if zone is not None:
+            value = {
+                "deviceId": device_id,
+                "zone": zone,
+                "dateTime": reading.dateTime,
+                "heartRate": reading.value,
+                "maxHeartRate": event.maxHeartRate,
+            }
+            records.append((key, orjson.dumps(value)))
+    return records
 
 
 def parse_zone_event(data: bytes | str) -> HeartRateZoneReached:

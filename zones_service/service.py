@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import shared.resources as resources
-from shared.aiokafka_adapter import retrieve_transaction_errors
 from shared.kafka import stop_consumer
 from shared.kafka_options import transactional_producer_options, zone_consumer_options
 from shared.registry import SchemaRegistry, frame_prefix, value_subject
@@ -31,7 +30,7 @@ from shared.zones import zone_json_schema
 from zones_service.loop import process_zones
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import ClosableProducer, PartitionProducers, ProducerFactory
-from zones_service.transactions import TransactionCounts, transactional_id
+from zones_service.transactions import BatchingProducer, TransactionCounts, transactional_id
 from zones_service.transform import ZoneTransform
 
 if TYPE_CHECKING:
@@ -93,17 +92,13 @@ async def start_transactional_producer(
     options = transactional_producer_options(
         settings, transactional_id(settings.zones.group_id, partition)
     )
-    producer: ClosableProducer = await started(_ZoneProducer(**options))
-    return producer
+    producer = BatchingProducer(AIOKafkaProducer(**options), output_topics(settings))
+    return await started(producer)
 
 
-class _ZoneProducer(AIOKafkaProducer):  # type: ignore[misc]
-    """A transactional AIOKafkaProducer that leaves no error of a cancelled transaction step
-    unretrieved once stopped (see retrieve_transaction_errors)."""
-
-    async def stop(self) -> None:
-        retrieve_transaction_errors(self)
-        await super().stop()
+def output_topics(settings: Settings) -> list[str]:
+    """The topics the zone processor writes: the zone events and the dead letters."""
+    return [settings.zones.topic, settings.kafka.dead_letter_topic]
 
 
 @asynccontextmanager

@@ -1,7 +1,8 @@
 """commit_partition: one Kafka transaction for one partition's records, for exactly-once processing.
 
 The transaction holds what the transform makes of every record and the partition's next offset
-(last offset + 1) for the group, so readers with ``isolation_level=read_committed`` see a batch's
+(last offset + 1) for the group, both sent at once and committed once every record is
+acknowledged, so readers with ``isolation_level=read_committed`` see a batch's
 zone events if and only if its offset was committed: never twice, never lost.
 
 Each input partition has a transactional producer of its own, its transactional id derived from
@@ -20,13 +21,16 @@ Errors:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.aiokafka_adapter import retrieve_transaction_errors
+from shared.batcher import Batch, RecordBatcher, acknowledged
 from zones_service.transform import Output
 
 _log = logging.getLogger(__name__)
@@ -35,7 +39,7 @@ _log = logging.getLogger(__name__)
 TRANSACTION_COMMITTED = "transaction committed"
 
 Headers = list[tuple[str, bytes]]
-Transform = Callable[[ConsumerRecord[Any, Any]], Sequence[Output]]
+Transform = Callable[[ConsumerRecord[Any, Any]], Output]
 
 
 def transactional_id(group_id: str, partition: TopicPartition) -> str:
@@ -52,13 +56,13 @@ class AbortFailedError(Exception):
 
 
 class TransactionalProducer(Protocol):
-    """The part of a transactional AIOKafkaProducer the loop uses."""
+    """What the loop needs of a partition's producer (BatchingProducer)."""
 
     async def begin_transaction(self) -> None: ...
 
-    async def send(
-        self, topic: str, value: bytes | None, key: bytes | None, *, headers: Headers
-    ) -> asyncio.Future[Any]: ...
+    def append(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> tuple[Batch, int]: ...
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str
@@ -88,20 +92,35 @@ async def commit_partition(
 ) -> int:
     """Begin, produce the records' outputs, add the partition's next offset, commit; return the
     number of records produced."""
+    outputs = [transform(record) for record in records]
     await producer.begin_transaction()
-    deliveries = [
-        await producer.send(output.topic, output.value, output.key, headers=output.headers)
-        for record in records
-        for output in transform(record)
-    ]
-    # Acknowledged before the offset goes in, so a failed send aborts rather than commits.
-    # Every outcome is collected (no failed delivery left unretrieved), the first failure raised.
-    for outcome in await asyncio.gather(*deliveries, return_exceptions=True):
+    batches: dict[Batch, None] = {}
+    produced = 0
+    try:
+        for topic, produce, headers in outputs:
+            for key, value in produce:
+                batch, _ = producer.append(topic, key, value, headers)
+                batches[batch] = None
+            produced += len(produce)
+    except Exception:
+        # What was appended is answered first, so that none of it goes out in the next transaction.
+        with contextlib.suppress(Exception):
+            await acknowledged(batches)
+        raise
+    # The offset goes into the transaction while its batches are under way (one round trip less):
+    # it takes effect only with the commit, and the commit waits for every acknowledgement, so a
+    # failed batch aborts the offset with it.
+    offsets = {partition: records[-1].offset + 1}
+    outcomes = await asyncio.gather(
+        acknowledged(batches),
+        producer.send_offsets_to_transaction(offsets, group_id),
+        return_exceptions=True,
+    )
+    for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
-    await producer.send_offsets_to_transaction({partition: records[-1].offset + 1}, group_id)
     await producer.commit_transaction()
-    return len(deliveries)
+    return produced
 
 
 async def abort(producer: TransactionalProducer, error: Exception) -> None:
@@ -112,3 +131,39 @@ async def abort(producer: TransactionalProducer, error: Exception) -> None:
         raise AbortFailedError(
             f"the transaction failed ({error!r}) and could not be aborted ({abort_error!r})"
         ) from error
+
+
+class BatchingProducer:
+    """A partition's producer: its records appended to one batch per output partition
+    (shared.batcher), its transactions those of the AIOKafkaProducer it wraps."""
+
+    def __init__(self, producer: AIOKafkaProducer, topics: Sequence[str]) -> None:
+        self._producer = producer
+        self._topics = topics
+        self._batchers: dict[str, RecordBatcher] = {}
+        self.begin_transaction = producer.begin_transaction
+        self.send_offsets_to_transaction = producer.send_offsets_to_transaction
+        self.commit_transaction = producer.commit_transaction
+        self.abort_transaction = producer.abort_transaction
+
+    async def start(self) -> None:
+        """Start the producer and learn each output topic's partitions."""
+        await self._producer.start()
+        for topic in self._topics:
+            await self._producer.partitions_for(topic)
+            # No delivery timeout: a transaction's batches are all answered before it ends.
+            self._batchers[topic] = RecordBatcher(self._producer, topic, delivery_timeout_s=None)
+
+    def append(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> tuple[Batch, int]:
+        """Add a record to the open batch of its partition of `topic` (one named at start)."""
+        return self._batchers[topic].append(key, value, headers)
+
+    async def stop(self) -> None:
+        """Stop the producer (pending batches are sent or failed), then the batchers."""
+        # No error of a cancelled transaction step is left unretrieved (see the adapter).
+        retrieve_transaction_errors(self._producer)
+        await self._producer.stop()
+        for batcher in self._batchers.values():
+            await batcher.close()

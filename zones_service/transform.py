@@ -11,6 +11,7 @@ with tracing on, those of the record's span, which ends once its outputs are mad
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord
@@ -18,15 +19,14 @@ from aiokafka import ConsumerRecord
 from shared.records import PoisonRecordError, SchemaIds, dead_letter, decode_record
 from shared.settings import Settings
 from shared.tracing import RecordSpans, end_span, trace_headers
-from shared.zones import encode_zone_key, encode_zone_value, zone_events
+from shared.zones import zone_records
 
 
 class Output(NamedTuple):
-    """One record to produce."""
+    """What one record becomes: records (key, value) to produce to one topic, with these headers."""
 
     topic: str
-    key: bytes | None
-    value: bytes | None
+    records: Sequence[tuple[bytes | None, bytes | None]]
     headers: list[tuple[str, bytes]]
 
 
@@ -70,7 +70,7 @@ class ZoneTransform:
             spans=spans,
         )
 
-    def __call__(self, record: ConsumerRecord[Any, Any]) -> list[Output]:
+    def __call__(self, record: ConsumerRecord[Any, Any]) -> Output:
         """The records to produce for this one: none when no reading reaches a zone."""
         spans = self._spans
         span = None if spans is None else spans.start(record)
@@ -79,23 +79,19 @@ class ZoneTransform:
         except PoisonRecordError as error:
             if span is not None:
                 end_span(span, str(error))
-            return [self._dead_letter(record, str(error))]
+            return self._dead_letter(record, str(error))
         if spans is None or span is None:
             carried = trace_headers(record.headers)
         else:
             carried = spans.carried_headers(span, record)
-        prefix = self._prefix
-        outputs = [
-            Output(
-                self._zones_topic, encode_zone_key(zone), prefix + encode_zone_value(zone), carried
-            )
-            for zone in zone_events(event)
-        ]
+        zones = zone_records(event)
+        if prefix := self._prefix:
+            zones = [(key, prefix + value) for key, value in zones]
         if span is not None:
-            span.set_attribute("biometrics.zone_events", len(outputs))
+            span.set_attribute("biometrics.zone_events", len(zones))
             end_span(span)
-        return outputs
+        return Output(self._zones_topic, zones, carried)
 
     def _dead_letter(self, record: ConsumerRecord[Any, Any], reason: str) -> Output:
         key, value, headers = dead_letter(record, reason)
-        return Output(self._dead_letter_topic, key, value, headers)
+        return Output(self._dead_letter_topic, [(key, value)], headers)

@@ -22,7 +22,7 @@ from tests.support.settings import clean_env
 
 _TOOLS = ("wrk", "kcat")
 # The rows measured once per round; the others (RSS, end to end) once per run.
-_ROUND_ROWS = set(ROWS) - {"memory", "end_to_end"}
+_ROUND_ROWS = set(ROWS) - {"memory", "end_to_end", "end_to_end_zones"}
 _TARGET_NAMES = [target.name for target in judge(Report(meta={}))]
 
 pytestmark = [

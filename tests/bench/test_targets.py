@@ -78,7 +78,34 @@ def test_latency_must_stay_below_its_goal_and_rss_growth_within_ten_percent() ->
         ),
     )
 
-    by_unit = {target.unit: target for target in judge(report)}
+    measured = [target for target in judge(report) if target.measured is not None]
+    by_unit = {target.unit: target for target in measured}
 
+    assert len(measured) == 2
     assert by_unit["ms"].met is False
     assert (by_unit["growth"].measured, by_unit["growth"].met) == (0.1, True)
+
+
+def test_the_zone_processor_keeps_up_with_the_producer_within_its_latency_and_memory() -> None:
+    def zone_targets(zones: int, p99_ms: float, rss_end_mb: float) -> dict[str, bool | None]:
+        report = _report(
+            Row("single_c64", "single c64", events=1000, seconds=1.0),
+            Row("zones_transactional", "transactional", events=zones, seconds=1.0),
+            Row(
+                "end_to_end_zones",
+                "e2e zones",
+                events=10,
+                seconds=60.0,
+                p50_ms=5.0,
+                p99_ms=p99_ms,
+                details={"zones_rss_start_mb": 100.0, "zones_rss_end_mb": rss_end_mb},
+            ),
+        )
+        return {t.basis: t.met for t in judge(report) if t.measured is not None}
+
+    assert zone_targets(1000, 49.9, 110.0) == {
+        "zones_transactional / single_c64 events/s": True,
+        "end_to_end_zones p99, POST to committed zone event": True,
+        "end_to_end_zones: zone processor (end RSS - start RSS) / start RSS": True,
+    }
+    assert set(zone_targets(999, 50.0, 110.1).values()) == {False}

@@ -11,8 +11,9 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.batcher import Batch
 from shared.schema import parse_event
 from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
@@ -96,11 +97,11 @@ async def report_exactly_once(
 
 
 class InterceptedProducer:
-    """A transactional AIOKafkaProducer whose offsets step first awaits `before_offsets(n)`,
+    """A partition's transactional producer whose offsets step first awaits `before_offsets(n)`,
     n counting transactions from 1: a test can fail or pause a transaction after it produced."""
 
     def __init__(
-        self, producer: AIOKafkaProducer, before_offsets: Callable[[int], Awaitable[None]]
+        self, producer: ClosableProducer, before_offsets: Callable[[int], Awaitable[None]]
     ) -> None:
         self.producer = producer
         self._before_offsets = before_offsets
@@ -110,8 +111,8 @@ class InterceptedProducer:
         self._transactions += 1
         await self.producer.begin_transaction()
 
-    async def send(self, topic: str, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        return await self.producer.send(topic, *args, **kwargs)
+    def append(self, topic: str, *args: Any) -> tuple[Batch, int]:
+        return self.producer.append(topic, *args)
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str

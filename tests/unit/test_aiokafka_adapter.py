@@ -40,12 +40,10 @@ from shared.aiokafka_adapter import (
     close_consumer_connections,
     coordinator_known,
     is_retriable,
-    murmur2,
     refusal_reason,
     retrieve_transaction_errors,
     watch_partition_count,
 )
-from tests.support.samples import JAVA_MURMUR2
 
 
 def test_bootstrap_addresses_are_parsed_as_the_clients_parse_them_in_order() -> None:
@@ -158,11 +156,6 @@ async def test_a_partition_count_is_reported_now_and_on_each_update_until_unwatc
         assert counts == [0, 3]
     finally:
         await producer.stop()
-
-
-@pytest.mark.parametrize(("key", "java"), JAVA_MURMUR2.items())
-def test_murmur2_is_the_java_clients_as_an_unsigned_int(key: bytes, java: int) -> None:
-    assert murmur2(key) == java & 0xFFFFFFFF
 
 
 async def test_a_consumer_has_no_coordinator_before_it_starts() -> None:

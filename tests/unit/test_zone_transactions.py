@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka.errors import KafkaTimeoutError, ProducerFenced
 
+from shared.batcher import Batch
 from shared.settings import Settings
 from tests.support.settings import with_changes
 from zones_service.loop import TRANSACTIONS_LEFT_OPEN, process_zones
@@ -28,8 +29,8 @@ def _record(partition: int, offset: int) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", value, None, 1, len(value), [])
 
 
-def _echo(record: ConsumerRecord[Any, Any]) -> list[Output]:
-    return [Output("out", record.key, record.value, [])]
+def _echo(record: ConsumerRecord[Any, Any]) -> Output:
+    return Output("out", [(record.key, record.value)], [])
 
 
 class FakeSource:
@@ -81,6 +82,7 @@ class FakeTransactionalProducer:
         self.calls: list[str] = []
         self.committed: list[bytes | None] = []
         self.committed_offsets: dict[TopicPartition, int] = {}
+        self.fail_batches: list[Exception] = []
         self.fail_offsets: list[Exception] = []
         self.fail_commit: list[Exception] = []
         self.fail_abort: list[Exception] = []
@@ -91,15 +93,19 @@ class FakeTransactionalProducer:
     async def begin_transaction(self) -> None:
         self.calls.append("begin")
 
-    async def send(
-        self, topic: str, value: bytes | None = None, *args: Any, **kwargs: Any
-    ) -> asyncio.Future[Any]:
-        """TransactionalProducer.send: keeps the value; the key and headers do not matter here."""
-        self.calls.append("send")
+    def append(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Any
+    ) -> tuple[Batch, int]:
+        """TransactionalProducer.append: keeps the value; the key and headers do not matter here.
+        Its batch is answered at once: acknowledged, or failed with the next of fail_batches."""
+        self.calls.append("append")
         self._open.append(value)
-        delivered: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        delivered.set_result(None)
-        return delivered
+        answered: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self.fail_batches:
+            answered.set_exception(self.fail_batches.pop(0))
+        else:
+            answered.set_result(len(self._open) - 1)
+        return Batch(None, 0, answered), 0
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str
@@ -175,8 +181,8 @@ async def test_each_partition_is_one_transaction_of_its_own_producer_with_its_ne
     owner, producers = await _owning(source, P0, P1)
     counts = await _run(source, owner, settings)
     p0, p1 = producers.started[P0], producers.started[P1]
-    assert p0.calls == ["begin", "send", "send", "offsets", "commit"]
-    assert p1.calls == ["begin", "send", "offsets", "commit"]
+    assert p0.calls == ["begin", "append", "append", "offsets", "commit"]
+    assert p1.calls == ["begin", "append", "offsets", "commit"]
     assert (p0.committed_offsets, p1.committed_offsets) == ({P0: 2}, {P1: 1})
     assert (p0.committed, p1.committed) == (_values(source, P0), _values(source, P1))
     assert (counts.committed, counts.records, counts.produced) == (2, 3, 3)
@@ -190,11 +196,24 @@ async def test_a_failed_transaction_is_aborted_and_its_partition_read_again_from
     producers.started[P0].fail_offsets = [RuntimeError("injected after producing")]
     counts = await _run(source, owner, settings)
     p0, p1 = producers.started[P0], producers.started[P1]
-    assert p0.calls[:6] == ["begin", "send", "send", "offsets", "abort", "begin"]
+    assert p0.calls[:6] == ["begin", "append", "append", "offsets", "abort", "begin"]
     assert source.seeks[2:] == [(P0, 0)]  # after the two of the assignment
     assert p0.committed == _values(source, P0)  # each exactly once
     assert p1.committed == _values(source, P1)  # the other partition was not held back
     assert (p0.committed_offsets, counts.aborted, counts.committed) == ({P0: 6}, 1, 4)
+
+
+async def test_a_batch_that_fails_aborts_its_transaction_before_the_offset_goes_in(
+    settings: Settings,
+) -> None:
+    source = FakeSource({P0: 4}, asyncio.Event())
+    owner, producers = await _owning(source, P0)
+    producers.started[P0].fail_batches = [KafkaTimeoutError()]
+    counts = await _run(source, owner, settings)
+    p0 = producers.started[P0]
+    assert p0.calls[:7] == ["begin", "append", "append", "offsets", "abort", "begin", "append"]
+    assert p0.committed == _values(source, P0)  # re-read, then each exactly once
+    assert (p0.committed_offsets, counts.aborted) == ({P0: 4}, 1)
 
 
 async def test_a_fenced_producer_stops_the_loop_without_aborting(settings: Settings) -> None:
@@ -281,7 +300,7 @@ async def test_at_shutdown_a_transaction_unfinished_in_time_is_left_open_and_the
     p0, p1 = producers.started[P0], producers.started[P1]
     assert p0.committed_offsets == {P0: 2}
     # Left open: neither committed nor aborted, nor its partition sought back.
-    assert p1.calls == ["begin", "send", "send", "offsets", "commit"]
+    assert p1.calls == ["begin", "append", "append", "offsets", "commit"]
     assert (p1.committed, p1.committed_offsets) == ([], {})
     assert source.seeks == [(P0, 0), (P1, 0)]  # the assignment's only
     assert (counts.committed, counts.aborted, counts.records) == (1, 0, 2)

@@ -17,11 +17,10 @@ def _transform(max_record_bytes: int = 4096) -> ZoneTransform:
 
 def test_a_valid_record_becomes_its_zone_events_keyed_by_device() -> None:
     body = event_body(readings=3, maxHeartRate=100)  # readings 70, 71, 72: Zone3 each
-    outputs = _transform()(record(2, 7, orjson.dumps(body)))
-    assert [(o.topic, o.key, o.headers) for o in outputs] == [
-        ("zones", body["deviceId"].encode(), [])
-    ] * 3
-    assert [orjson.loads(o.value or b"")["zone"] for o in outputs] == ["Zone3"] * 3
+    output = _transform()(record(2, 7, orjson.dumps(body)))
+    assert (output.topic, output.headers) == ("zones", [])
+    assert [key for key, _ in output.records] == [body["deviceId"].encode()] * 3
+    assert [orjson.loads(value or b"")["zone"] for _, value in output.records] == ["Zone3"] * 3
 
 
 @pytest.mark.parametrize(
@@ -36,9 +35,9 @@ def test_a_valid_record_becomes_its_zone_events_keyed_by_device() -> None:
 def test_a_poison_record_becomes_one_dead_letter_with_its_reason_and_origin(
     value: bytes | None, reason: bytes
 ) -> None:
-    [letter] = _transform()(record(2, 7, value))
+    letter = _transform()(record(2, 7, value))
     headers = dict(letter.headers)
-    assert (letter.topic, letter.key, letter.value) == ("dlq", b"k", value)
+    assert (letter.topic, letter.records) == ("dlq", [(b"k", value)])
     assert reason in headers["dlq.error"]
     assert (headers["dlq.original.topic"], headers["dlq.original.partition"]) == (
         b"BiometricsImported",
@@ -48,6 +47,6 @@ def test_a_poison_record_becomes_one_dead_letter_with_its_reason_and_origin(
 
 
 def test_a_dead_letter_too_large_to_produce_keeps_its_headers_but_not_its_value() -> None:
-    [letter] = _transform()(record(2, 7, b"x" * 1_000_000, key=None))
-    assert (letter.key, letter.value) == (b"", None)
+    letter = _transform()(record(2, 7, b"x" * 1_000_000, key=None))
+    assert letter.records == [(b"", None)]
     assert b"too large" in dict(letter.headers)["dlq.value-omitted"]

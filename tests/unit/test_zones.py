@@ -14,6 +14,7 @@ from shared.zones import (
     zone_events,
     zone_for,
     zone_json_schema,
+    zone_records,
 )
 from tests.support.samples import event_body
 
@@ -94,3 +95,17 @@ def test_the_value_is_compact_json_and_a_utc_time_keeps_its_offset() -> None:
         b'{"deviceId":"%b","zone":"Zone5","dateTime":"2026-11-25T08:00:01.500000+00:00",'
         b'"heartRate":95,"maxHeartRate":100}' % body["deviceId"].encode()
     )
+
+
+@pytest.mark.parametrize("offset", ["+00:00", "Z", "+05:30", "-03:00"])
+def test_zone_records_are_the_encoded_zone_events_in_reading_order(offset: str) -> None:
+    body = event_body(readings=10, maxHeartRate=190)
+    for index, reading in enumerate(body["heartRates"]):
+        reading["value"] = 80 + 12 * index  # below Zone1, then every zone
+        reading["dateTime"] = reading["dateTime"].removesuffix("+00:00") + f".25{offset}"
+    event = parse_event(orjson.dumps(body))
+
+    records = zone_records(event)
+
+    assert len(records) == 8
+    assert records == [(encode_zone_key(z), encode_zone_value(z)) for z in zone_events(event)]

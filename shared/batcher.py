@@ -1,4 +1,7 @@
-"""RecordBatcher: records from concurrent requests gathered into one record batch per partition.
+"""RecordBatcher: records gathered into one record batch per partition, sent with send_batch.
+
+The producer service appends the records of concurrent requests; the zone processor appends a
+transaction's zone events and waits for them all (`acknowledged`) before it commits.
 
 aiokafka's `send()` costs a coroutine, a future, a size estimate and a pure-Python murmur2 per
 record. Here a record is appended to the open `BatchBuilder` of its partition (a C call), and
@@ -18,42 +21,45 @@ are what makes a record cheap. Hence no gate per leader handing its partitions o
 (a loop turn per round), and no batch handed over while still open (the client's sender would
 leave with a few records a batch).
 
-The partition is the Java client's (murmur2 of the key, positive, modulo the partition count),
-computed by aiokafka's own murmur2 behind a cache, since a device sends again and again. A
+The partition is the Java client's and aiokafka's default partitioner's: murmur2 of the key
+(murmurhash2's C implementation, with Kafka's seed), made positive, modulo the partition count. A
 batch's acknowledgement carries its base offset; a record's offset is base + its index.
 
-A batch not acknowledged within the delivery timeout of its first record fails its waiters
-with DeliveryTimeout; its records stay queued (the idempotent producer still stores them once).
+With a delivery timeout, a batch not acknowledged within it of its first record fails its
+waiters with DeliveryTimeout; its records stay queued (the idempotent producer still stores them
+once). Without one, a batch is only ever answered by the broker or failed by the client: once it
+is done it has been handed over, which a transaction needs before it ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from murmurhash2 import murmurhash2
 
-from shared.aiokafka_adapter import murmur2, watch_partition_count
+from shared.aiokafka_adapter import watch_partition_count
 
 _log = logging.getLogger(__name__)
 
-_KEY_CACHE_SIZE = 1 << 16
+# org.apache.kafka.common.utils.Utils.murmur2's seed.
+_KAFKA_MURMUR2_SEED = 0x9747B28C
 
 
 class DeliveryTimeout(Exception):
     """The batch was not acknowledged within the delivery timeout."""
 
 
-@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
 def key_hash(key: bytes) -> int:
     """The Java client's positive murmur2 of a key (`Utils.toPositive(Utils.murmur2(key))`)."""
-    return murmur2(key) & 0x7FFFFFFF
+    return murmurhash2(key, _KAFKA_MURMUR2_SEED) & 0x7FFFFFFF
 
 
 class Batch:
@@ -82,7 +88,7 @@ class RecordBatcher:
         self,
         producer: AIOKafkaProducer,
         topic: str,
-        delivery_timeout_s: float,
+        delivery_timeout_s: float | None,
         on_acknowledged: BatchObserver | None = None,
     ) -> None:
         self._producer = producer
@@ -93,16 +99,19 @@ class RecordBatcher:
         self._queues: dict[int, deque[Batch]] = {}
         self._senders: dict[int, asyncio.Task[None]] = {}
         self._partitions = 0
+        self._turns = itertools.count()
         self._unwatch = watch_partition_count(producer, topic, self._partition_count_changed)
 
     def append(
-        self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+        self, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None = None
     ) -> tuple[Batch, int]:
         """Add a record to its partition's open batch; return the batch and the record's index
-        (`headers`: a list, as aiokafka's C builder takes no other sequence)."""
+        (`headers`: a list, as aiokafka's C builder takes no other sequence). Records without a
+        key go to the partitions in turn."""
         if not self._partitions:
             raise KafkaUnknownTopic(self._topic)
-        partition = key_hash(key) % self._partitions
+        hashed = key_hash(key) if key is not None else next(self._turns)
+        partition = hashed % self._partitions
         queue = self._queues.get(partition)
         if queue is None:
             queue = self._queues[partition] = deque()
@@ -114,10 +123,11 @@ class RecordBatcher:
             # No batch, or it is full or closed (handed over): the record starts the next one.
             batch = self._open(queue, partition)
             if batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                raise ValueError(f"a record of {len(value)} bytes does not fit in a batch")
+                size = len(value or b"")
+                raise ValueError(f"a record of {size} bytes does not fit in a batch")
         index = batch.records
         batch.records = index + 1
-        batch.bytes += len(key) + len(value)
+        batch.bytes += (len(key) if key else 0) + (len(value) if value else 0)
         if partition not in self._senders:
             self._senders[partition] = self._loop.create_task(self._send(queue, partition))
         return batch, index
@@ -130,9 +140,10 @@ class RecordBatcher:
 
     def _open(self, queue: deque[Batch], partition: int) -> Batch:
         batch = Batch(self._producer.create_batch(), partition, self._loop.create_future())
-        batch.timer = self._loop.call_later(
-            self._timeout, _expire, batch.acknowledged, self._timeout
-        )
+        if self._timeout is not None:
+            batch.timer = self._loop.call_later(
+                self._timeout, _expire, batch.acknowledged, self._timeout
+            )
         queue.append(batch)
         return batch
 
@@ -180,6 +191,17 @@ class RecordBatcher:
 
 class KafkaUnknownTopic(KafkaError):  # type: ignore[misc]
     """The client's metadata has no partitions for the topic (yet)."""
+
+
+async def acknowledged(batches: Collection[Batch]) -> None:
+    """Wait until every batch is acknowledged or has failed, then raise the first failure."""
+    futures = [batch.acknowledged for batch in batches]
+    if futures:
+        await asyncio.wait(futures)  # cancelled, it leaves the batches alone
+    for future in futures:
+        failure = future.exception()
+        if failure is not None:
+            raise failure
 
 
 def _expire(future: asyncio.Future[int], timeout: float) -> None:

@@ -1,0 +1,69 @@
+"""The zone processor's BatchingProducer against a live broker: records appended inside a
+transaction reach read_committed readers only once it commits, and records without a key are
+spread over the partitions."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from aiokafka import AIOKafkaProducer
+
+from shared.batcher import acknowledged
+from shared.startup import started
+from tests.support.kafka import TopicFactory
+from tests.support.topics import read_all
+from zones_service.transactions import BatchingProducer
+
+
+async def _producer(bootstrap: str, topic: str, transactional_id: str) -> BatchingProducer:
+    client = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+    )
+    return await started(BatchingProducer(client, [topic]))
+
+
+async def test_appended_records_are_visible_once_committed_and_never_once_aborted(
+    kafka_bootstrap: str, topic_factory: TopicFactory
+) -> None:
+    topic = await topic_factory(partitions=3)
+    producer = await _producer(kafka_bootstrap, topic, f"{topic}-tx")
+    try:
+        await producer.begin_transaction()
+        placed = [producer.append(topic, b"device-%d" % i, b"aborted", []) for i in range(50)]
+        await acknowledged({batch for batch, _ in placed})
+        await producer.abort_transaction()
+
+        await producer.begin_transaction()
+        placed = [producer.append(topic, b"device-%d" % i, b"committed", []) for i in range(50)]
+        await acknowledged({batch for batch, _ in placed})
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
+
+    committed = await read_all(kafka_bootstrap, topic, 3, "read_committed")
+    everything = await read_all(kafka_bootstrap, topic, 3, "read_uncommitted")
+    assert Counter(record.value for record in committed) == {b"committed": 50}
+    assert Counter(record.value for record in everything) == {b"aborted": 50, b"committed": 50}
+    # Keyed records go where the Java client puts them: one device, one partition.
+    partitions = {record.key: record.partition for record in committed}
+    assert all(record.partition == partitions[record.key] for record in everything)
+
+
+async def test_records_without_a_key_go_to_every_partition_in_turn(
+    kafka_bootstrap: str, topic_factory: TopicFactory
+) -> None:
+    topic = await topic_factory(partitions=3)
+    producer = await _producer(kafka_bootstrap, topic, f"{topic}-tx")
+    try:
+        await producer.begin_transaction()
+        placed = [producer.append(topic, None, b"letter %d" % i, []) for i in range(9)]
+        await acknowledged({batch for batch, _ in placed})
+        await producer.commit_transaction()
+    finally:
+        await producer.stop()
+
+    records = await read_all(kafka_bootstrap, topic, 3, "read_committed")
+    assert Counter(record.partition for record in records) == {0: 3, 1: 3, 2: 3}
