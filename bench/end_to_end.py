@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -40,14 +40,8 @@ def measure(bench: Bench) -> None:
         with cpu_meter(pids) as cpu:
             load = Load("/biometrics", bench.files.template, E2E_CONNECTIONS, bench.options.seconds)
             result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
-        sent = dict(_read_sent(sent_file))
-        deadline = time.monotonic() + _CATCH_UP_S
-        while not sent.keys() <= (logged := events.times()).keys():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-    latencies = [(logged[key] - at) * 1000 for key, at in sent.items() if key in logged]
-    missing = len(sent) - len(latencies)
+        sent, latencies = _latencies(sent_file, events.times)
+    missing = sent - len(latencies)
     p50_ms, p99_ms = _p50_p99(latencies)
     bench.report.rows.append(
         Row(
@@ -64,7 +58,7 @@ def measure(bench: Bench) -> None:
                 "rate_basis": basis,
                 "achieved_rate": result.requests / result.seconds,
                 "connections": E2E_CONNECTIONS,
-                "sent": len(sent),
+                "sent": sent,
                 "missing_in_log": missing,
                 "http_p50_ms": result.p50_ms,
                 "http_p99_ms": result.p99_ms,
@@ -99,14 +93,8 @@ def measure_zones(bench: Bench) -> None:
         with cpu_meter(pids) as cpu, rss_sampler(zones.pid) as samples:
             load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, seconds)
             result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
-        sent = dict(_read_sent(sent_file))
-        deadline = time.monotonic() + _CATCH_UP_S
-        while not sent.keys() <= (seen := arrivals.times()).keys():
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
-    latencies = [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
-    missing = len(sent) - len(latencies)
+        sent, latencies = _latencies(sent_file, arrivals.times)
+    missing = sent - len(latencies)
     p50_ms, p99_ms = _p50_p99(latencies)
     mib = [value / 2**20 for _, value in samples]
     bench.report.rows.append(
@@ -124,7 +112,7 @@ def measure_zones(bench: Bench) -> None:
                 "rate_basis": basis,
                 "achieved_rate": result.requests / result.seconds,
                 "connections": E2E_CONNECTIONS,
-                "sent": len(sent),
+                "sent": sent,
                 "missing_zone_events": missing,
                 "max_ms": max(latencies, default=0.0),
                 "zones_rss_start_mb": round(mib[0], 1) if mib else None,
@@ -276,6 +264,16 @@ def _warm_up(url: str, bench: Bench, consumer: subprocess.Popen[bytes], events: 
         with urllib.request.urlopen(request, timeout=10):
             posted += 1
         time.sleep(0.05)
+
+
+def _latencies(sent_file: Path, times: Callable[[], dict[str, float]]) -> tuple[int, list[float]]:
+    """How many requests wrk sent, and the ms from each one's sending to its time in `times`
+    (each device's), waiting up to _CATCH_UP_S for the last ones to appear."""
+    sent = dict(_read_sent(sent_file))
+    deadline = time.monotonic() + _CATCH_UP_S
+    while not sent.keys() <= (seen := times()).keys() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return len(sent), [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
 
 
 def _read_sent(path: Path) -> Iterator[tuple[str, float]]:

@@ -15,6 +15,16 @@ from tests.support.topics import read_all
 from zones_service.transactions import BatchingProducer
 
 
+async def _transaction(
+    producer: BatchingProducer, topic: str, records: list[tuple[bytes | None, bytes]], commit: bool
+) -> None:
+    """Append the records in one transaction, wait for every batch, then commit or abort."""
+    await producer.begin_transaction()
+    placed = [producer.append(topic, key, value, []) for key, value in records]
+    await acknowledged({batch for batch, _ in placed})
+    await (producer.commit_transaction() if commit else producer.abort_transaction())
+
+
 async def _producer(bootstrap: str, topic: str, transactional_id: str) -> BatchingProducer:
     client = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -31,15 +41,9 @@ async def test_appended_records_are_visible_once_committed_and_never_once_aborte
     topic = await topic_factory(partitions=3)
     producer = await _producer(kafka_bootstrap, topic, f"{topic}-tx")
     try:
-        await producer.begin_transaction()
-        placed = [producer.append(topic, b"device-%d" % i, b"aborted", []) for i in range(50)]
-        await acknowledged({batch for batch, _ in placed})
-        await producer.abort_transaction()
-
-        await producer.begin_transaction()
-        placed = [producer.append(topic, b"device-%d" % i, b"committed", []) for i in range(50)]
-        await acknowledged({batch for batch, _ in placed})
-        await producer.commit_transaction()
+        devices = [b"device-%d" % i for i in range(50)]
+        await _transaction(producer, topic, [(key, b"aborted") for key in devices], commit=False)
+        await _transaction(producer, topic, [(key, b"committed") for key in devices], commit=True)
     finally:
         await producer.stop()
 
@@ -58,10 +62,7 @@ async def test_records_without_a_key_go_to_every_partition_in_turn(
     topic = await topic_factory(partitions=3)
     producer = await _producer(kafka_bootstrap, topic, f"{topic}-tx")
     try:
-        await producer.begin_transaction()
-        placed = [producer.append(topic, None, b"letter %d" % i, []) for i in range(9)]
-        await acknowledged({batch for batch, _ in placed})
-        await producer.commit_transaction()
+        await _transaction(producer, topic, [(None, b"letter %d" % i) for i in range(9)], True)
     finally:
         await producer.stop()
 
