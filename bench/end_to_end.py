@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.consumption import EventLog
 from bench.context import PLACEHOLDER_DEVICE_ID, Bench, say
-from bench.http_load import Load, run_paced_wrk
+from bench.http_load import Load, WrkResult, run_paced_wrk
 from bench.processes import cpu_meter, python_module, rss_sampler, wait_until_serving
 from bench.report import Row
 from devtools.processes import free_port
@@ -41,31 +41,11 @@ def measure(bench: Bench) -> None:
             load = Load("/biometrics", bench.files.template, E2E_CONNECTIONS, bench.options.seconds)
             result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
         sent, latencies = _latencies(sent_file, events.times)
-    missing = sent - len(latencies)
-    p50_ms, p99_ms = _p50_p99(latencies)
-    bench.report.rows.append(
-        Row(
-            "end_to_end",
-            f"end to end: POST to log line at {rate:.0f}/s",
-            len(latencies),
-            result.seconds,
-            p50_ms=p50_ms,
-            p99_ms=p99_ms,
-            errors=max(result.errors, missing),
-            cpu=cpu.shares(wrk=result.cpu_percent),
-            details={
-                "rate": rate,
-                "rate_basis": basis,
-                "achieved_rate": result.requests / result.seconds,
-                "connections": E2E_CONNECTIONS,
-                "sent": sent,
-                "missing_in_log": missing,
-                "http_p50_ms": result.p50_ms,
-                "http_p99_ms": result.p99_ms,
-                "max_ms": max(latencies, default=0.0),
-            },
-        )
-    )
+    label = f"end to end: POST to log line at {rate:.0f}/s"
+    row = _paced_row("end_to_end", label, (rate, basis), result, sent, latencies, "missing_in_log")
+    row.cpu = cpu.shares(wrk=result.cpu_percent)
+    row.details.update(http_p50_ms=result.p50_ms, http_p99_ms=result.p99_ms)
+    bench.report.rows.append(row)
 
 
 def measure_zones(bench: Bench) -> None:
@@ -94,33 +74,50 @@ def measure_zones(bench: Bench) -> None:
             load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, seconds)
             result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
         sent, latencies = _latencies(sent_file, arrivals.times)
+    label = f"end to end, zones: POST to committed zone event at {rate:.0f}/s"
+    missing_as = "missing_zone_events"
+    row = _paced_row("end_to_end_zones", label, (rate, basis), result, sent, latencies, missing_as)
+    row.cpu = cpu.shares(wrk=result.cpu_percent)
+    mib = [value / 2**20 for _, value in samples]
+    row.details.update(
+        zones_rss_start_mb=round(mib[0], 1) if mib else None,
+        zones_rss_max_mb=round(max(mib), 1) if mib else None,
+        zones_rss_end_mb=round(mib[-1], 1) if mib else None,
+        zones_rss_samples=samples,
+    )
+    bench.report.rows.append(row)
+
+
+def _paced_row(
+    name: str,
+    label: str,
+    rate: tuple[float, str],
+    result: WrkResult,
+    sent: int,
+    latencies: list[float],
+    missing_as: str,
+) -> Row:
+    """A row of paced load: the latencies of what arrived; what was sent but never did, under
+    `missing_as` in the details."""
     missing = sent - len(latencies)
     p50_ms, p99_ms = _p50_p99(latencies)
-    mib = [value / 2**20 for _, value in samples]
-    bench.report.rows.append(
-        Row(
-            "end_to_end_zones",
-            f"end to end, zones: POST to committed zone event at {rate:.0f}/s",
-            len(latencies),
-            result.seconds,
-            p50_ms=p50_ms,
-            p99_ms=p99_ms,
-            errors=max(result.errors, missing),
-            cpu=cpu.shares(wrk=result.cpu_percent),
-            details={
-                "rate": rate,
-                "rate_basis": basis,
-                "achieved_rate": result.requests / result.seconds,
-                "connections": E2E_CONNECTIONS,
-                "sent": sent,
-                "missing_zone_events": missing,
-                "max_ms": max(latencies, default=0.0),
-                "zones_rss_start_mb": round(mib[0], 1) if mib else None,
-                "zones_rss_max_mb": round(max(mib), 1) if mib else None,
-                "zones_rss_end_mb": round(mib[-1], 1) if mib else None,
-                "zones_rss_samples": samples,
-            },
-        )
+    return Row(
+        name,
+        label,
+        len(latencies),
+        result.seconds,
+        p50_ms=p50_ms,
+        p99_ms=p99_ms,
+        errors=max(result.errors, missing),
+        details={
+            "rate": rate[0],
+            "rate_basis": rate[1],
+            "achieved_rate": result.requests / result.seconds,
+            "connections": E2E_CONNECTIONS,
+            "sent": sent,
+            missing_as: missing,
+            "max_ms": max(latencies, default=0.0),
+        },
     )
 
 
