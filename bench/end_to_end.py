@@ -4,6 +4,7 @@ its HeartRateZoneReached visible to a read_committed reader, with the zone proce
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import subprocess
@@ -232,34 +233,37 @@ def _warm_up_zones(
     """POST Zone5 events until the reader has seen a zone event: the zone processor has joined
     its group and the reader is at the end of the output."""
     template = bench.files.zone_template.read_bytes().strip()
-    deadline = time.monotonic() + 60
-    while not arrivals.times():
-        if zones.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"no zone event reached the reader; see {arrivals.path}")
-        body = template.replace(PLACEHOLDER_DEVICE_ID.encode(), str(uuid.uuid4()).encode())
-        request = urllib.request.Request(
-            f"{url}/biometrics", data=body, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-        time.sleep(0.2)
+    placeholder = PLACEHOLDER_DEVICE_ID.encode()
+    bodies = (template.replace(placeholder, str(uuid.uuid4()).encode()) for _ in itertools.count())
+    failure = f"no zone event reached the reader; see {arrivals.path}"
+    _post_until(url, bodies, lambda: bool(arrivals.times()), zones, failure)
 
 
 def _warm_up(url: str, bench: Bench, consumer: subprocess.Popen[bytes], events: EventLog) -> None:
     """POST events until the consumer has logged one: it has joined and caught up."""
-    bodies = bench.files.bodies.read_bytes().splitlines()
+    bodies = itertools.cycle(bench.files.bodies.read_bytes().splitlines())
+    failure = f"the consumer logged no warm-up event; see {events.path}"
+    _post_until(url, bodies, lambda: events.count() > 0, consumer, failure)
+
+
+def _post_until(
+    url: str,
+    bodies: Iterator[bytes],
+    done: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    failure: str,
+) -> None:
+    """POST the bodies one by one until `done`; RuntimeError(failure) if the process that should
+    show it exits first, or a minute passes."""
     deadline = time.monotonic() + 60
-    posted = 0
-    while events.count() == 0:
-        if consumer.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the consumer logged no warm-up event; see {events.path}")
+    while not done():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(failure)
         request = urllib.request.Request(
-            f"{url}/biometrics",
-            data=bodies[posted % len(bodies)],
-            headers={"Content-Type": "application/json"},
+            f"{url}/biometrics", data=next(bodies), headers={"Content-Type": "application/json"}
         )
         with urllib.request.urlopen(request, timeout=10):
-            posted += 1
+            pass
         time.sleep(0.05)
 
 
