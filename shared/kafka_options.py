@@ -69,6 +69,7 @@ def transactional_producer_options(settings: Settings, transactional_id: str) ->
         "enable_idempotence": True,
         "transactional_id": transactional_id,
         "transaction_timeout_ms": settings.zones.transaction_timeout_ms,
+        "retry_backoff_ms": settings.zones.producer_retry_backoff_ms,
     }
 
 

@@ -195,6 +195,7 @@ class ZonesSettings(_GroupMemberSettings):
 
     topic: str = Field(min_length=1, max_length=249, pattern=r"^[A-Za-z0-9._-]+$")
     transaction_timeout_ms: int = Field(ge=1000)
+    producer_retry_backoff_ms: int = Field(ge=0, le=60000)
 
 
 class TracingSettings(_Section):

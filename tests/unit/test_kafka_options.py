@@ -44,6 +44,8 @@ def test_dead_letters_and_transactions_are_acks_all_and_idempotent_whatever_prod
         assert (options["acks"], options["enable_idempotence"]) == ("all", True)
     assert transactional["transactional_id"] == "zones-0"
     assert transactional["transaction_timeout_ms"] == settings.zones.transaction_timeout_ms
+    # aiokafka's own default (100 ms) is paid after every refused transaction step.
+    assert transactional["retry_backoff_ms"] == settings.zones.producer_retry_backoff_ms == 10
     assert transactional["compression_type"] == producer_options(settings)["compression_type"]
 
 
