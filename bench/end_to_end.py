@@ -19,6 +19,7 @@ from bench.consumption import EventLog
 from bench.context import PLACEHOLDER_DEVICE_ID, Bench, say
 from bench.http_load import Load, WrkResult, run_paced_wrk
 from bench.processes import cpu_meter, python_module, rss_sampler, wait_until_serving
+from bench.profiler import start_recording, top_frames
 from bench.report import Row
 from devtools.processes import free_port
 
@@ -75,6 +76,8 @@ def measure_zones(bench: Bench) -> None:
             load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, seconds)
             result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
         sent, latencies = _latencies(sent_file, arrivals.times)
+        if bench.options.profile:
+            _profile_zones(bench, url, zones, rate)
     label = f"end to end, zones: POST to committed zone event at {rate:.0f}/s"
     missing_as = "missing_zone_events"
     row = _paced_row("end_to_end_zones", label, (rate, basis), result, sent, latencies, missing_as)
@@ -87,6 +90,26 @@ def measure_zones(bench: Bench) -> None:
         zones_rss_samples=samples,
     )
     bench.report.rows.append(row)
+
+
+def _profile_zones(bench: Bench, url: str, zones: subprocess.Popen[bytes], rate: float) -> None:
+    """The zone processor under py-spy, at the row's rate, after the measured load (py-spy's
+    sampling shares the core the row measures on)."""
+    say(f"profiling the zone processor (py-spy) at {rate:.0f} events/s")
+    output = bench.directory / "profile-zones.txt"
+    recording = start_recording(bench.processes, zones.pid, output)
+    recording.wait_until_sampling()
+    load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, bench.options.seconds)
+    result = run_paced_wrk(
+        bench.processes, url, load, rate, bench.directory / "e2e-zones-profiled.tsv"
+    )
+    recording.stop(bench.processes)
+    bench.report.profiles["zone processor"] = {
+        "file": str(output),
+        "load": f"one Zone5 reading per event at {rate:.0f}/s, under py-spy",
+        "events_per_s": result.succeeded / result.seconds,
+        **top_frames(output),
+    }
 
 
 def _paced_row(

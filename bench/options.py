@@ -70,7 +70,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
-        "--profile", action="store_true", help="also py-spy the producer and the consumer"
+        "--profile",
+        action="store_true",
+        help="also py-spy the producer, the consumer and the zone processor",
     )
     parser.add_argument(
         "--bootstrap-servers", help="use this broker instead of starting a local Kafka"

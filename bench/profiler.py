@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.processes import ROOT, Processes, wait_for_text
 
-_PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "shared"})
+_PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "zones_service", "shared"})
 _SAMPLING_LINE = b"py-spy> Sampling process"  # what py-spy prints once attached
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 

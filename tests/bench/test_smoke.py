@@ -73,7 +73,7 @@ def test_the_benchmark_measures_every_row_and_writes_json_table_and_chart(tmp_pa
     assert [target["name"] for target in report["targets"]] == _TARGET_NAMES
     assert all(target["met"] in (True, False) for target in report["targets"])
     if _has_py_spy():
-        assert set(report["profiles"]) == {"producer", "consumer"}
+        assert set(report["profiles"]) == {"producer", "consumer", "zone processor"}
         assert all(profile["samples"] > 0 for profile in report["profiles"].values())
 
     table = (run / "table.txt").read_text()
