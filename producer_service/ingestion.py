@@ -103,7 +103,7 @@ class Ingestion:
     ) -> tuple[bytes, RawHeaders]:
         event = parse_event(body)
         limits = self.limits
-        state = () if limits is None else limits.take({_device(event, key): 1})
+        state = () if limits is None else limits.take_one(_device(event, key))
         [delivery] = await publisher.publish((event,), trace)
         return _encode(delivery), state
 

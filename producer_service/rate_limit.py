@@ -45,12 +45,32 @@ class DeviceLimits:
         self._clock = clock
         # Each device's full time; the device updated longest ago first.
         self._full_at: OrderedDict[int, float] = OrderedDict()
+        # Full buckets are looked for at most this often: a device is forgotten within a tenth
+        # of its refill time (at most 0.1 s) of its bucket filling.
+        self._sweep_every = min(self._tolerance / 10, 0.1)
+        self._next_sweep = 0.0
+        # The RateLimit field of each (tokens left, seconds until full): few distinct values.
+        self._fields: dict[tuple[int, int], RawHeaders] = {}
         window = max(1, math.ceil(self._tolerance))
         self.policy: RawHeaders = ((_POLICY, f'"device";q={burst};w={window}'.encode()),)
 
     def __len__(self) -> int:
         """How many devices are remembered now."""
         return len(self._full_at)
+
+    def take_one(self, device: int) -> RawHeaders:
+        """take() for one event: its device's token, or RateLimitedError."""
+        now = self._clock()
+        full_at = self._full_at
+        before = full_at.get(device, now)
+        after = (before if before > now else now) + self._interval
+        if after - now > self._tolerance:
+            raise self._refusal(after - now - self._tolerance, before, now)
+        full_at[device] = after
+        full_at.move_to_end(device)
+        if now >= self._next_sweep:
+            self._forget(now)
+        return self._field(after, now)
 
     def take(self, events: Mapping[int, int]) -> RawHeaders:
         """Take each device's events (device key -> count) from its bucket, all or none, and
@@ -74,29 +94,40 @@ class DeviceLimits:
             taken[device] = after
         if wait > 0:
             # The fullest of the refused buckets decides when the whole request fits.
-            state = self._state(max(full_at.get(device, now) for device in taken), now)
-            headers = {"RateLimit": state.decode(), "Retry-After": str(math.ceil(wait))}
-            raise RateLimitedError(
-                f"over the rate of its device (http.device_rate_per_s {1 / interval:g}, "
-                f"http.device_burst {self._burst}): retry in {wait:.3f} s",
-                headers=headers,
-            )
+            raise self._refusal(wait, max(full_at.get(device, now) for device in taken), now)
         for device, after in taken.items():
             full_at[device] = after
             full_at.move_to_end(device)
-        self._forget(now)
-        return ((_STATE, self._state(max(taken.values(), default=now), now)),)
+        if now >= self._next_sweep:
+            self._forget(now)
+        return self._field(max(taken.values(), default=now), now)
 
-    def _state(self, full_at: float, now: float) -> bytes:
+    def _refusal(self, wait: float, full_at: float, now: float) -> RateLimitedError:
+        [(_, state)] = self._field(full_at, now)
+        return RateLimitedError(
+            f"over the rate of its device (http.device_rate_per_s {1 / self._interval:g}, "
+            f"http.device_burst {self._burst}): retry in {wait:.3f} s",
+            headers={"RateLimit": state.decode(), "Retry-After": str(math.ceil(wait))},
+        )
+
+    def _field(self, full_at: float, now: float) -> RawHeaders:
         """The RateLimit field of a bucket full again at `full_at`: tokens left, seconds until
         full."""
-        ahead = max(full_at - now, 0.0)
-        remaining = math.floor((self._tolerance - ahead) / self._interval + 1e-9)
-        return f'"device";r={max(remaining, 0)};t={math.ceil(ahead)}'.encode()
+        ahead = full_at - now if full_at > now else 0.0
+        state = (int((self._tolerance - ahead) / self._interval + 1e-9), math.ceil(ahead))
+        field = self._fields.get(state)
+        if field is None:
+            if len(self._fields) > 100_000:  # a huge burst and a slow rate: many values
+                self._fields.clear()
+            remaining, seconds = state
+            field = ((_STATE, f'"device";r={max(remaining, 0)};t={seconds}'.encode()),)
+            self._fields[state] = field
+        return field
 
     def _forget(self, now: float) -> None:
         """Drop the devices whose bucket is full again, oldest update first. The first one still
         filling was updated within the tolerance, and so was every later one."""
+        self._next_sweep = now + self._sweep_every
         full_at = self._full_at
         while full_at:
             device, at = next(iter(full_at.items()))
