@@ -31,13 +31,19 @@ _MARKER = "WRK_RESULT "
 
 _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
 _REGISTRY_ROW = "single_c64_registry"
+_LIMITED_ROW = "single_c64_limited"
+# Device limits on, high enough that no request is refused: what the buckets cost.
+_LIMITED_ENV = {
+    "BIOMETRICS_HTTP__DEVICE_RATE_PER_S": "1000000",
+    "BIOMETRICS_HTTP__DEVICE_BURST": "1000000",
+}
 # Each reference row: the service it loads, and on how many connections.
 _REFERENCE_ROWS = {
     "baseline": ("baseline", REFERENCE_CONCURRENCY),
     "baseline_c1": ("baseline", 1),
     "http_ceiling": ("http_ceiling", REFERENCE_CONCURRENCY),
 }
-_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, _REGISTRY_ROW, "memory")
+_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, _REGISTRY_ROW, _LIMITED_ROW, "memory")
 _LABELS = {
     "baseline": "baseline: send_and_wait, linger 0",
     "http_ceiling": "HTTP ceiling: no-op endpoint",
@@ -73,6 +79,7 @@ def serving(bench: Bench) -> Iterator[Services]:
         "http_ceiling": python_module("bench.reference_apps", "noop"),
         "producer": python_module("producer_service"),
         "producer_registry": python_module("producer_service"),
+        "producer_limited": python_module("producer_service"),
     }
     needed = list(
         dict.fromkeys(_REFERENCE_ROWS[row][0] for row in wanted if row in _REFERENCE_ROWS)
@@ -80,7 +87,9 @@ def serving(bench: Bench) -> Iterator[Services]:
     if bench.wants(*_PRODUCER_ROWS, "memory") or bench.options.profile:
         needed.append("producer")
     with ExitStack() as stack:
-        extra: dict[str, dict[str, str]] = {}
+        extra: dict[str, dict[str, str]] = {"producer_limited": _LIMITED_ENV}
+        if bench.wants(_LIMITED_ROW):
+            needed.append("producer_limited")
         if bench.wants(_REGISTRY_ROW):
             say("starting a local Schema Registry for the registry row")
             registry = stack.enter_context(LocalRegistry())
@@ -118,6 +127,12 @@ def measure(bench: Bench, services: Services) -> None:
         load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
         framed = services["producer_registry"]
         bench.report.rows.append(_measure(bench, _REGISTRY_ROW, label, *framed, load))
+    if "producer_limited" in services and bench.wants(_LIMITED_ROW):
+        label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, device limits on"
+        say(label)
+        load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
+        limited = services["producer_limited"]
+        bench.report.rows.append(_measure(bench, _LIMITED_ROW, label, *limited, load))
     if "producer" in services and bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"

@@ -23,6 +23,8 @@ ROWS = (
     *GROUPS["single"],
     # POST /biometrics, c64, with a local Schema Registry on: values framed in its wire format.
     "single_c64_registry",
+    # POST /biometrics, c64, with device rate limits on (none reached): what they cost.
+    "single_c64_limited",
     "batch",
     *GROUPS["consumers"],
     *GROUPS["zones"],

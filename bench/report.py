@@ -122,6 +122,13 @@ def judge(report: Report) -> list[Target]:
         ),
         _zones_e2e(report),
         _zones_memory(report),
+        _ratio(
+            report,
+            "single-event c64 with device limits ≥ 90% of without",
+            "single_c64_limited",
+            "single_c64",
+            0.9,
+        ),
     ]
 
 

@@ -41,6 +41,8 @@ def create_app(
     spans = None if provider is None else RequestSpans(provider, settings.kafka.topic)
     metrics = ProducerMetrics()
     ingestion = Ingestion(settings.http)
+    if ingestion.limits is not None:
+        metrics.devices_remembered.set_function(ingestion.limits.__len__)
     routes = [
         *probe_routes(metrics.registry, ingestion.ready),
         *documentation_routes(settings),

@@ -19,19 +19,24 @@ class ApiKeys:
     def __init__(self, keys: Iterable[str]) -> None:
         self._digests = [_digest(key) for key in keys]
 
-    def refusal(self, authorization: str) -> UnauthorizedError | ForbiddenError | None:
-        """Why an Authorization header value is refused, or None when its key is known."""
+    def identify(self, authorization: str) -> int:
+        """Which of the keys (its position, from 1) an Authorization header value names; raise
+        UnauthorizedError without a key, ForbiddenError with an unknown one."""
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key.strip():
             challenge = {"WWW-Authenticate": 'Bearer realm="biometrics"'}
-            return UnauthorizedError(
+            raise UnauthorizedError(
                 "an API key is needed: Authorization: Bearer <key>", headers=challenge
             )
         candidate = _digest(key.strip())
-        known = False
-        for digest in self._digests:  # no early exit: every key is compared, every time
-            known |= hmac.compare_digest(candidate, digest)
-        return None if known else ForbiddenError("the API key is not known")
+        found = 0
+        # No early exit: every key is compared, every time.
+        for number, digest in enumerate(self._digests, start=1):
+            if hmac.compare_digest(candidate, digest):
+                found = number
+        if not found:
+            raise ForbiddenError("the API key is not known")
+        return found
 
 
 def _digest(key: str) -> bytes:

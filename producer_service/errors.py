@@ -9,6 +9,7 @@
     ├── PayloadTooLargeError  413 the body is over http.max_body_bytes
     ├── UnsupportedMediaError 415 the content type is not application/json
     ├── SchemaViolationError  422 the JSON breaks the schema; details name each field by path
+    ├── RateLimitedError      429 over its device's rate (http.device_rate_per_s); Retry-After set
     ├── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
     └── ServiceOverloadedError 503 too much awaits acknowledgement already; Retry-After is set
 
@@ -129,6 +130,13 @@ class SchemaViolationError(ApiError):
 
     status = 422
     code = "schema_violation"
+
+
+class RateLimitedError(ApiError):
+    """The request's device has sent more than its rate allows; retry after Retry-After."""
+
+    status = 429
+    code = "rate_limited"
 
 
 class BrokerUnavailableError(ApiError):

@@ -9,6 +9,7 @@ its body read and validated once, published and its 202 body returned; every ref
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -23,7 +24,8 @@ from producer_service.errors import (
     UnsupportedMediaError,
 )
 from producer_service.publisher import Delivery, Publisher
-from shared.schema import parse_event, parse_events
+from producer_service.rate_limit import DeviceLimits, RawHeaders
+from shared.schema import Biometrics, parse_event, parse_events
 from shared.settings import HttpSettings
 from shared.tracing import RecordHeaders
 
@@ -33,7 +35,8 @@ BATCH_PATH = "/biometrics/batch"
 _JSON = b"application/json"
 _encode = msgspec.json.Encoder().encode
 
-Publish = Callable[[bytes, Publisher, RecordHeaders], Awaitable[bytes]]
+# (body, publisher, the record headers, the API key's number or 0) -> (202 body, extra headers)
+Publish = Callable[[bytes, Publisher, RecordHeaders, int], Awaitable[tuple[bytes, RawHeaders]]]
 
 
 class BatchAccepted(msgspec.Struct, frozen=True, gc=False):
@@ -56,6 +59,10 @@ class Ingestion:
         self._deadlines = BodyDeadlines(http.body_timeout_s)
         keys = (key.get_secret_value() for key in http.api_keys)
         self._keys = ApiKeys(keys) if http.require_api_key else None
+        rate = http.device_rate_per_s
+        self.limits = DeviceLimits(rate, http.device_burst) if rate > 0 else None
+        # Added to every answer of these routes: RateLimit-Policy when devices are limited.
+        self.policy: RawHeaders = () if self.limits is None else self.limits.policy
         # Each path and how its body is published.
         self.routes: dict[str, Publish] = {EVENT_PATH: self._event, BATCH_PATH: self._batch}
 
@@ -71,14 +78,14 @@ class Ingestion:
         receive: Receive,
         headers: dict[bytes, bytes],
         trace: RecordHeaders,
-    ) -> bytes:
-        """The 202 body once the request's events are acknowledged, or raise why not."""
+    ) -> tuple[bytes, RawHeaders]:
+        """The 202 body and its extra headers once the request's events are acknowledged, or
+        raise why not."""
         if scope["method"] != "POST":
             raise MethodNotAllowedError()
+        key = 0
         if self._keys is not None:
-            refusal = self._keys.refusal(headers.get(b"authorization", b"").decode("latin-1"))
-            if refusal is not None:
-                raise refusal
+            key = self._keys.identify(headers.get(b"authorization", b"").decode("latin-1"))
         media_type = headers.get(b"content-type", b"").partition(b";")[0].strip().lower()
         if media_type != _JSON:
             shown = media_type.decode("latin-1") or "none"
@@ -89,15 +96,25 @@ class Ingestion:
         publisher = self.publisher
         if publisher is None:
             raise RuntimeError("no publisher: the app's lifespan has not run")
-        return await publish(await self._read_body(receive), publisher, trace)
+        return await publish(await self._read_body(receive), publisher, trace, key)
 
-    async def _event(self, body: bytes, publisher: Publisher, trace: RecordHeaders) -> bytes:
-        [delivery] = await publisher.publish((parse_event(body),), trace)
-        return _encode(delivery)
+    async def _event(
+        self, body: bytes, publisher: Publisher, trace: RecordHeaders, key: int
+    ) -> tuple[bytes, RawHeaders]:
+        event = parse_event(body)
+        limits = self.limits
+        state = () if limits is None else limits.take_one(_device(event, key))
+        [delivery] = await publisher.publish((event,), trace)
+        return _encode(delivery), state
 
-    async def _batch(self, body: bytes, publisher: Publisher, trace: RecordHeaders) -> bytes:
-        deliveries = await publisher.publish(parse_events(body, self._max_events), trace)
-        return _encode(BatchAccepted(deliveries))
+    async def _batch(
+        self, body: bytes, publisher: Publisher, trace: RecordHeaders, key: int
+    ) -> tuple[bytes, RawHeaders]:
+        events = parse_events(body, self._max_events)
+        limits = self.limits
+        state = () if limits is None else limits.take(Counter(_device(e, key) for e in events))
+        deliveries = await publisher.publish(events, trace)
+        return _encode(BatchAccepted(deliveries)), state
 
     async def _read_body(self, receive: Receive) -> bytes:
         # Content-Length may be absent (chunked) or wrong: count what really arrives.
@@ -124,6 +141,11 @@ class Ingestion:
         if size > self._max_body:
             raise PayloadTooLargeError(_too_large(self._max_body))
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _device(event: Biometrics, key: int) -> int:
+    """The event's bucket: its device, under the request's API key (0 without keys)."""
+    return key << 128 | event.deviceId.int
 
 
 def _too_large(limit: int) -> str:

@@ -43,6 +43,12 @@ class ProducerMetrics:
             "Records handed to Kafka and not yet acknowledged",
             registry=self.registry,
         )
+        self.devices_remembered = Gauge(
+            "biometrics_rate_limited_devices",
+            "Devices whose rate bucket is held (heard from within device_burst / device_rate_per_s"
+            " seconds); 0 with device limits off",
+            registry=self.registry,
+        )
 
 
 class _Tallies:

@@ -41,6 +41,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     )
     event = {"$ref": _REF.format(name=Biometrics.__name__)}
     guarded = settings.http.require_api_key
+    limited = settings.http.device_rate_per_s > 0
     batch = {
         "type": "array",
         "items": event,
@@ -64,6 +65,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     Delivery,
                     "postBiometrics",
                     guarded,
+                    limited,
                 )
             },
             BATCH_PATH: {
@@ -74,6 +76,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     BatchAccepted,
                     "postBiometricsBatch",
                     guarded,
+                    limited,
                 )
             },
             "/healthz": {"get": _probe("The process is alive", "healthz", (200,))},
@@ -97,6 +100,7 @@ def _ingestion(
     answer: type,
     operation: str,
     guarded: bool,
+    limited: bool,
 ) -> dict[str, Any]:
     error = _content(ErrorBody)
     retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
@@ -105,6 +109,20 @@ def _ingestion(
         auth = {
             "401": {"description": "No API key", "content": error},
             "403": {"description": "Unknown API key", "content": error},
+        }
+    rate: dict[str, Any] = {}
+    if limited:
+        field = {"schema": {"type": "string"}}
+        rate = {
+            "429": {
+                "description": "Over the device's rate; retry after Retry-After",
+                "headers": {
+                    **retry_after,
+                    "RateLimit": {**field, "description": "the device's bucket now"},
+                    "RateLimit-Policy": {**field, "description": "the bucket of every device"},
+                },
+                "content": error,
+            }
         }
     operation_document: dict[str, Any] = {
         "summary": summary,
@@ -124,6 +142,7 @@ def _ingestion(
             "413": {"description": "Body over http.max_body_bytes", "content": error},
             "415": {"description": "Not application/json", "content": error},
             "422": {"description": "Breaks the schema; details name each field", "content": error},
+            **rate,
             "503": {
                 "description": "Kafka unavailable, or overloaded; retry after Retry-After",
                 "headers": retry_after,

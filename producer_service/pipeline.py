@@ -130,14 +130,18 @@ class RequestPipeline:
             await send({"type": "http.response.body", "body": body})
         self._recorder.finished(scope["method"], scope["path"], status, started, request_id)
 
-    async def _outcome(self, answer: Awaitable[bytes], scope: Scope) -> Outcome:
-        """An ingestion request's answer: 202 with its body, or the error it raised."""
+    async def _outcome(self, answer: Awaitable[tuple[bytes, RawHeaders]], scope: Scope) -> Outcome:
+        """An ingestion request's answer: 202 with its body, or the error it raised; either with
+        the routes' RateLimit-Policy."""
+        policy = self._ingestion.policy
         try:
-            return 202, await answer, ()
+            body, extra = await answer
         except ClientGone:
             return _CLIENT_GONE, None, ()
         except Exception as error:
-            return self._refused(error, scope)
+            status, refusal, refused_extra = self._refused(error, scope)
+            return status, refusal, policy + refused_extra
+        return 202, body, policy + extra
 
     async def _forward(
         self, scope: Scope, receive: Receive, send: Send, request_id: str

@@ -156,6 +156,8 @@ class HttpSettings(_Section):
     shutdown_timeout_s: float = Field(gt=0)
     require_api_key: bool
     api_keys: list[SecretStr]
+    device_rate_per_s: float = Field(ge=0)
+    device_burst: int = Field(ge=1)
     access_log: bool
 
     @model_validator(mode="after")

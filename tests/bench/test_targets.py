@@ -109,3 +109,16 @@ def test_the_zone_processor_keeps_up_with_the_producer_within_its_latency_and_me
         "end_to_end_zones: zone processor (end RSS - start RSS) / start RSS": True,
     }
     assert set(zone_targets(999, 50.0, 110.1).values()) == {False}
+
+
+def test_device_limits_may_cost_the_single_event_row_ten_percent_at_most() -> None:
+    def limited(events: int) -> bool | None:
+        report = _report(
+            Row("single_c64", "single c64", events=1000, seconds=1.0),
+            Row("single_c64_limited", "limited", events=events, seconds=1.0),
+        )
+        [target] = [t for t in judge(report) if t.basis.startswith("single_c64_limited")]
+        return target.met
+
+    assert limited(900) is True
+    assert limited(899) is False
