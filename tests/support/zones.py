@@ -4,6 +4,7 @@ the exactly-once check, and in-process members whose offsets step a test can int
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -13,7 +14,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.batcher import Batch
+from shared.batcher import Batch, acknowledged
 from shared.schema import parse_event
 from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
@@ -98,7 +99,9 @@ async def report_exactly_once(
 
 class InterceptedProducer:
     """A partition's transactional producer whose offsets step first awaits `before_offsets(n)`,
-    n counting transactions from 1: a test can fail or pause a transaction after it produced."""
+    n counting transactions from 1: a test can fail or pause a transaction after it produced.
+    The loop sends the offsets while the batches are under way, so the step first waits for the
+    transaction's batches to be acknowledged: they are in the topic when `before_offsets` runs."""
 
     def __init__(
         self, producer: ClosableProducer, before_offsets: Callable[[int], Awaitable[None]]
@@ -106,17 +109,23 @@ class InterceptedProducer:
         self.producer = producer
         self._before_offsets = before_offsets
         self._transactions = 0
+        self._batches: dict[Batch, None] = {}
 
     async def begin_transaction(self) -> None:
         self._transactions += 1
+        self._batches = {}
         await self.producer.begin_transaction()
 
     def append(self, topic: str, *args: Any) -> tuple[Batch, int]:
-        return self.producer.append(topic, *args)
+        placed = self.producer.append(topic, *args)
+        self._batches[placed[0]] = None
+        return placed
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str
     ) -> None:
+        with contextlib.suppress(Exception):  # a failed batch fails the transaction elsewhere
+            await acknowledged(self._batches)
         await self._before_offsets(self._transactions)
         await self.producer.send_offsets_to_transaction(offsets, group_id)
 
