@@ -23,7 +23,7 @@ import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from producer_service.errors import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
 
@@ -58,7 +58,7 @@ class _Entry:
     fingerprint: bytes
     created: float
     # The request's answer: awaited while it is under way, then its body alone is kept.
-    answered: asyncio.Future[Answer] | None = field(default_factory=asyncio.Future)
+    answered: asyncio.Future[Answer] | None
     body: bytes | None = None
     size: int = ENTRY_OVERHEAD_BYTES
 
@@ -101,19 +101,18 @@ class IdempotencyKeys:
             if entry.body is not None:
                 self.replayed += 1
                 return entry.body, REPLAYED
-            assert entry.answered is not None
+            pending = entry.answered
+            assert pending is not None
             self.waited += 1
             # The first request's outcome; if it fails, it is forgotten and this one produces.
-            answered = entry.answered
-            await asyncio.wait([answered])
-            if not answered.cancelled() and answered.exception() is None:
+            await asyncio.wait([pending])
+            if not pending.cancelled() and pending.exception() is None:
                 self.replayed += 1
-                return answered.result()[0], REPLAYED
-        entry = _Entry(digest, self._clock())
+                return pending.result()[0], REPLAYED
+        answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        entry = _Entry(digest, self._clock(), answered)
         self._entries[key] = entry
         self._bytes += entry.size
-        answered = entry.answered
-        assert answered is not None
         try:
             answer = await produce()
         except BaseException:
