@@ -1,8 +1,9 @@
 """PendingLines: the JSON lines of validated records, kept until they are written in one go.
 
 Each line has the fields of every JSON log line (shared.logs), then ``topic``, ``partition``,
-``offset``, ``key``, ``request_id`` and ``traceparent`` (from the record's headers, see
-shared.tracing; null when it has none), ``age_ms`` and ``event``. Up to the partition the fields
+``offset``, ``key``, ``request_id``, ``idempotency_key`` and ``traceparent`` (from the record's
+headers, see shared.tracing and shared.idempotency; null when it has none), ``age_ms`` and
+``event``. Up to the partition the fields
 are the same for all of a partition's records in one call, so that part is made once, with one
 timestamp; each record adds only its own fields. The event is the record's value as it is, just
 validated: no dict and no second encoding (re-encoded only if it spans lines).
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
+from shared.idempotency import IDEMPOTENCY_KEY
 from shared.logs import json_line_head
 from shared.records import PoisonRecordError, SchemaIds, decode_record
 from shared.schema import encode_value
@@ -25,7 +27,10 @@ from shared.tracing import REQUEST_ID, TRACEPARENT
 EVENTS_LOGGER = "consumer_service.events"
 EVENT_CONSUMED = "event consumed"
 
-_TAIL = b',"offset":%d,"key":%b,"request_id":%b,"traceparent":%b,"age_ms":%.1f,"event":%b}\n'
+_TAIL = (
+    b',"offset":%d,"key":%b,"request_id":%b,"idempotency_key":%b,"traceparent":%b,'
+    b'"age_ms":%.1f,"event":%b}\n'
+)
 _LF, _CR = ord("\n"), ord("\r")
 
 
@@ -60,24 +65,35 @@ class PendingLines:
             key = (
                 b"null" if record.key is None else orjson.dumps(record.key.decode(errors="replace"))
             )
-            request_id, traceparent = _trace_fields(record.headers)
+            request_id, idempotency_key, traceparent = _header_fields(record.headers)
             lines.append(
                 line
-                % (record.offset, key, request_id, traceparent, now_ms - record.timestamp, value)
+                % (
+                    record.offset,
+                    key,
+                    request_id,
+                    idempotency_key,
+                    traceparent,
+                    now_ms - record.timestamp,
+                    value,
+                )
             )
             kept.append(record)
         return poison
 
 
-def _trace_fields(headers: Sequence[tuple[str, bytes]]) -> tuple[bytes, bytes]:
-    """The record's request id and traceparent as JSON values (a header may hold any bytes)."""
-    request_id = traceparent = b"null"
+def _header_fields(headers: Sequence[tuple[str, bytes]]) -> tuple[bytes, bytes, bytes]:
+    """The record's request id, idempotency key and traceparent as JSON values (a header may hold
+    any bytes)."""
+    request_id = idempotency_key = traceparent = b"null"
     for name, value in headers:
         if name == REQUEST_ID:
             request_id = orjson.dumps(value.decode(errors="replace"))
         elif name == TRACEPARENT:
             traceparent = orjson.dumps(value.decode(errors="replace"))
-    return request_id, traceparent
+        elif name == IDEMPOTENCY_KEY:
+            idempotency_key = orjson.dumps(value.decode(errors="replace"))
+    return request_id, idempotency_key, traceparent
 
 
 def _line_template(created: float, topic: str, partition: int) -> bytes:

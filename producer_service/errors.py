@@ -2,6 +2,7 @@
 
     ApiError                  {"error": code, "message": text, "details": [...]}
     ├── InvalidJsonError      400 the body is not JSON
+    ├── InvalidIdempotencyKeyError 400 an Idempotency-Key that is not one, or none where needed
     ├── UnauthorizedError     401 no API key, where http.require_api_key is on
     ├── ForbiddenError        403 an API key that is not one of http.api_keys
     ├── MethodNotAllowedError 405 an ingestion route asked with another method than POST
@@ -9,6 +10,7 @@
     ├── PayloadTooLargeError  413 the body is over http.max_body_bytes
     ├── UnsupportedMediaError 415 the content type is not application/json
     ├── SchemaViolationError  422 the JSON breaks the schema; details name each field by path
+    ├── IdempotencyKeyReusedError 422 an Idempotency-Key sent again with another request
     ├── RateLimitedError      429 over its device's rate (http.device_rate_per_s); Retry-After set
     ├── BrokerUnavailableError 503 Kafka did not acknowledge in time; Retry-After is set
     └── ServiceOverloadedError 503 too much awaits acknowledgement already; Retry-After is set
@@ -78,6 +80,20 @@ class InvalidJsonError(ApiError):
 
     status = 400
     code = "invalid_json"
+
+
+class InvalidIdempotencyKeyError(ApiError):
+    """The Idempotency-Key header is malformed, or missing where http.require_idempotency_key."""
+
+    status = 400
+    code = "invalid_idempotency_key"
+
+
+class IdempotencyKeyReusedError(ApiError):
+    """The Idempotency-Key was used before with another request."""
+
+    status = 422
+    code = "idempotency_key_reused"
 
 
 class PayloadTooLargeError(ApiError):

@@ -18,13 +18,16 @@ from starlette.types import Receive, Scope
 from producer_service.auth import ApiKeys
 from producer_service.deadlines import BodyDeadlines, is_body_timeout
 from producer_service.errors import (
+    InvalidIdempotencyKeyError,
     MethodNotAllowedError,
     PayloadTooLargeError,
     RequestTimeoutError,
     UnsupportedMediaError,
 )
+from producer_service.idempotency import IdempotencyKeys, fingerprint, parse_key
 from producer_service.publisher import Delivery, Publisher
 from producer_service.rate_limit import DeviceLimits, RawHeaders
+from shared.idempotency import event_keys
 from shared.schema import Biometrics, parse_event, parse_events
 from shared.settings import HttpSettings
 from shared.tracing import RecordHeaders
@@ -35,8 +38,13 @@ BATCH_PATH = "/biometrics/batch"
 _JSON = b"application/json"
 _encode = msgspec.json.Encoder().encode
 
-# (body, publisher, the record headers, the API key's number or 0) -> (202 body, extra headers)
-Publish = Callable[[bytes, Publisher, RecordHeaders, int], Awaitable[tuple[bytes, RawHeaders]]]
+# (body, publisher, the record headers, the API key's number or 0, the idempotency key or None)
+# -> (202 body, extra headers)
+Publish = Callable[
+    [bytes, Publisher, RecordHeaders, int, str | None], Awaitable[tuple[bytes, RawHeaders]]
+]
+# Where the 400 for a missing Idempotency-Key points (the draft asks for a link).
+KEY_HELP = {"Link": '</docs>; rel="help"'}
 
 
 class BatchAccepted(msgspec.Struct, frozen=True, gc=False):
@@ -61,6 +69,8 @@ class Ingestion:
         self._keys = ApiKeys(keys) if http.require_api_key else None
         rate = http.device_rate_per_s
         self.limits = DeviceLimits(rate, http.device_burst) if rate > 0 else None
+        self._require_key = http.require_idempotency_key
+        self.idempotency = IdempotencyKeys(http.idempotency_window_s, http.idempotency_max_bytes)
         # Added to every answer of these routes: RateLimit-Policy when devices are limited.
         self.policy: RawHeaders = () if self.limits is None else self.limits.policy
         # Each path and how its body is published.
@@ -90,30 +100,59 @@ class Ingestion:
         if media_type != _JSON:
             shown = media_type.decode("latin-1") or "none"
             raise UnsupportedMediaError(f"expected Content-Type application/json, got {shown}")
+        raw_key = headers.get(b"idempotency-key")
+        if raw_key is None and self._require_key:
+            raise InvalidIdempotencyKeyError(
+                "this service needs an Idempotency-Key header on every POST (a new key for each "
+                "new request, the same key on its retries): see /docs and the devices manual",
+                headers=KEY_HELP,
+            )
+        idempotency_key = None if raw_key is None else parse_key(raw_key)
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self._max_body:
             raise PayloadTooLargeError(_too_large(self._max_body))
         publisher = self.publisher
         if publisher is None:
             raise RuntimeError("no publisher: the app's lifespan has not run")
-        return await publish(await self._read_body(receive), publisher, trace, key)
+        body = await self._read_body(receive)
+        if idempotency_key is None:
+            return await publish(body, publisher, trace, key, None)
+        return await self.idempotency.answer(
+            (key, idempotency_key),
+            fingerprint(scope["path"], body),
+            lambda: publish(body, publisher, trace, key, idempotency_key),
+        )
 
     async def _event(
-        self, body: bytes, publisher: Publisher, trace: RecordHeaders, key: int
+        self,
+        body: bytes,
+        publisher: Publisher,
+        trace: RecordHeaders,
+        key: int,
+        idempotency_key: str | None,
     ) -> tuple[bytes, RawHeaders]:
         event = parse_event(body)
         limits = self.limits
         state = () if limits is None else limits.take_one(_device(event, key))
-        [delivery] = await publisher.publish((event,), trace)
+        keys = None if idempotency_key is None else event_keys(idempotency_key, 1, batch=False)
+        [delivery] = await publisher.publish((event,), trace, keys)
         return _encode(delivery), state
 
     async def _batch(
-        self, body: bytes, publisher: Publisher, trace: RecordHeaders, key: int
+        self,
+        body: bytes,
+        publisher: Publisher,
+        trace: RecordHeaders,
+        key: int,
+        idempotency_key: str | None,
     ) -> tuple[bytes, RawHeaders]:
         events = parse_events(body, self._max_events)
         limits = self.limits
         state = () if limits is None else limits.take(Counter(_device(e, key) for e in events))
-        deliveries = await publisher.publish(events, trace)
+        keys = None
+        if idempotency_key is not None:
+            keys = event_keys(idempotency_key, len(events), batch=True)
+        deliveries = await publisher.publish(events, trace, keys)
         return _encode(BatchAccepted(deliveries)), state
 
     async def _read_body(self, receive: Receive) -> bytes:

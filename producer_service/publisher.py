@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from producer_service.metrics import ProducerMetrics
 from shared.aiokafka_adapter import fetch_topic_names
 from shared.batcher import Batch, DeliveryTimeout, RecordBatcher
+from shared.idempotency import IDEMPOTENCY_KEY
 from shared.kafka import (
     KafkaAuthenticationError,
     check_authentication,
@@ -70,7 +71,10 @@ class Publisher(Protocol):
     """What the HTTP layer needs: publish events, and say whether Kafka can take them now."""
 
     async def publish(
-        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+        self,
+        events: Sequence[Biometrics],
+        headers: RecordHeaders = (),
+        keys: Sequence[bytes] | None = None,
     ) -> list[Delivery]: ...
 
     def ready(self) -> bool:
@@ -175,10 +179,13 @@ class KafkaPublisher:
                 self._ready_until = time.monotonic() + _READINESS_STALE_S if known else 0.0
 
     async def publish(
-        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+        self,
+        events: Sequence[Biometrics],
+        headers: RecordHeaders = (),
+        keys: Sequence[bytes] | None = None,
     ) -> list[Delivery]:
-        """Send the events, each with these headers, and wait for every acknowledgement; raise
-        PublishError otherwise."""
+        """Send the events, each with these headers (and with `keys`, the idempotency key of
+        each), and wait for every acknowledgement; raise PublishError otherwise."""
         batcher = self._batcher
         if batcher is None:
             if not self._entered:
@@ -190,6 +197,8 @@ class KafkaPublisher:
         size = sum(len(name) + len(value) for name, value in headers) * len(records)
         for key, value in records:
             size += len(key) + len(value)
+        if keys is not None:
+            size += sum(len(IDEMPOTENCY_KEY) + len(key) for key in keys)
         count = len(records)
         if (
             self._in_flight_records + count > self._max_records
@@ -200,8 +209,14 @@ class KafkaPublisher:
                 "acknowledgement already"
             )
         try:
-            carried = list(headers)
-            placed = [batcher.append(key, value, carried) for key, value in records]
+            if keys is None:
+                carried = list(headers)
+                placed = [batcher.append(key, value, carried) for key, value in records]
+            else:
+                placed = [
+                    batcher.append(key, value, [*headers, (IDEMPOTENCY_KEY, event_key)])
+                    for (key, value), event_key in zip(records, keys, strict=True)
+                ]
         except KafkaError as error:
             raise PublishError(type(error).__name__, 0, count) from error
         self._in_flight_records += count

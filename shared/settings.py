@@ -158,6 +158,9 @@ class HttpSettings(_Section):
     api_keys: list[SecretStr]
     device_rate_per_s: float = Field(ge=0)
     device_burst: int = Field(ge=1)
+    require_idempotency_key: bool
+    idempotency_window_s: float = Field(gt=0)
+    idempotency_max_bytes: int = Field(ge=0)
     access_log: bool
 
     @model_validator(mode="after")

@@ -79,7 +79,9 @@ class RecordingPublisher:
         self.topic = settings.kafka.topic
         self.published: list[Biometrics] = []
         self.headers: list[list[tuple[str, bytes]]] = []  # those of each call
+        self.keys: list[list[bytes] | None] = []  # the idempotency keys of each call
         self.failure: Exception | None = None
+        self.gate: asyncio.Event | None = None  # when set, publish waits for it
         self.is_ready = True
         self.entered = self.exited = False
 
@@ -94,11 +96,17 @@ class RecordingPublisher:
         return self.is_ready
 
     async def publish(
-        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+        self,
+        events: Sequence[Biometrics],
+        headers: RecordHeaders = (),
+        keys: Sequence[bytes] | None = None,
     ) -> list[Delivery]:
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failure is not None:
             raise self.failure
         first = len(self.published)
         self.published.extend(events)
         self.headers.append(list(headers))
+        self.keys.append(None if keys is None else list(keys))
         return [Delivery(self.topic, 0, first + i) for i in range(len(events))]

@@ -77,13 +77,14 @@ async def test_a_consumed_event_is_one_json_line_with_its_coordinates() -> None:
     line = orjson.loads(raw)
     assert list(line) == [
         "time", "level", "logger", "message", "topic", "partition", "offset", "key", "request_id",
-        "traceparent", "age_ms", "event",
+        "idempotency_key", "traceparent", "age_ms", "event",
     ]  # fmt: skip
     assert (line["level"], line["logger"]) == ("info", "consumer_service.events")
     assert line["message"] == EVENT_CONSUMED
     assert (line["topic"], line["partition"], line["offset"]) == (TOPIC, 2, 41)
     assert line["key"] == body["deviceId"]
-    assert (line["request_id"], line["traceparent"]) == (None, None)  # a record without headers
+    # A record without headers.
+    assert (line["request_id"], line["idempotency_key"], line["traceparent"]) == (None, None, None)
     assert line["event"] == body
     assert dead_letters.letters == []
 
@@ -92,7 +93,12 @@ async def test_the_line_carries_the_records_request_id_and_traceparent() -> None
     stream = io.BytesIO()
     traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     # Any client may write any bytes into a header: the line stays one valid JSON object.
-    headers = [("traceparent", traceparent), ("x-request-id", b'r-1"\n\xff'), ("other", b"x")]
+    headers = [
+        ("traceparent", traceparent),
+        ("x-request-id", b'r-1"\n\xff'),
+        ("idempotency-key", b"k-1#2"),
+        ("other", b"x"),
+    ]
     processor = _processor(StreamSink(stream), RecordingDeadLetters())
     value = orjson.dumps(event_body())
     await processor.process(TopicPartition(TOPIC, 0), [record(0, 5, value, headers=headers)])
@@ -101,6 +107,7 @@ async def test_the_line_carries_the_records_request_id_and_traceparent() -> None
     line = orjson.loads(raw)
     assert line["traceparent"] == traceparent.decode()
     assert line["request_id"] == 'r-1"\n\ufffd'
+    assert line["idempotency_key"] == "k-1#2"
 
 
 async def test_a_value_in_the_registrys_wire_format_is_logged_as_its_json() -> None:

@@ -1,0 +1,29 @@
+"""The idempotency key a record carries: what identifies a device's event across its retries.
+
+The producer gives every record of a request that came with an ``Idempotency-Key`` the header
+``idempotency-key``: the key itself for ``POST /biometrics``, ``<key>#<n>`` for the n-th event
+(from 0) of ``POST /biometrics/batch``. Keys never hold ``#``, so the two never collide. Two
+records with the same value are copies of one event: a retry that was produced again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+IDEMPOTENCY_KEY = "idempotency-key"
+
+
+def event_keys(key: str, count: int, batch: bool) -> list[bytes]:
+    """The header value of each of a request's `count` events."""
+    if not batch:
+        return [key.encode()]
+    return [f"{key}#{number}".encode() for number in range(count)]
+
+
+def record_key(headers: Iterable[tuple[str, bytes]]) -> bytes | None:
+    """The record's idempotency key, or None when its request had none."""
+    found = None
+    for name, value in headers:
+        if name == IDEMPOTENCY_KEY:
+            found = value
+    return found
