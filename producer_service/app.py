@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from starlette.routing import Route, Router
 
 from producer_service.ingestion import Ingestion
-from producer_service.metrics import ProducerMetrics
+from producer_service.metrics import IdempotencyMetrics, ProducerMetrics
 from producer_service.openapi import documentation_routes
 from producer_service.pipeline import RequestPipeline, RequestRecorder
 from producer_service.publisher import KafkaPublisher, Publisher
@@ -41,6 +41,7 @@ def create_app(
     spans = None if provider is None else RequestSpans(provider, settings.kafka.topic)
     metrics = ProducerMetrics()
     ingestion = Ingestion(settings.http)
+    metrics.registry.register(IdempotencyMetrics(ingestion.idempotency))
     if ingestion.limits is not None:
         metrics.devices_remembered.set_function(ingestion.limits.__len__)
     routes = [

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -72,3 +73,49 @@ class _Tallies:
         for kind, count in sorted(self._metrics.errors.items()):
             errors.add_metric([kind], count)
         yield errors
+
+
+class KeyCounts(Protocol):
+    """What IdempotencyKeys counts."""
+
+    replayed: int
+    waited: int
+    reused: int
+
+    def __len__(self) -> int: ...
+
+    @property
+    def held_bytes(self) -> int: ...
+
+
+class IdempotencyMetrics:
+    """Idempotency keys: retries answered from memory, retries that waited for their first
+    request, keys sent again with another request, and what is remembered."""
+
+    def __init__(self, keys: KeyCounts) -> None:
+        self._keys = keys
+
+    def collect(self) -> Iterator[Metric]:
+        keys = self._keys
+        for name, help_text, value in (
+            ("biometrics_idempotent_replays", "Retries answered from memory", keys.replayed),
+            (
+                "biometrics_idempotent_waits",
+                "Retries that came while their first request was under way",
+                keys.waited,
+            ),
+            (
+                "biometrics_idempotency_keys_reused",
+                "Idempotency keys sent again with another request (422)",
+                keys.reused,
+            ),
+        ):
+            yield CounterMetricFamily(name, help_text, value=value)
+        yield GaugeMetricFamily(
+            "biometrics_idempotency_keys", "Idempotency keys remembered", value=len(keys)
+        )
+        yield GaugeMetricFamily(
+            "biometrics_idempotency_bytes",
+            "What the remembered answers take, as counted against http.idempotency_max_bytes",
+            value=keys.held_bytes,
+        )

@@ -47,6 +47,9 @@ def test_a_retry_after_the_answer_gets_the_same_202_and_produces_nothing(
     assert "idempotent-replayed" not in first.headers
     assert len(publisher.published) == 1
     assert publisher.keys == [[b"key-1"]]
+    metrics = client.get("/metrics").text
+    assert "biometrics_idempotent_replays_total 1.0" in metrics
+    assert "biometrics_idempotency_keys 1.0" in metrics
     # Another key is another request.
     assert _post(client, "key-2", body).json()["offset"] == first.json()["offset"] + 1
 
