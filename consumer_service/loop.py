@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -106,12 +106,24 @@ class Committer:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, end - offset))
 
 
-class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Before partitions go: flush and commit what was processed on them. Tracks membership."""
+Partitions = Callable[[Collection[TopicPartition]], Awaitable[None]]
 
-    def __init__(self, handler: RecordHandler, committer: Committer) -> None:
+
+class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Before partitions go: flush and commit what was processed on them, then `on_revoked`.
+    Once partitions come: `on_assigned`. Tracks membership."""
+
+    def __init__(
+        self,
+        handler: RecordHandler,
+        committer: Committer,
+        on_assigned: Partitions | None = None,
+        on_revoked: Partitions | None = None,
+    ) -> None:
         self._handler = handler
         self._committer = committer
+        self._on_assigned = on_assigned
+        self._on_revoked = on_revoked
         self.assigned = False
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
@@ -121,8 +133,12 @@ class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
         if offsets:
             _log.info("committing before a rebalance", extra={"partitions": len(offsets)})
             await self._committer.commit(offsets)
+        if self._on_revoked is not None:
+            await self._on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        if self._on_assigned is not None:
+            await self._on_assigned(assigned)
         self.assigned = True
         partitions = sorted(tp.partition for tp in assigned)
         _log.info("partitions assigned", extra={"partitions": partitions})

@@ -24,6 +24,11 @@ class ConsumerMetrics:
             "Records set aside in the dead-letter topic",
             registry=self.registry,
         )
+        self.duplicates = Counter(
+            "biometrics_duplicates_dropped",
+            "Copies of events already handled (the same idempotency key), dropped",
+            registry=self.registry,
+        )
         self.batch_size = Histogram(
             "biometrics_batch_size",
             "Records per fetched batch",

@@ -31,6 +31,7 @@ from consumer_service.dead_letters import DeadLetters
 from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
+from shared.dedupe import Duplicates
 from shared.records import SchemaIds
 from shared.tracing import REQUEST_ID, TRACEPARENT, RecordSpans, end_span, header_text
 
@@ -64,8 +65,10 @@ class RecordProcessor:
         metrics: ConsumerMetrics | None = None,
         schema_ids: SchemaIds | None = None,
         spans: RecordSpans | None = None,
+        duplicates: Duplicates | None = None,
     ) -> None:
         self._sink = sink
+        self._duplicates = duplicates
         self._spans = spans
         self._dead_letters = dead_letters
         self._max_record_bytes = max_record_bytes
@@ -81,9 +84,19 @@ class RecordProcessor:
     async def process(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
-        """Keep the lines of a partition's valid records for the next flush; set the rest aside."""
+        """Keep the lines of a partition's valid records for the next flush; set the rest aside.
+        Copies of events already handled (shared.dedupe) are dropped."""
         self._raise_if_stopped()
         if not records:
+            return
+        last = records[-1].offset
+        if (duplicates := self._duplicates) is not None:
+            await duplicates.wait_restored(partition)
+            dropped = duplicates.dropped
+            records = duplicates.originals(partition, records)
+            self._metrics.duplicates.inc(duplicates.dropped - dropped)
+        if not records:
+            self._pending.offsets[partition] = last + 1
             return
         await self._schema_ids.check(records)
         spans = None if self._spans is None else [self._spans.start(r) for r in records]
@@ -95,7 +108,7 @@ class RecordProcessor:
             for span, record in zip(spans, records, strict=True):
                 end_span(span, reasons.get(id(record)))
         # Noted only now: a flush during the dead letters above must not commit past them.
-        self._pending.offsets[partition] = records[-1].offset + 1
+        self._pending.offsets[partition] = last + 1
 
     async def flush(self) -> dict[TopicPartition, int]:
         """Write every kept line; return each partition's next offset of what is now handled."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import TYPE_CHECKING
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 import shared.resources as resources
 from consumer_service.dead_letters import DeadLetterPublisher
@@ -17,8 +17,9 @@ from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
 from shared.aiokafka_adapter import coordinator_known
+from shared.dedupe import Duplicates, restore_from_committed
 from shared.kafka import stop_consumer
-from shared.kafka_options import consumer_options
+from shared.kafka_options import client_options, consumer_options
 from shared.registry import SchemaRegistry
 from shared.settings import Settings
 from shared.startup import StoppedError, started
@@ -47,6 +48,7 @@ async def run_consumer(
     """
     kafka, config = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
+    duplicates = Duplicates(config.dedupe_records, config.dedupe_window_s, client_options(kafka))
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             resources.observed(
@@ -62,9 +64,11 @@ async def run_consumer(
             await resources.create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic])
             dead_letters = await parts.enter_async_context(_dead_letters(settings, stop))
             registry = await parts.enter_async_context(resources.schema_registry(settings))
-            processor = _processor(settings, sink, dead_letters, metrics, registry, spans)
+            processor = _processor(
+                settings, sink, dead_letters, metrics, registry, spans, duplicates
+            )
             consumer, committer = await parts.enter_async_context(
-                _member(settings, stop, processor, metrics, membership)
+                _member(settings, stop, processor, metrics, membership, duplicates)
             )
         except StoppedError:
             return 0
@@ -104,6 +108,7 @@ def _processor(
     metrics: ConsumerMetrics,
     registry: SchemaRegistry | None,
     spans: RecordSpans | None,
+    duplicates: Duplicates,
 ) -> RecordProcessor:
     config = settings.consumer
     return RecordProcessor(
@@ -115,6 +120,7 @@ def _processor(
         metrics=metrics,
         schema_ids=resources.schema_ids(registry, config.retry_backoff_ms),
         spans=spans,
+        duplicates=duplicates if duplicates.enabled else None,
     )
 
 
@@ -125,6 +131,7 @@ async def _member(
     processor: RecordProcessor,
     metrics: ConsumerMetrics,
     membership: _Membership,
+    duplicates: Duplicates,
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, Committer]]:
     """A started consumer subscribed to kafka.topic in the group, once Kafka answers, and its
     committer. On the way out it leaves the group (auto-commit is off: that commits nothing)."""
@@ -132,7 +139,15 @@ async def _member(
     async def joined() -> tuple[AIOKafkaConsumer, Committer]:
         consumer = await started(AIOKafkaConsumer(**consumer_options(settings)), stop_consumer)
         committer = Committer(consumer, PendingOffsets(), metrics)
-        listener = RebalanceHandler(processor, committer)
+
+        async def restore(assigned: Collection[TopicPartition]) -> None:
+            reset = settings.consumer.auto_offset_reset
+            await restore_from_committed(consumer, duplicates, assigned, reset)
+
+        async def forget(revoked: Collection[TopicPartition]) -> None:
+            duplicates.forget(revoked)
+
+        listener = RebalanceHandler(processor, committer, restore, forget)
         consumer.subscribe([settings.kafka.topic], listener=listener)
         membership.listener, membership.consumer = listener, consumer
         return consumer, committer

@@ -137,6 +137,8 @@ class _GroupMemberSettings(_Section):
     retry_backoff_ms: int = Field(ge=0)
     probe_host: str = Field(min_length=1)
     probe_port: int = Field(ge=0, le=65535)
+    dedupe_records: int = Field(ge=0)
+    dedupe_window_s: float = Field(gt=0)
 
 
 class ConsumerSettings(_GroupMemberSettings):

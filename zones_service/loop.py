@@ -41,6 +41,7 @@ from zones_service.transactions import (
     abort,
     commit_partition,
 )
+from zones_service.transform import Output
 
 _log = logging.getLogger(__name__)
 
@@ -155,6 +156,13 @@ async def _handle(
     """(records, produced) once committed, or (records, None) once aborted and sought back.
     Cancelled (at the shutdown deadline), the transaction is left open as it is."""
     producer = owner.producers[tp]
+    duplicates = owner.duplicates
+    copies = 0
+    if duplicates is not None:
+        originals = duplicates.originals(tp, records)
+        copies = len(records) - len(originals)
+        if copies:
+            transform = _skipping_copies(transform, {record.offset for record in originals})
     try:
         produced = await commit_partition(producer, tp, records, transform, group_id)
     except ProducerFenced as error:
@@ -166,6 +174,9 @@ async def _handle(
     except Exception as error:
         await abort(producer, error)
         owner.seek(tp, records[0].offset)
+        if duplicates is not None:  # its records will be seen again, its copies dropped again
+            duplicates.dropped -= copies
+            await duplicates.restore({tp: records[0].offset})
         _log.warning(
             "transaction aborted; its records will be read again",
             extra={"partition": tp.partition, "records": len(records), "error": repr(error)},
@@ -177,6 +188,19 @@ async def _handle(
         extra={"partition": tp.partition, "records": len(records), "produced": produced},
     )
     return len(records), produced
+
+
+_NOTHING = Output("", (), [])
+
+
+def _skipping_copies(transform: Transform, originals: set[int]) -> Transform:
+    """The transform, giving nothing for the records not at one of the `originals` offsets: the
+    copies' offsets are committed with the rest, their zone events never produced."""
+
+    def skipping(record: ConsumerRecord[Any, Any]) -> Output:
+        return transform(record) if record.offset in originals else _NOTHING
+
+    return skipping
 
 
 def _count(metrics: ZoneMetrics, records: int, produced: int | None) -> None:

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
+from shared.dedupe import Duplicates
 from zones_service.transactions import TransactionalProducer
 
 _log = logging.getLogger(__name__)
@@ -49,9 +50,17 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
     """The producers of the partitions this instance owns, kept in step with the group."""
 
     def __init__(
-        self, positions: Positions, start_producer: ProducerFactory, *, earliest: bool = True
+        self,
+        positions: Positions,
+        start_producer: ProducerFactory,
+        *,
+        earliest: bool = True,
+        duplicates: Duplicates | None = None,
     ) -> None:
         self._positions = positions
+        # The keys of each owned partition's recent records, rebuilt from the log on assignment
+        # and after an abort (shared.dedupe); None when dedupe is off.
+        self.duplicates = duplicates
         self._start_producer = start_producer
         self._earliest = earliest  # where a partition without a committed offset starts
         self.producers: dict[TopicPartition, ClosableProducer] = {}
@@ -107,11 +116,15 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
             assert offset is not None
             self._positions.seek(tp, offset)
             self.offsets[tp] = offset
+        if self.duplicates is not None:
+            await self.duplicates.restore({tp: self.offsets[tp] for tp in committed})
 
     async def _close(self, partitions: list[TopicPartition]) -> None:
         producers = [self.producers.pop(tp) for tp in partitions]
         for tp in partitions:
             self.offsets.pop(tp, None)
+        if self.duplicates is not None:
+            self.duplicates.forget(partitions)
         stopped = await asyncio.gather(
             *(producer.stop() for producer in producers), return_exceptions=True
         )

@@ -21,8 +21,13 @@ from typing import TYPE_CHECKING
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 import shared.resources as resources
+from shared.dedupe import Duplicates
 from shared.kafka import stop_consumer
-from shared.kafka_options import transactional_producer_options, zone_consumer_options
+from shared.kafka_options import (
+    client_options,
+    transactional_producer_options,
+    zone_consumer_options,
+)
 from shared.registry import SchemaRegistry, frame_prefix, value_subject
 from shared.settings import Settings
 from shared.startup import StoppedError, started
@@ -54,7 +59,7 @@ async def run_zones(
     """
     kafka, zones = settings.kafka, settings.zones
     member = _Member(stop)
-    metrics = ZoneMetrics(member.lag)
+    metrics = ZoneMetrics(member.lag, member.duplicates_dropped)
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             resources.observed(
@@ -111,8 +116,13 @@ async def zone_consumer(
     CLOSE_SHARE of zones.shutdown_timeout_s (else it is left as it is: the process is exiting).
     """
     consumer = await started(AIOKafkaConsumer(**zone_consumer_options(settings)), stop_consumer)
-    earliest = settings.zones.auto_offset_reset == "earliest"
-    owner = PartitionProducers(consumer, start_producer, earliest=earliest)
+    zones = settings.zones
+    earliest = zones.auto_offset_reset == "earliest"
+    duplicates = None
+    if zones.dedupe_records > 0:
+        options = {**client_options(settings.kafka), "isolation_level": "read_committed"}
+        duplicates = Duplicates(zones.dedupe_records, zones.dedupe_window_s, options)
+    owner = PartitionProducers(consumer, start_producer, earliest=earliest, duplicates=duplicates)
     try:
         consumer.subscribe([settings.kafka.topic], listener=owner)
         yield consumer, owner
@@ -166,6 +176,12 @@ class _Member:
     def ready(self) -> bool:
         """In the group with an assignment (possibly empty), and not stopping."""
         return self._joined is not None and self._joined[1].assigned and not self._stop.is_set()
+
+    def duplicates_dropped(self) -> int:
+        """Copies of events dropped in committed transactions (shared.dedupe)."""
+        if self._joined is None or self._joined[1].duplicates is None:
+            return 0
+        return self._joined[1].duplicates.dropped
 
     def lag(self) -> dict[TopicPartition, int | None]:
         """Per owned partition: its last stable offset minus the next offset to process."""

@@ -1,0 +1,241 @@
+"""Duplicates: copies of a device's event, produced again by a retry, dropped by the consumers.
+
+A retry that reached another producer instance, or the same one after a restart, or followed a
+503 whose records were stored after all, is a second record with the same ``idempotency-key``
+header (shared.idempotency). A record is a copy when one of the `records` records before it in its
+partition carries the same key, at most `window_s` older by record timestamp.
+
+That rule is a function of the partition's log alone, so the memory of keys is too: it is the
+keys of the last `records` records before the next one to handle. When a partition is assigned
+(at start, after a restart, after a rebalance) the memory is rebuilt by reading those records
+back from the log, up to the offset the consumer starts from: it matches the committed offsets,
+whatever happened to the process that held the partition before, and a transaction that aborts
+is followed by a rebuild up to the offset read again. Records without a key take their place in
+the window and are never copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from shared.idempotency import IDEMPOTENCY_KEY
+
+_log = logging.getLogger(__name__)
+
+# Logged after each rebuild, with the partitions, the records read back and the seconds it took.
+RESTORED = "duplicates memory restored"
+
+
+class Offsets(Protocol):
+    """The part of AIOKafkaConsumer that says where a partition starts."""
+
+    async def committed(self, partition: TopicPartition) -> int | None: ...
+
+    async def beginning_offsets(
+        self, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, int]: ...
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
+
+
+class RecentKeys:
+    """The idempotency keys of one partition's last `capacity` records."""
+
+    __slots__ = ("_capacity", "_latest", "_order", "_window_ms")
+
+    def __init__(self, capacity: int, window_s: float) -> None:
+        self._capacity = capacity
+        self._window_ms = window_s * 1000
+        self._order: deque[bytes | None] = deque()
+        # Each key in the window: (how many of the window's records carry it, the latest one's
+        # timestamp).
+        self._latest: dict[bytes, tuple[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._latest)
+
+    def seen(self, key: bytes | None, timestamp_ms: int) -> bool:
+        """Whether the record is a copy; then remember it as the latest record."""
+        latest = self._latest
+        copy = False
+        if key is not None:
+            known = latest.get(key)
+            if known is not None:
+                count, at = known
+                copy = timestamp_ms - at <= self._window_ms
+                latest[key] = (count + 1, timestamp_ms)
+            else:
+                latest[key] = (1, timestamp_ms)
+        order = self._order
+        order.append(key)
+        if len(order) > self._capacity:
+            oldest = order.popleft()
+            if oldest is not None:
+                count, at = latest[oldest]
+                if count == 1:
+                    del latest[oldest]
+                else:
+                    latest[oldest] = (count - 1, at)
+        return copy
+
+
+def record_key(record: ConsumerRecord[Any, Any]) -> bytes | None:
+    """The record's idempotency key, or None."""
+    found = None
+    for name, value in record.headers:
+        if name == IDEMPOTENCY_KEY:
+            found = value
+    return found
+
+
+class Duplicates:
+    """The recent keys of each partition this member handles, and how many copies it dropped."""
+
+    def __init__(self, records: int, window_s: float, client_options: Mapping[str, Any]) -> None:
+        self._records = records
+        self._window_s = window_s
+        self._options = client_options
+        self._windows: dict[TopicPartition, RecentKeys] = {}
+        self.dropped = 0
+        self.restored_records = 0
+        self.restore_s = 0.0  # how long the last restore took
+        self._restores = asyncio.Condition()
+        self._failure: BaseException | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._records > 0
+
+    def keys(self) -> int:
+        """How many keys are remembered, over every partition."""
+        return sum(len(window) for window in self._windows.values())
+
+    def originals(
+        self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> list[ConsumerRecord[Any, Any]]:
+        """The records that are not copies, in order; the copies are counted in `dropped`."""
+        window = self._windows.get(partition)
+        if window is None:
+            window = self._windows[partition] = RecentKeys(self._records, self._window_s)
+        kept = [
+            record for record in records if not window.seen(record_key(record), record.timestamp)
+        ]
+        self.dropped += len(records) - len(kept)
+        return kept
+
+    async def wait_restored(self, partition: TopicPartition) -> None:
+        """Return once the partition's memory is rebuilt. A consumer may hand over a newly
+        assigned partition's records while its rebalance listener is still rebuilding it."""
+        if partition in self._windows:
+            return
+        async with self._restores:
+            await self._restores.wait_for(
+                lambda: partition in self._windows or self._failure is not None
+            )
+        if self._failure is not None:
+            raise RuntimeError(f"rebuilding the memory of duplicates failed: {self._failure!r}")
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """Drop the memory of partitions no longer handled here."""
+        for tp in partitions:
+            self._windows.pop(tp, None)
+
+    async def restore(self, starts: Mapping[TopicPartition, int]) -> None:
+        """Rebuild each partition's memory from the records before the offset it starts from."""
+        if not self.enabled:
+            return
+        started = time.perf_counter()
+        windows = {tp: RecentKeys(self._records, self._window_s) for tp in starts}
+        ranges = {tp: (max(0, end - self._records), end) for tp, end in starts.items() if end > 0}
+        try:
+            read = await _read_back(self._options, ranges, windows) if ranges else 0
+        except BaseException as error:
+            async with self._restores:
+                self._failure = error
+                self._restores.notify_all()
+            raise
+        async with self._restores:
+            self._windows.update(windows)
+            self._restores.notify_all()
+        self.restored_records = read
+        self.restore_s = time.perf_counter() - started
+        _log.info(
+            RESTORED,
+            extra={
+                "partitions": sorted(tp.partition for tp in starts),
+                "records": self.restored_records,
+                "seconds": round(self.restore_s, 3),
+            },
+        )
+
+
+async def restore_from_committed(
+    consumer: Offsets,
+    duplicates: Duplicates,
+    assigned: Collection[TopicPartition],
+    auto_offset_reset: str,
+) -> None:
+    """Rebuild the memory of newly assigned partitions up to where the consumer starts: the
+    committed offset, or, without one, where auto_offset_reset says."""
+    if not duplicates.enabled or not assigned:
+        return
+    starts: dict[TopicPartition, int] = {}
+    fresh = []
+    for tp in assigned:
+        committed = await consumer.committed(tp)
+        if committed is None:
+            fresh.append(tp)
+        else:
+            starts[tp] = committed
+    if fresh:
+        start = (
+            consumer.beginning_offsets if auto_offset_reset == "earliest" else consumer.end_offsets
+        )
+        starts |= await start(fresh)
+    await duplicates.restore(starts)
+
+
+async def _read_back(
+    options: Mapping[str, Any],
+    ranges: Mapping[TopicPartition, tuple[int, int]],
+    windows: Mapping[TopicPartition, RecentKeys],
+) -> int:
+    """Feed each partition's records in [start, end) to its window; return how many."""
+    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    read = 0
+    try:
+        consumer.assign(list(ranges))
+        beginnings = await consumer.beginning_offsets(list(ranges))
+        remaining = {}
+        for tp, (start, end) in ranges.items():
+            start = max(start, beginnings[tp])  # retention may have removed the oldest
+            if start < end:
+                consumer.seek(tp, start)
+                remaining[tp] = end
+            else:
+                consumer.pause(tp)
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batch.items():
+                if tp not in remaining:
+                    continue
+                end, window = remaining[tp], windows[tp]
+                for record in records:
+                    if record.offset >= end:
+                        break
+                    window.seen(record_key(record), record.timestamp)
+                    read += 1
+            for tp in list(remaining):
+                if await consumer.position(tp) >= remaining[tp]:
+                    del remaining[tp]
+    finally:
+        await consumer.stop()
+    return read
