@@ -8,8 +8,6 @@ records with the same value are copies of one event: a retry that was produced a
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 IDEMPOTENCY_KEY = "idempotency-key"
 
 
@@ -18,12 +16,3 @@ def event_keys(key: str, count: int, batch: bool) -> list[bytes]:
     if not batch:
         return [key.encode()]
     return [f"{key}#{number}".encode() for number in range(count)]
-
-
-def record_key(headers: Iterable[tuple[str, bytes]]) -> bytes | None:
-    """The record's idempotency key, or None when its request had none."""
-    found = None
-    for name, value in headers:
-        if name == IDEMPOTENCY_KEY:
-            found = value
-    return found
