@@ -32,6 +32,7 @@ _MARKER = "WRK_RESULT "
 _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
 _REGISTRY_ROW = "single_c64_registry"
 _LIMITED_ROW = "single_c64_limited"
+_KEYED_ROW = "single_c64_keyed"
 # Device limits on, high enough that no request is refused: what the buckets cost.
 _LIMITED_ENV = {
     "BIOMETRICS_HTTP__DEVICE_RATE_PER_S": "1000000",
@@ -43,7 +44,7 @@ _REFERENCE_ROWS = {
     "baseline_c1": ("baseline", 1),
     "http_ceiling": ("http_ceiling", REFERENCE_CONCURRENCY),
 }
-_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, _REGISTRY_ROW, _LIMITED_ROW, "memory")
+_HTTP_ROWS = (*_REFERENCE_ROWS, *_PRODUCER_ROWS, _REGISTRY_ROW, _LIMITED_ROW, _KEYED_ROW, "memory")
 _LABELS = {
     "baseline": "baseline: send_and_wait, linger 0",
     "http_ceiling": "HTTP ceiling: no-op endpoint",
@@ -59,6 +60,7 @@ class Load:
     connections: int
     seconds: float
     events_per_request: int = 1
+    keyed: bool = False  # each request with an Idempotency-Key of its own
 
 
 Services = dict[str, tuple[str, subprocess.Popen[bytes]]]
@@ -84,7 +86,7 @@ def serving(bench: Bench) -> Iterator[Services]:
     needed = list(
         dict.fromkeys(_REFERENCE_ROWS[row][0] for row in wanted if row in _REFERENCE_ROWS)
     )
-    if bench.wants(*_PRODUCER_ROWS, "memory") or bench.options.profile:
+    if bench.wants(*_PRODUCER_ROWS, _KEYED_ROW, "memory") or bench.options.profile:
         needed.append("producer")
     with ExitStack() as stack:
         extra: dict[str, dict[str, str]] = {"producer_limited": _LIMITED_ENV}
@@ -133,6 +135,11 @@ def measure(bench: Bench, services: Services) -> None:
         load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
         limited = services["producer_limited"]
         bench.report.rows.append(_measure(bench, _LIMITED_ROW, label, *limited, load))
+    if "producer" in services and bench.wants(_KEYED_ROW):
+        label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, an Idempotency-Key each"
+        say(label)
+        load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds, keyed=True)
+        bench.report.rows.append(_measure(bench, _KEYED_ROW, label, *services["producer"], load))
     if "producer" in services and bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
@@ -268,7 +275,8 @@ class WrkResult:
 
 def run_wrk(processes: Processes, url: str, load: Load) -> WrkResult:
     """POST the bodies in turn on `connections` keep-alive connections for `seconds`."""
-    return _run(processes, url, load, ["cycle", load.path, str(load.bodies)])
+    mode = "keyed" if load.keyed else "cycle"
+    return _run(processes, url, load, [mode, load.path, str(load.bodies)])
 
 
 def run_paced_wrk(processes: Processes, url: str, load: Load, rate: float, sent: Path) -> WrkResult:

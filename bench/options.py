@@ -25,6 +25,8 @@ ROWS = (
     "single_c64_registry",
     # POST /biometrics, c64, with device rate limits on (none reached): what they cost.
     "single_c64_limited",
+    # POST /biometrics, c64, each request with its own Idempotency-Key: what remembering costs.
+    "single_c64_keyed",
     "batch",
     *GROUPS["consumers"],
     *GROUPS["zones"],

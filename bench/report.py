@@ -129,6 +129,13 @@ def judge(report: Report) -> list[Target]:
             "single_c64",
             0.9,
         ),
+        _ratio(
+            report,
+            "single-event c64 with idempotency keys ≥ 90% of without",
+            "single_c64_keyed",
+            "single_c64",
+            0.9,
+        ),
     ]
 
 

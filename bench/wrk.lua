@@ -2,6 +2,8 @@
 --
 --   wrk -s wrk.lua URL -- cycle PATH BODIES_FILE
 --       POST the lines of BODIES_FILE (one JSON body each) in turn, as fast as the connections go.
+--   wrk -s wrk.lua URL -- keyed PATH BODIES_FILE
+--       As cycle, each request with an Idempotency-Key of its own.
 --   wrk -s wrk.lua URL -- paced PATH TEMPLATE_FILE OUT_FILE RATE ID_PREFIX
 --       POST RATE requests a second in all (wrk's delay() spreads them over the connections),
 --       each with its own device id (ID_PREFIX-<12 hex digits>, replacing the template's
@@ -24,7 +26,7 @@ local function clock(id)
    return tonumber(timespec[0].tv_sec) + tonumber(timespec[0].tv_nsec) * 1e-9
 end
 
-local prepared, next_index = {}, 1
+local prepared, bodies, next_index = {}, {}, 1
 local path, head, tail, out, rate, prefix
 local sent, started = 0, nil
 
@@ -47,6 +49,13 @@ function init(args)
       -- Each thread starts at its own place, so threads do not send the same devices together.
       next_index = math.random(#prepared)
       request = cycle_request
+   elseif mode == "keyed" then
+      for line in io.lines(args[3]) do
+         bodies[#bodies + 1] = line
+      end
+      assert(#bodies > 0, "no request bodies in " .. args[3])
+      next_index = math.random(#bodies)
+      request = keyed_request
    elseif mode == "paced" then
       local template = read_file(args[3]):gsub("%s+$", "")
       local at = assert(template:find(PLACEHOLDER, 1, true), "no placeholder id in the template")
@@ -58,6 +67,24 @@ function init(args)
    else
       error("unknown mode " .. tostring(mode))
    end
+end
+
+-- Each thread's number, so that its idempotency keys are its own.
+local threads = 0
+function setup(thread)
+   threads = threads + 1
+   thread:set("thread_number", threads)
+end
+
+local keyed = 0
+
+function keyed_request()
+   local body = bodies[next_index]
+   next_index = next_index % #bodies + 1
+   keyed = keyed + 1
+   local key = string.format("%x-%d-%012x", os.time(), thread_number or 0, keyed)
+   local headers = { ["Content-Type"] = "application/json", ["Idempotency-Key"] = key }
+   return wrk.format("POST", path, headers, body)
 end
 
 function cycle_request()

@@ -18,7 +18,6 @@ have stored the records; the consumers drop such copies by the key the records c
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import re
 import time
 from collections import OrderedDict
@@ -48,19 +47,25 @@ def parse_key(raw: bytes) -> str:
     return match.group(1).decode()
 
 
-def fingerprint(path: str, body: bytes) -> bytes:
-    """What identifies a request under its key: its path and its body, as sent."""
-    return hashlib.blake2b(body, digest_size=16, person=path.encode()[:16]).digest()
+def fingerprint(path: str, body: bytes) -> int:
+    """What identifies a request under its key: its path and its body, as sent (a 64-bit hash,
+    kept in this process only)."""
+    return hash((path, body))
 
 
 @dataclass(slots=True)
-class _Entry:
-    fingerprint: bytes
-    created: float
-    # The request's answer: awaited while it is under way, then its body alone is kept.
-    answered: asyncio.Future[Answer] | None
-    body: bytes | None = None
-    size: int = ENTRY_OVERHEAD_BYTES
+class _Pending:
+    """A request under way."""
+
+    fingerprint: int
+    # Made only when a retry comes meanwhile: it waits on it for the 202 body.
+    waiters: asyncio.Future[bytes] | None = None
+
+
+# An answered request: (fingerprint, when it was first seen, its 202 body, what it is counted).
+# A tuple of numbers and bytes, which the garbage collector stops tracking: a full store adds
+# nothing to the work of each collection.
+_Answered = tuple[int, float, bytes, int]
 
 
 class IdempotencyKeys:
@@ -72,73 +77,101 @@ class IdempotencyKeys:
         self._window_s = window_s
         self._max_bytes = max_bytes
         self._clock = clock
-        self._entries: OrderedDict[tuple[int, str], _Entry] = OrderedDict()
+        self._pending: dict[tuple[int, str], _Pending] = {}
+        self._answered: OrderedDict[tuple[int, str], _Answered] = OrderedDict()
         self._bytes = 0
+        # Expired entries are looked for at most this often (the window's hundredth, up to 1 s).
+        self._sweep_every = min(window_s / 100, 1.0)
+        self._next_sweep = 0.0
         self.replayed = 0  # retries answered from memory
         self.waited = 0  # retries that arrived while their first request was under way
         self.reused = 0  # keys sent again with another request (422)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._answered) + len(self._pending)
 
     @property
     def held_bytes(self) -> int:
         """What the remembered answers cost, as counted against http.idempotency_max_bytes."""
         return self._bytes
 
+    def replay(self, key: tuple[int, str], digest: int) -> bytes | asyncio.Future[bytes] | None:
+        """What a request with this key gets before anything is produced: the 202 body it was
+        answered (a replay), a future of it (its first request is under way: wait, and on
+        cancellation call again), or None (a new request: produce it, then `remember` or
+        `failed`). IdempotencyKeyReusedError (422) for a key sent with another request."""
+        answered = self._answered.get(key)
+        if answered is not None:
+            self._check(answered[0], digest)
+            self.replayed += 1
+            return answered[2]
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = _Pending(digest)
+            return None
+        self._check(pending.fingerprint, digest)
+        self.waited += 1
+        if pending.waiters is None:
+            pending.waiters = asyncio.get_running_loop().create_future()
+        return pending.waiters
+
+    def remember(self, key: tuple[int, str], body: bytes) -> None:
+        """The new request of `key` was answered 202 with `body`."""
+        pending = self._pending.pop(key)
+        now = self._clock()
+        size = ENTRY_OVERHEAD_BYTES + len(body)
+        self._answered[key] = (pending.fingerprint, now, body, size)
+        self._bytes += size
+        if pending.waiters is not None:
+            pending.waiters.set_result(body)
+        if self._bytes > self._max_bytes or now >= self._next_sweep:
+            self._forget(now)
+
+    def failed(self, key: tuple[int, str]) -> None:
+        """The new request of `key` was not answered 202: forget it (its waiters produce)."""
+        pending = self._pending.pop(key)
+        if pending.waiters is not None:
+            pending.waiters.cancel()
+
     async def answer(
-        self, key: tuple[int, str], digest: bytes, produce: Callable[[], Awaitable[Answer]]
+        self, key: tuple[int, str], digest: int, produce: Callable[[], Awaitable[Answer]]
     ) -> Answer:
         """The answer of the key's first request: produced now by `produce`, or remembered."""
-        self._forget(self._clock())
-        while (entry := self._entries.get(key)) is not None:
-            if entry.fingerprint != digest:
-                self.reused += 1
-                raise IdempotencyKeyReusedError(
-                    "this Idempotency-Key was sent with another request (path or body); a retry "
-                    "must repeat the request exactly, a new request needs a new key"
-                )
-            if entry.body is not None:
+        while True:
+            found = self.replay(key, digest)
+            if found is None:
+                break
+            if isinstance(found, bytes):
+                return found, REPLAYED
+            await asyncio.wait([found])
+            if not found.cancelled():
                 self.replayed += 1
-                return entry.body, REPLAYED
-            pending = entry.answered
-            assert pending is not None
-            self.waited += 1
-            # The first request's outcome; if it fails, it is forgotten and this one produces.
-            await asyncio.wait([pending])
-            if not pending.cancelled() and pending.exception() is None:
-                self.replayed += 1
-                return pending.result()[0], REPLAYED
-        answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        entry = _Entry(digest, self._clock(), answered)
-        self._entries[key] = entry
-        self._bytes += entry.size
+                return found.result(), REPLAYED
         try:
             answer = await produce()
         except BaseException:
-            self._drop(key, entry)
-            answered.cancel()
+            self.failed(key)
             raise
-        answered.set_result(answer)
-        entry.answered, entry.body = None, answer[0]
-        entry.size += len(answer[0])
-        self._bytes += len(answer[0])
-        self._forget(self._clock())
+        self.remember(key, answer[0])
         return answer
 
-    def _drop(self, key: tuple[int, str], entry: _Entry) -> None:
-        if self._entries.get(key) is entry:
-            del self._entries[key]
-            self._bytes -= entry.size
+    def _check(self, remembered: int, digest: int) -> None:
+        if remembered != digest:
+            self.reused += 1
+            raise IdempotencyKeyReusedError(
+                "this Idempotency-Key was sent with another request (path or body); a retry "
+                "must repeat the request exactly, a new request needs a new key"
+            )
 
     def _forget(self, now: float) -> None:
-        """Drop the answered entries older than the window, and the oldest answered ones while
-        the answers take more than max_bytes."""
-        entries = self._entries
-        while entries:
-            key, entry = next(iter(entries.items()))
-            expired = now - entry.created > self._window_s
-            if not (expired or self._bytes > self._max_bytes) or entry.body is None:
+        """Drop the answers older than the window; over max_bytes, the oldest down to 90% of it
+        (so that a full store does not evict on every request)."""
+        self._next_sweep = now + self._sweep_every
+        answered = self._answered
+        allowed = self._max_bytes if self._bytes <= self._max_bytes else self._max_bytes * 0.9
+        while answered:
+            key, (_, created, _, size) = next(iter(answered.items()))
+            if now - created <= self._window_s and self._bytes <= allowed:
                 return
-            del entries[key]
-            self._bytes -= entry.size
+            del answered[key]
+            self._bytes -= size
