@@ -42,6 +42,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
     event = {"$ref": _REF.format(name=Biometrics.__name__)}
     guarded = settings.http.require_api_key
     limited = settings.http.device_rate_per_s > 0
+    keyed = settings.http.require_idempotency_key
     batch = {
         "type": "array",
         "items": event,
@@ -66,6 +67,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "postBiometrics",
                     guarded,
                     limited,
+                    keyed,
                 )
             },
             BATCH_PATH: {
@@ -77,6 +79,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "postBiometricsBatch",
                     guarded,
                     limited,
+                    keyed,
                 )
             },
             "/healthz": {"get": _probe("The process is alive", "healthz", (200,))},
@@ -101,6 +104,7 @@ def _ingestion(
     operation: str,
     guarded: bool,
     limited: bool,
+    keyed: bool,
 ) -> dict[str, Any]:
     error = _content(ErrorBody)
     retry_after = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
@@ -127,6 +131,16 @@ def _ingestion(
     operation_document: dict[str, Any] = {
         "summary": summary,
         "operationId": operation,
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": keyed,
+                "description": "The same key on every retry of a request, a new one for each new "
+                "request: a retry gets the first answer and nothing is produced again",
+                "schema": {"type": "string", "pattern": r'^"?[A-Za-z0-9._:-]{1,128}"?$'},
+            }
+        ],
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": schema, **example}},
@@ -136,12 +150,16 @@ def _ingestion(
                 "description": "Acknowledged by Kafka",
                 "content": _content(answer),
             },
-            "400": {"description": "Not JSON", "content": error},
+            "400": {"description": "Not JSON, or a malformed Idempotency-Key", "content": error},
             **auth,
             "408": {"description": "The body came too slowly", "content": error},
             "413": {"description": "Body over http.max_body_bytes", "content": error},
             "415": {"description": "Not application/json", "content": error},
-            "422": {"description": "Breaks the schema; details name each field", "content": error},
+            "422": {
+                "description": "Breaks the schema (details name each field), or an "
+                "Idempotency-Key sent before with another request",
+                "content": error,
+            },
             **rate,
             "503": {
                 "description": "Kafka unavailable, or overloaded; retry after Retry-After",
