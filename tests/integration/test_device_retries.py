@@ -6,6 +6,7 @@ zone event is still read once (read_committed), and the consumer logs each event
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import uuid
 
@@ -13,10 +14,17 @@ import httpx2 as httpx
 import orjson
 
 from consumer_service import CONSUMER_STARTED
+from devtools.local_kafka import LocalKafka
 from tests.support.kafka import TopicFactory
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_process
 from tests.support.settings import service_env
-from tests.support.topics import read_all, wait_until_caught_up, wait_until_committed
+from tests.support.topics import (
+    end_offsets,
+    read_all,
+    wait_until_caught_up,
+    wait_until_committed,
+)
 from tests.support.zones import report_exactly_once, zone_bodies
 
 PARTITIONS = 3
@@ -82,3 +90,55 @@ async def test_retries_through_two_producers_a_restart_a_killed_and_a_joining_zo
     copies = len(records) - len({dict(r.headers)["idempotency-key"] for r in records})
     assert copies == stored - EVENTS  # the copies were in the topic, and dropped downstream
     assert all(orjson.loads(r.value)["deviceId"] for r in records)
+
+
+async def test_a_retry_after_a_503_whose_record_was_stored_is_dropped_downstream(
+    own_kafka: LocalKafka,
+) -> None:
+    """The broker frozen past the delivery timeout: the device gets a 503, its record is stored
+    once the broker resumes, and its retry stores a copy; one zone event, one consumer line."""
+    bootstrap = own_kafka.bootstrap_servers
+    topic, zones_topic = f"retry-503-{uuid.uuid4().hex[:8]}", f"zones-{uuid.uuid4().hex[:8]}"
+    env = service_env(
+        bootstrap,
+        topic,
+        "retry-503",
+        kafka__topic_partitions="1",
+        producer__delivery_timeout_ms="3000",
+        zones__topic=zones_topic,
+        zones__group_id="retry-503-zones",
+    )
+    [(_, body)] = zone_bodies(1, seed=43)
+    headers = {"Idempotency-Key": "after-a-503", "Content-Type": "application/json"}
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(module: str) -> ServiceProcess:
+            return await stack.enter_async_context(service_process(module, env))
+
+        producer, consumer = await start("producer_service"), await start("consumer_service")
+        zones = await start("zones_service")
+        await consumer.wait_for_message(CONSUMER_STARTED)
+        async with httpx.AsyncClient(base_url=await producer.url(), timeout=30) as client:
+            os.kill(own_kafka.pid, signal.SIGSTOP)
+            try:
+                lost = await client.post("/biometrics", content=body, headers=headers)
+            finally:
+                os.kill(own_kafka.pid, signal.SIGCONT)
+            assert lost.status_code == 503, lost.text
+            # The first record is stored once the broker resumes; the retry is a new request.
+            offsets = await eventually(
+                lambda: end_offsets(bootstrap, topic, 1),
+                lambda ends: ends == {0: 1},
+                timeout_s=30,
+                awaiting="the record of the 503 stored once the broker resumed",
+            )
+            retry = await client.post("/biometrics", content=body, headers=headers)
+            assert retry.status_code == 202, retry.text
+            assert "idempotent-replayed" not in retry.headers
+        await wait_until_committed(bootstrap, "retry-503", {0: 2})
+        await wait_until_committed(bootstrap, "retry-503-zones", {0: 2})
+        for service in (producer, consumer, zones):
+            assert await service.finish() == 0
+    assert offsets == {0: 1}
+    assert [line["idempotency_key"] for line in consumer.events()] == ["after-a-503"]
+    await report_exactly_once("503 then stored", 43, bootstrap, zones_topic, 1, [(None, body)])
