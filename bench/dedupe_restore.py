@@ -1,0 +1,99 @@
+"""How long the consumers take to rebuild their memory of idempotency keys (shared.dedupe) when
+partitions are assigned: at start, after a crash, after a rebalance.
+
+`python -m bench.dedupe_restore [--partitions 6] [--records 50000] [--bootstrap-servers B]`
+fills a topic of its own with `records` keyed events of the standard size per partition (on a
+local Kafka started for it when no bootstrap servers are given), then times three rebuilds of
+every partition and one of a single partition, and prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+import uuid
+
+import orjson
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from devtools.local_kafka import LocalKafka
+from shared.dedupe import Duplicates
+from shared.idempotency import IDEMPOTENCY_KEY
+
+
+async def measure(bootstrap: str, partitions: int, records: int) -> None:
+    topic = f"dedupe-restore-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        value = _event()
+        sent = []
+        for partition in range(partitions):
+            for _ in range(records):
+                key = str(uuid.uuid4()).encode()
+                sent.append(
+                    await producer.send(
+                        topic, value, partition=partition, headers=[(IDEMPOTENCY_KEY, key)]
+                    )
+                )
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    print(f"filled {partitions} x {records} records in {time.perf_counter() - started:.1f} s")
+    everything = {TopicPartition(topic, p): records for p in range(partitions)}
+    for _ in range(3):
+        await _time(bootstrap, records, everything)
+    await _time(bootstrap, records, {TopicPartition(topic, 0): records})
+
+
+async def _time(bootstrap: str, records: int, starts: dict[TopicPartition, int]) -> None:
+    duplicates = Duplicates(records, 600, {"bootstrap_servers": bootstrap})
+    started = time.perf_counter()
+    await duplicates.restore(starts)
+    seconds = time.perf_counter() - started
+    print(
+        f"rebuilt {len(starts)} partition(s), {duplicates.restored_records} records, "
+        f"{duplicates.keys()} keys: {seconds:.2f} s"
+    )
+
+
+def _event() -> bytes:
+    """A Biometrics event of the standard size: ten heart rates and ten step counts."""
+    stamps = [f"2026-11-25T08:00:{second:02d}+00:00" for second in range(10)]
+    return orjson.dumps(
+        {
+            "deviceId": str(uuid.uuid4()),
+            "heartRates": [{"dateTime": at, "value": 70 + n} for n, at in enumerate(stamps)],
+            "stepCounts": [{"dateTime": at, "value": 10 * n} for n, at in enumerate(stamps)],
+            "maxHeartRate": 190,
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--records", type=int, default=50_000, help="per partition")
+    parser.add_argument("--bootstrap-servers")
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        bootstrap = args.bootstrap_servers
+        if not bootstrap:
+            bootstrap = stack.enter_context(LocalKafka()).bootstrap_servers
+        asyncio.run(measure(bootstrap, args.partitions, args.records))
+
+
+if __name__ == "__main__":
+    main()
