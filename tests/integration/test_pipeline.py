@@ -173,12 +173,15 @@ class _CountingPublisher(KafkaPublisher):
         self._remaining = expected
 
     async def publish(
-        self, events: Sequence[Biometrics], headers: RecordHeaders = ()
+        self,
+        events: Sequence[Biometrics],
+        headers: RecordHeaders = (),
+        keys: Sequence[bytes] | None = None,
     ) -> list[Delivery]:
         self._remaining -= 1
         if self._remaining == 0:
             self.all_in_flight.set()
-        return await super().publish(events, headers)
+        return await super().publish(events, headers, keys)
 
 
 async def test_a_producer_stopped_mid_load_delivers_every_accepted_request(
