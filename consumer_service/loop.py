@@ -111,18 +111,16 @@ Partitions = Callable[[Collection[TopicPartition]], Awaitable[None]]
 
 class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
     """Before partitions go: flush and commit what was processed on them, then `on_revoked`.
-    Once partitions come: `on_assigned`. Tracks membership."""
+    Tracks membership."""
 
     def __init__(
         self,
         handler: RecordHandler,
         committer: Committer,
-        on_assigned: Partitions | None = None,
         on_revoked: Partitions | None = None,
     ) -> None:
         self._handler = handler
         self._committer = committer
-        self._on_assigned = on_assigned
         self._on_revoked = on_revoked
         self.assigned = False
 
@@ -137,8 +135,6 @@ class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
-        if self._on_assigned is not None:
-            await self._on_assigned(assigned)
         self.assigned = True
         partitions = sorted(tp.partition for tp in assigned)
         _log.info("partitions assigned", extra={"partitions": partitions})

@@ -91,7 +91,7 @@ class RecordProcessor:
             return
         last = records[-1].offset
         if (duplicates := self._duplicates) is not None:
-            await duplicates.wait_restored(partition)
+            await duplicates.ensure(partition, records[0].offset)
             dropped = duplicates.dropped
             records = duplicates.originals(partition, records)
             self._metrics.duplicates.inc(duplicates.dropped - dropped)

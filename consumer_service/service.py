@@ -17,7 +17,7 @@ from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
 from shared.aiokafka_adapter import coordinator_known
-from shared.dedupe import Duplicates, restore_from_committed
+from shared.dedupe import Duplicates
 from shared.kafka import stop_consumer
 from shared.kafka_options import client_options, consumer_options
 from shared.registry import SchemaRegistry
@@ -48,7 +48,9 @@ async def run_consumer(
     """
     kafka, config = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
-    duplicates = Duplicates(config.dedupe_records, config.dedupe_window_s, client_options(kafka))
+    duplicates = Duplicates(
+        config.dedupe_records, config.dedupe_window_s, client_options(kafka), logging.DEBUG
+    )
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             resources.observed(
@@ -140,14 +142,10 @@ async def _member(
         consumer = await started(AIOKafkaConsumer(**consumer_options(settings)), stop_consumer)
         committer = Committer(consumer, PendingOffsets(), metrics)
 
-        async def restore(assigned: Collection[TopicPartition]) -> None:
-            reset = settings.consumer.auto_offset_reset
-            await restore_from_committed(consumer, duplicates, assigned, reset)
-
         async def forget(revoked: Collection[TopicPartition]) -> None:
             duplicates.forget(revoked)
 
-        listener = RebalanceHandler(processor, committer, restore, forget)
+        listener = RebalanceHandler(processor, committer, on_revoked=forget)
         consumer.subscribe([settings.kafka.topic], listener=listener)
         membership.listener, membership.consumer = listener, consumer
         return consumer, committer

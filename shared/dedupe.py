@@ -8,7 +8,8 @@ partition carries the same key, at most `window_s` older by record timestamp.
 That rule is a function of the partition's log alone, so the memory of keys is too: it is the
 keys of the last `records` records before the next one to handle. When a partition is assigned
 (at start, after a restart, after a rebalance) the memory is rebuilt by reading those records
-back from the log, up to the offset the consumer starts from: it matches the committed offsets,
+back from the log, up to the offset the consumer starts from (the zone processor when the group
+assigns it, the consumer on the partition's first records): it matches the committed offsets,
 whatever happened to the process that held the partition before, and a transaction that aborts
 is followed by a rebuild up to the offset read again. Records without a key take their place in
 the window and are never copies.
@@ -16,12 +17,11 @@ the window and are never copies.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
@@ -31,18 +31,6 @@ _log = logging.getLogger(__name__)
 
 # Logged after each rebuild, with the partitions, the records read back and the seconds it took.
 RESTORED = "duplicates memory restored"
-
-
-class Offsets(Protocol):
-    """The part of AIOKafkaConsumer that says where a partition starts."""
-
-    async def committed(self, partition: TopicPartition) -> int | None: ...
-
-    async def beginning_offsets(
-        self, partitions: list[TopicPartition]
-    ) -> dict[TopicPartition, int]: ...
-
-    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]: ...
 
 
 class RecentKeys:
@@ -98,7 +86,16 @@ def record_key(record: ConsumerRecord[Any, Any]) -> bytes | None:
 class Duplicates:
     """The recent keys of each partition this member handles, and how many copies it dropped."""
 
-    def __init__(self, records: int, window_s: float, client_options: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        records: int,
+        window_s: float,
+        client_options: Mapping[str, Any],
+        log_level: int = logging.INFO,
+    ) -> None:
+        # The consumer logs its rebuilds at DEBUG: its events share stdout with the log lines,
+        # written by another thread, and a log line mid-batch can land inside an event's line.
+        self._log_level = log_level
         self._records = records
         self._window_s = window_s
         self._options = client_options
@@ -106,8 +103,8 @@ class Duplicates:
         self.dropped = 0
         self.restored_records = 0
         self.restore_s = 0.0  # how long the last restore took
-        self._restores = asyncio.Condition()
-        self._failure: BaseException | None = None
+        # Bumped when a partition is forgotten: a rebuild that outlives its partition is dropped.
+        self._generations: dict[TopicPartition, int] = {}
 
     @property
     def enabled(self) -> bool:
@@ -130,76 +127,47 @@ class Duplicates:
         self.dropped += len(records) - len(kept)
         return kept
 
-    async def wait_restored(self, partition: TopicPartition) -> None:
-        """Return once the partition's memory is rebuilt. A consumer may hand over a newly
-        assigned partition's records while its rebalance listener is still rebuilding it."""
-        if partition in self._windows:
+    async def ensure(self, partition: TopicPartition, start: int) -> None:
+        """Rebuild the partition's memory up to `start`, the first offset about to be handled,
+        unless it is held already (the consumer's path: on the first records of a partition
+        since it was assigned)."""
+        if not self.enabled or partition in self._windows:
             return
-        async with self._restores:
-            await self._restores.wait_for(
-                lambda: partition in self._windows or self._failure is not None
-            )
-        if self._failure is not None:
-            raise RuntimeError(f"rebuilding the memory of duplicates failed: {self._failure!r}")
+        generation = self._generations.get(partition, 0)
+        windows = await self._rebuilt({partition: start})
+        if self._generations.get(partition, 0) == generation:
+            self._windows.update(windows)
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
         """Drop the memory of partitions no longer handled here."""
         for tp in partitions:
             self._windows.pop(tp, None)
+            self._generations[tp] = self._generations.get(tp, 0) + 1
 
     async def restore(self, starts: Mapping[TopicPartition, int]) -> None:
         """Rebuild each partition's memory from the records before the offset it starts from."""
-        if not self.enabled:
-            return
+        if self.enabled:
+            self._windows.update(await self._rebuilt(starts))
+
+    async def _rebuilt(
+        self, starts: Mapping[TopicPartition, int]
+    ) -> dict[TopicPartition, RecentKeys]:
         started = time.perf_counter()
         windows = {tp: RecentKeys(self._records, self._window_s) for tp in starts}
         ranges = {tp: (max(0, end - self._records), end) for tp, end in starts.items() if end > 0}
-        try:
-            read = await _read_back(self._options, ranges, windows) if ranges else 0
-        except BaseException as error:
-            async with self._restores:
-                self._failure = error
-                self._restores.notify_all()
-            raise
-        async with self._restores:
-            self._windows.update(windows)
-            self._restores.notify_all()
+        read = await _read_back(self._options, ranges, windows) if ranges else 0
         self.restored_records = read
         self.restore_s = time.perf_counter() - started
-        _log.info(
+        _log.log(
+            self._log_level,
             RESTORED,
             extra={
                 "partitions": sorted(tp.partition for tp in starts),
-                "records": self.restored_records,
+                "records": read,
                 "seconds": round(self.restore_s, 3),
             },
         )
-
-
-async def restore_from_committed(
-    consumer: Offsets,
-    duplicates: Duplicates,
-    assigned: Collection[TopicPartition],
-    auto_offset_reset: str,
-) -> None:
-    """Rebuild the memory of newly assigned partitions up to where the consumer starts: the
-    committed offset, or, without one, where auto_offset_reset says."""
-    if not duplicates.enabled or not assigned:
-        return
-    starts: dict[TopicPartition, int] = {}
-    fresh = []
-    for tp in assigned:
-        committed = await consumer.committed(tp)
-        if committed is None:
-            fresh.append(tp)
-        else:
-            starts[tp] = committed
-    if fresh:
-        start = (
-            consumer.beginning_offsets if auto_offset_reset == "earliest" else consumer.end_offsets
-        )
-        starts |= await start(fresh)
-    await duplicates.restore(starts)
+        return windows
 
 
 async def _read_back(
