@@ -33,6 +33,12 @@ _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch")
 _REGISTRY_ROW = "single_c64_registry"
 _LIMITED_ROW = "single_c64_limited"
 _KEYED_ROW = "single_c64_keyed"
+# The c64 row again with one thing on: its service, what the label says, whether keyed.
+_VARIANT_ROWS = {
+    _REGISTRY_ROW: ("producer_registry", "Schema Registry on", False),
+    _LIMITED_ROW: ("producer_limited", "device limits on", False),
+    _KEYED_ROW: ("producer", "an Idempotency-Key each", True),
+}
 # Device limits on, high enough that no request is refused: what the buckets cost.
 _LIMITED_ENV = {
     "BIOMETRICS_HTTP__DEVICE_RATE_PER_S": "1000000",
@@ -122,24 +128,15 @@ def measure(bench: Bench, services: Services) -> None:
             say(label)
             load = Load("/biometrics", bench.files.bodies, concurrency, seconds)
             bench.report.rows.append(_measure(bench, name, label, *services["producer"], load))
-    if "producer_registry" in services and bench.wants(_REGISTRY_ROW):
-        # After the rows with the registry off, in the same round, on the same broker.
-        label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, Schema Registry on"
-        say(label)
-        load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
-        framed = services["producer_registry"]
-        bench.report.rows.append(_measure(bench, _REGISTRY_ROW, label, *framed, load))
-    if "producer_limited" in services and bench.wants(_LIMITED_ROW):
-        label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, device limits on"
-        say(label)
-        load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
-        limited = services["producer_limited"]
-        bench.report.rows.append(_measure(bench, _LIMITED_ROW, label, *limited, load))
-    if "producer" in services and bench.wants(_KEYED_ROW):
-        label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, an Idempotency-Key each"
-        say(label)
-        load = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds, keyed=True)
-        bench.report.rows.append(_measure(bench, _KEYED_ROW, label, *services["producer"], load))
+    # After the rows with them off, in the same round, on the same broker.
+    for row, (service, what, keyed) in _VARIANT_ROWS.items():
+        if service in services and bench.wants(row):
+            label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, {what}"
+            say(label)
+            load = Load(
+                "/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds, keyed=keyed
+            )
+            bench.report.rows.append(_measure(bench, row, label, *services[service], load))
     if "producer" in services and bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"

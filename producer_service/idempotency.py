@@ -139,17 +139,11 @@ class IdempotencyKeys:
     async def answer(
         self, key: tuple[int, str], digest: int, produce: Callable[[], Awaitable[Answer]]
     ) -> Answer:
-        """The answer of the key's first request: produced now by `produce`, or remembered."""
-        while True:
-            found = self.replay(key, digest)
-            if found is None:
-                break
-            if isinstance(found, bytes):
-                return found, REPLAYED
-            await asyncio.wait([found])
-            if not found.cancelled():
-                self.replayed += 1
-                return found.result(), REPLAYED
+        """The answer of the key's first request: produced now by `produce`, or remembered.
+        (The ingestion routes inline the first request's path: replay, produce, remember.)"""
+        found = self.replay(key, digest)
+        if found is not None:
+            return await self.retried(key, digest, found, produce)
         try:
             answer = await produce()
         except BaseException:
@@ -157,6 +151,23 @@ class IdempotencyKeys:
             raise
         self.remember(key, answer[0])
         return answer
+
+    async def retried(
+        self,
+        key: tuple[int, str],
+        digest: int,
+        found: bytes | asyncio.Future[bytes],
+        produce: Callable[[], Awaitable[Answer]],
+    ) -> Answer:
+        """A retry's answer, `found` being what `replay` gave: the first request's answer, once
+        it has one; if the first fails, the retry is a new request."""
+        if isinstance(found, bytes):
+            return found, REPLAYED
+        await asyncio.wait([found])
+        if not found.cancelled():
+            self.replayed += 1
+            return found.result(), REPLAYED
+        return await self.answer(key, digest, produce)
 
     def _check(self, remembered: int, digest: int) -> None:
         if remembered != digest:

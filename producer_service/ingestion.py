@@ -24,7 +24,7 @@ from producer_service.errors import (
     RequestTimeoutError,
     UnsupportedMediaError,
 )
-from producer_service.idempotency import REPLAYED, IdempotencyKeys, fingerprint, parse_key
+from producer_service.idempotency import IdempotencyKeys, fingerprint, parse_key
 from producer_service.publisher import Delivery, Publisher
 from producer_service.rate_limit import DeviceLimits, RawHeaders
 from shared.idempotency import event_keys
@@ -122,8 +122,8 @@ class Ingestion:
         digest = fingerprint(scope["path"], body)
         found = keys.replay(scoped, digest)
         if found is not None:
-            return await _replayed(
-                keys, scoped, digest, found,
+            return await keys.retried(
+                scoped, digest, found,
                 lambda: publish(body, publisher, trace, key, idempotency_key),
             )  # fmt: skip
         try:
@@ -191,24 +191,6 @@ class Ingestion:
         if size > self._max_body:
             raise PayloadTooLargeError(_too_large(self._max_body))
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _replayed(
-    keys: IdempotencyKeys,
-    scoped: tuple[int, str],
-    digest: int,
-    found: bytes | asyncio.Future[bytes],
-    produce: Callable[[], Awaitable[tuple[bytes, RawHeaders]]],
-) -> tuple[bytes, RawHeaders]:
-    """A retry's answer: the first request's, once it has one; if the first fails, as a new
-    request."""
-    if isinstance(found, bytes):
-        return found, REPLAYED
-    await asyncio.wait([found])
-    if not found.cancelled():
-        keys.replayed += 1
-        return found.result(), REPLAYED
-    return await keys.answer(scoped, digest, produce)
 
 
 def _device(event: Biometrics, key: int) -> int:
