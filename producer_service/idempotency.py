@@ -21,7 +21,6 @@ import asyncio
 import string
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 
 from producer_service.errors import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
 
@@ -35,9 +34,9 @@ REPLAYED: RawHeaders = ((b"idempotent-replayed", b"true"),)
 ENTRY_OVERHEAD_BYTES = 370
 
 
-def parse_key(raw: bytes) -> str:
-    """The key of an Idempotency-Key header value; InvalidIdempotencyKeyError (400) if it is not
-    one."""
+def parse_key(raw: bytes) -> bytes:
+    """The key of an Idempotency-Key header value, as the records carry it;
+    InvalidIdempotencyKeyError (400) if it is not one."""
     key = raw.strip()
     if key[:1] == b'"' and key[-1:] == b'"' and len(key) >= 2:
         key = key[1:-1]
@@ -46,7 +45,7 @@ def parse_key(raw: bytes) -> str:
         raise InvalidIdempotencyKeyError(
             "Idempotency-Key must be 1 to 128 of A-Z a-z 0-9 . _ : - (quoted or not)"
         )
-    return key.decode()
+    return key
 
 
 def fingerprint(path: str, body: bytes) -> int:
@@ -55,19 +54,12 @@ def fingerprint(path: str, body: bytes) -> int:
     return hash(body) ^ hash(path)
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A request under way."""
-
-    fingerprint: int
-    # Made only when a retry comes meanwhile: it waits on it for the 202 body.
-    waiters: asyncio.Future[bytes] | None = None
-
-
 # An answered request: (fingerprint, when it was first seen, its 202 body, what it is counted).
 # A tuple of numbers and bytes, which the garbage collector stops tracking: a full store adds
 # nothing to the work of each collection.
 _Answered = tuple[int, float, bytes, int]
+# A request's key: the API key's number (0 without API keys) and its Idempotency-Key.
+Key = tuple[int, bytes]
 
 
 class IdempotencyKeys:
@@ -79,9 +71,12 @@ class IdempotencyKeys:
         self._window_s = window_s
         self._max_bytes = max_bytes
         self._clock = clock
-        self._pending: dict[tuple[int, str], _Pending] = {}
+        # The requests under way: their fingerprints; and, only for those a retry waits on, a
+        # future of the 202 body.
+        self._pending: dict[Key, int] = {}
+        self._waiters: dict[Key, asyncio.Future[bytes]] = {}
         # Insertion-ordered: the oldest first.
-        self._answered: dict[tuple[int, str], _Answered] = {}
+        self._answered: dict[Key, _Answered] = {}
         self._bytes = 0
         # Expired entries are looked for at most this often (the window's hundredth, up to 1 s).
         self._sweep_every = min(window_s / 100, 1.0)
@@ -98,7 +93,7 @@ class IdempotencyKeys:
         """What the remembered answers cost, as counted against http.idempotency_max_bytes."""
         return self._bytes
 
-    def replay(self, key: tuple[int, str], digest: int) -> bytes | asyncio.Future[bytes] | None:
+    def replay(self, key: Key, digest: int) -> bytes | asyncio.Future[bytes] | None:
         """What a request with this key gets before anything is produced: the 202 body it was
         answered (a replay), a future of it (its first request is under way: wait, and on
         cancellation call again), or None (a new request: produce it, then `remember` or
@@ -110,34 +105,35 @@ class IdempotencyKeys:
             return answered[2]
         pending = self._pending.get(key)
         if pending is None:
-            self._pending[key] = _Pending(digest)
+            self._pending[key] = digest
             return None
-        self._check(pending.fingerprint, digest)
+        self._check(pending, digest)
         self.waited += 1
-        if pending.waiters is None:
-            pending.waiters = asyncio.get_running_loop().create_future()
-        return pending.waiters
+        waiters = self._waiters.get(key)
+        if waiters is None:
+            waiters = self._waiters[key] = asyncio.get_running_loop().create_future()
+        return waiters
 
-    def remember(self, key: tuple[int, str], body: bytes) -> None:
+    def remember(self, key: Key, body: bytes) -> None:
         """The new request of `key` was answered 202 with `body`."""
-        pending = self._pending.pop(key)
+        digest = self._pending.pop(key)
         now = self._clock()
         size = ENTRY_OVERHEAD_BYTES + len(body)
-        self._answered[key] = (pending.fingerprint, now, body, size)
+        self._answered[key] = (digest, now, body, size)
         self._bytes += size
-        if pending.waiters is not None:
-            pending.waiters.set_result(body)
+        if self._waiters and (waiters := self._waiters.pop(key, None)) is not None:
+            waiters.set_result(body)
         if self._bytes > self._max_bytes or now >= self._next_sweep:
             self._forget(now)
 
-    def failed(self, key: tuple[int, str]) -> None:
+    def failed(self, key: Key) -> None:
         """The new request of `key` was not answered 202: forget it (its waiters produce)."""
-        pending = self._pending.pop(key)
-        if pending.waiters is not None:
-            pending.waiters.cancel()
+        del self._pending[key]
+        if (waiters := self._waiters.pop(key, None)) is not None:
+            waiters.cancel()
 
     async def answer(
-        self, key: tuple[int, str], digest: int, produce: Callable[[], Awaitable[Answer]]
+        self, key: Key, digest: int, produce: Callable[[], Awaitable[Answer]]
     ) -> Answer:
         """The answer of the key's first request: produced now by `produce`, or remembered.
         (The ingestion routes inline the first request's path: replay, produce, remember.)"""
@@ -154,7 +150,7 @@ class IdempotencyKeys:
 
     async def retried(
         self,
-        key: tuple[int, str],
+        key: Key,
         digest: int,
         found: bytes | asyncio.Future[bytes],
         produce: Callable[[], Awaitable[Answer]],

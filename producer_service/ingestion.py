@@ -38,10 +38,10 @@ BATCH_PATH = "/biometrics/batch"
 _JSON = b"application/json"
 _encode = msgspec.json.Encoder().encode
 
-# (body, publisher, the record headers, the API key's number or 0, the idempotency key or None)
+# (body, publisher, the record headers, the API key's number or 0, the Idempotency-Key or None)
 # -> (202 body, extra headers)
 Publish = Callable[
-    [bytes, Publisher, RecordHeaders, int, str | None], Awaitable[tuple[bytes, RawHeaders]]
+    [bytes, Publisher, RecordHeaders, int, bytes | None], Awaitable[tuple[bytes, RawHeaders]]
 ]
 # Where the 400 for a missing Idempotency-Key points (the draft asks for a link).
 KEY_HELP = {"Link": '</docs>; rel="help"'}
@@ -140,7 +140,7 @@ class Ingestion:
         publisher: Publisher,
         trace: RecordHeaders,
         key: int,
-        idempotency_key: str | None,
+        idempotency_key: bytes | None,
     ) -> tuple[bytes, RawHeaders]:
         event = parse_event(body)
         limits = self.limits
@@ -155,7 +155,7 @@ class Ingestion:
         publisher: Publisher,
         trace: RecordHeaders,
         key: int,
-        idempotency_key: str | None,
+        idempotency_key: bytes | None,
     ) -> tuple[bytes, RawHeaders]:
         events = parse_events(body, self._max_events)
         limits = self.limits

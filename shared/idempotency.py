@@ -11,8 +11,8 @@ from __future__ import annotations
 IDEMPOTENCY_KEY = "idempotency-key"
 
 
-def event_keys(key: str, count: int, batch: bool) -> list[bytes]:
+def event_keys(key: bytes, count: int, batch: bool) -> list[bytes]:
     """The header value of each of a request's `count` events."""
     if not batch:
-        return [key.encode()]
-    return [f"{key}#{number}".encode() for number in range(count)]
+        return [key]
+    return [b"%s#%d" % (key, number) for number in range(count)]

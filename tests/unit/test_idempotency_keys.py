@@ -139,8 +139,8 @@ async def test_a_retry_while_the_first_is_under_way_waits_for_its_answer() -> No
         return b"answer", ()
 
     digest = fingerprint("/biometrics", b"{}")
-    first = asyncio.create_task(keys.answer((0, "k"), digest, produce))
-    retry = asyncio.create_task(keys.answer((0, "k"), digest, produce))
+    first = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
+    retry = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
     await asyncio.sleep(0.01)
     assert not first.done() and not retry.done()
     gate.set()
@@ -163,8 +163,8 @@ async def test_a_retry_waiting_on_a_first_that_fails_is_produced_itself() -> Non
         return b"second", ()
 
     digest = fingerprint("/biometrics", b"{}")
-    first = asyncio.create_task(keys.answer((0, "k"), digest, produce))
-    retry = asyncio.create_task(keys.answer((0, "k"), digest, produce))
+    first = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
+    retry = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
     await asyncio.sleep(0.01)
     gate.set()
     with pytest.raises(PublishError):
@@ -186,28 +186,28 @@ async def test_keys_are_forgotten_after_the_window_and_beyond_the_byte_budget() 
 
     digest = fingerprint("/biometrics", b"{}")
     for number in range(3):
-        await keys.answer((0, f"k{number}"), digest, produce)
+        await keys.answer((0, b"k%d" % number), digest, produce)
     assert len(keys) == 3 and keys.held_bytes == 3 * entry
-    await keys.answer((0, "k0"), digest, produce)
+    await keys.answer((0, b"k0"), digest, produce)
     assert (produced, keys.replayed) == (3, 1)
-    await keys.answer((0, "k3"), digest, produce)  # at the budget
-    await keys.answer((0, "k4"), digest, produce)  # over it: down to 90% of it, k0 and k1 go
+    await keys.answer((0, b"k3"), digest, produce)  # at the budget
+    await keys.answer((0, b"k4"), digest, produce)  # over it: down to 90% of it, k0 and k1 go
     assert len(keys) == 3
-    await keys.answer((0, "k0"), digest, produce)
+    await keys.answer((0, b"k0"), digest, produce)
     assert produced == 6  # produced again
     clock[0] = 10.5
-    await keys.answer((0, "k5"), digest, produce)
+    await keys.answer((0, b"k5"), digest, produce)
     assert len(keys) == 1
     with pytest.raises(IdempotencyKeyReusedError):
-        await keys.answer((0, "k5"), fingerprint("/biometrics", b"[]"), produce)
+        await keys.answer((0, b"k5"), fingerprint("/biometrics", b"[]"), produce)
     assert keys.reused == 1
 
 
 def test_keys_of_the_draft_and_bare_keys_are_accepted() -> None:
     assert parse_key(b'"8e03978e-40d5-43e8-bc93-6894a57f9324"') == (
-        "8e03978e-40d5-43e8-bc93-6894a57f9324"
+        b"8e03978e-40d5-43e8-bc93-6894a57f9324"
     )
-    assert parse_key(b" 01HZX.abc_d:e-f ") == "01HZX.abc_d:e-f"
+    assert parse_key(b" 01HZX.abc_d:e-f ") == b"01HZX.abc_d:e-f"
 
 
 async def test_what_a_key_is_counted_is_what_it_takes() -> None:
@@ -222,8 +222,8 @@ async def test_what_a_key_is_counted_is_what_it_takes() -> None:
     try:
         before, _ = tracemalloc.get_traced_memory()
         for _ in range(count):
-            key = str(uuid4())
-            await keys.answer((0, key), fingerprint("/biometrics", key.encode()), produce)
+            key = str(uuid4()).encode()
+            await keys.answer((0, key), fingerprint("/biometrics", key), produce)
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
