@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import ceilings, consumption, end_to_end, http_load
+from bench import ceilings, consumption, decoding, end_to_end, http_load
 from bench.context import PLACEHOLDER_DEVICE_ID, Bench, Files, say, standard_body
 from bench.options import Options, parse_options
 from bench.processes import ROOT, Pinning, Processes
@@ -78,6 +78,7 @@ def run_benchmark(options: Options) -> tuple[Report, Path]:
                 ceilings.measure(bench)
                 http_load.measure(bench, services)
                 consumption.measure(bench, topic)
+                decoding.measure(bench)
             http_load.measure_sustained(bench, services)
             consumption.profile(bench, topic)
         end_to_end.measure(bench)

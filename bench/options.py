@@ -30,6 +30,9 @@ ROWS = (
     "batch",
     *GROUPS["consumers"],
     *GROUPS["zones"],
+    # A record's value decoded strictly and tolerantly: what tolerance costs the readers.
+    "decode_strict",
+    "decode_tolerant",
     "memory",
     "end_to_end",
     "end_to_end_zones",

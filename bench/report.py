@@ -136,7 +136,34 @@ def judge(report: Report) -> list[Target]:
             "single_c64",
             0.9,
         ),
+        _decode_cost(report, "consumer", "consumer"),
+        _decode_cost(report, "zones_transactional", "zones"),
     ]
+
+
+# What the tolerant decode may add to a reader's CPU per event.
+TOLERANT_DECODE_ALLOWANCE = 0.05
+
+
+def _decode_cost(report: Report, row_name: str, process: str) -> Target:
+    """What decoding tolerantly instead of strictly adds to the CPU per event of the reader
+    measured in `row_name` (its process `process`)."""
+    name = f"tolerant decode adds ≤ {TOLERANT_DECODE_ALLOWANCE:.0%} to {row_name} CPU per event"
+    basis = f"(1/decode_tolerant - 1/decode_strict) / ({row_name} {process} CPU s per event)"
+    strict, tolerant, row = (report.row(n) for n in ("decode_strict", "decode_tolerant", row_name))
+    if (
+        strict is None
+        or tolerant is None
+        or row is None
+        or min(strict.events_per_s, tolerant.events_per_s, row.events_per_s) <= 0
+        or not row.cpu.get(process)
+    ):
+        return Target(name, None, TOLERANT_DECODE_ALLOWANCE, "growth", None, basis)
+    added_s = 1 / tolerant.events_per_s - 1 / strict.events_per_s
+    per_event_s = row.cpu[process] / 100 / row.events_per_s
+    cost = added_s / per_event_s
+    met = cost <= TOLERANT_DECODE_ALLOWANCE
+    return Target(name, round(cost, 4), TOLERANT_DECODE_ALLOWANCE, "growth", met, basis)
 
 
 def _ratio(report: Report, name: str, numerator: str, denominator: str, goal: float) -> Target:

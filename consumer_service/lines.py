@@ -6,7 +6,8 @@ headers, see shared.tracing and shared.idempotency; null when it has none), ``ag
 ``event``. Up to the partition the fields
 are the same for all of a partition's records in one call, so that part is made once, with one
 timestamp; each record adds only its own fields. The event is the record's value as it is, just
-validated: no dict and no second encoding (re-encoded only if it spans lines).
+validated: no dict and no second encoding (re-encoded only if it spans lines), so fields a newer
+writer added are kept in the line although this version does not know them.
 """
 
 from __future__ import annotations

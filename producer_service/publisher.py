@@ -252,7 +252,8 @@ class KafkaPublisher:
         if self._registry is not None and not self._prefix:
             # Refused (incompatible, a bad login): RegistryRefusedError fails start-up.
             subject = value_subject(self._topic)
-            schema_id = await self._registry.register(subject, json_schema())
+            level = self._settings.schema_registry.compatibility
+            schema_id = await self._registry.register(subject, json_schema(), level)
             self._prefix = frame_prefix(schema_id)
             _log.info("schema registered", extra={"subject": subject, "schema_id": schema_id})
         if await ensure_topics(self._settings.kafka, [self._topic]):

@@ -1,6 +1,7 @@
 """What every consumer of the events topic does with a record: decode it into a Biometrics event
-(plain JSON, or framed in the Schema Registry's wire format with an id the registry knows), or,
-when it never can be, set it aside as a dead letter by the one rule below.
+(plain JSON, or framed in the Schema Registry's wire format with an id the registry knows; fields
+this version does not know are ignored, see shared.schema.parse_record), or, when it never can
+be, set it aside as a dead letter by the one rule below.
 
 A dead letter keeps the record's key, value and headers (its trace context among them: see
 shared.tracing), with headers added saying why (``dlq.error``) and where it came from
@@ -25,7 +26,7 @@ from shared.registry import (
     framed_schema_id,
     split_frame,
 )
-from shared.schema import Biometrics, InvalidEvent, parse_event
+from shared.schema import Biometrics, InvalidEvent, parse_record
 
 _log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def decode_record(
     if schema_id is not None and schema_ids is not None and schema_ids.is_unknown(schema_id):
         raise PoisonRecordError(f"schema id {schema_id} is not in the schema registry")
     try:
-        return parse_event(payload), payload
+        return parse_record(payload), payload
     except InvalidEvent as error:
         raise PoisonRecordError(error.describe(root="value")) from None
 

@@ -90,16 +90,28 @@ class SchemaRegistry:
         """Close the connections."""
         await self._client.aclose()
 
-    async def register(self, subject: str, schema: dict[str, Any]) -> int:
-        """Register a JSON Schema under `subject` (or find it there); return its id."""
+    async def register(self, subject: str, schema: dict[str, Any], compatibility: str = "") -> int:
+        """Register a JSON Schema under `subject` (or find it there); return its id. With
+        `compatibility`, the subject's level is set to it first, so the schema is checked at
+        that level; refused, RegistryRefusedError's one line names the subject, the level and
+        the registry's reason."""
+        doing = f"registering the schema of {subject}"
+        if compatibility:
+            await self.set_compatibility(subject, compatibility)
+            doing += f" at {compatibility}"
         body = {"schemaType": "JSON", "schema": orjson.dumps(schema).decode()}
         answer = await self._request(
-            "POST",
-            f"/subjects/{subject}/versions",
-            f"registering the schema of {subject}",
-            content=orjson.dumps(body),
+            "POST", f"/subjects/{subject}/versions", doing, content=orjson.dumps(body)
         )
         return int(answer["id"])
+
+    async def set_compatibility(self, subject: str, level: str) -> None:
+        """Make `level` the compatibility level of `subject`: from now on the registry refuses a
+        schema registered under it that is not compatible at that level."""
+        body = orjson.dumps({"compatibility": level})
+        await self._request(
+            "PUT", f"/config/{subject}", f"setting {subject} to {level}", content=body
+        )
 
     async def schema(self, schema_id: int) -> dict[str, Any]:
         """The JSON Schema with this id; UnknownSchemaError if there is none."""

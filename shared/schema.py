@@ -11,10 +11,17 @@ heartRates.value   HEART_RATE_MIN to HEART_RATE_MAX beats per minute, integer
 stepCounts         0 to MAX_READINGS readings of {dateTime, value}
 stepCounts.value   0 to STEP_COUNT_MAX steps, integer
 maxHeartRate       MAX_HEART_RATE_MIN to MAX_HEART_RATE_MAX beats per minute
+restingHeartRate   optional (version 2): HEART_RATE_MIN to RESTING_HEART_RATE_MAX beats per
+                   minute; absent from the record when the device does not send it
 dateTime           RFC 3339 with a UTC offset, e.g. 2022-02-15T10:41:16.123+00:00
 =================  ===========================================================
 
-Unknown fields are rejected, so a misspelt field is an error rather than silently lost data.
+Strict at the edge, tolerant inside: `parse_event` and `parse_events` (the HTTP routes) refuse
+unknown fields, so a misspelt field from a device is an error rather than silently lost data;
+`parse_record` (the services reading the topic) ignores the fields it does not know, at every
+level, so that a writer one version ahead (a new optional field) does not send its records to an
+older reader's dead-letter topic. Both refuse what breaks the contract: a missing required field,
+a wrong type, a value out of bounds.
 An integer may be written as a whole float (72.0), as JSON Schema allows; 72.5 and "72" are not
 integers. On the wire the event is compact JSON keyed by ``deviceId``.
 
@@ -27,6 +34,8 @@ format: ``heartRates[1].value``, ``[3].maxHeartRate``.
 from __future__ import annotations
 
 import functools
+import operator
+import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -35,16 +44,18 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 HEART_RATE_MIN = 25
 HEART_RATE_MAX = 250
 MAX_HEART_RATE_MIN = 100
 MAX_HEART_RATE_MAX = 250
 STEP_COUNT_MAX = 100_000
+RESTING_HEART_RATE_MAX = 200
 MAX_READINGS = 1_000
 
 T = TypeVar("T")
+S = TypeVar("S", bound=Struct)
 
 AwareDatetime = Annotated[datetime, Meta(tz=True, description="RFC 3339 with a UTC offset")]
 
@@ -70,6 +81,9 @@ class Biometrics(Struct, forbid_unknown_fields=True, frozen=True, gc=False):
     heartRates: Annotated[list[HeartRate], Meta(max_length=MAX_READINGS)]
     stepCounts: Annotated[list[StepCount], Meta(max_length=MAX_READINGS)]
     maxHeartRate: Annotated[int, Meta(ge=MAX_HEART_RATE_MIN, le=MAX_HEART_RATE_MAX)]
+    restingHeartRate: (
+        Annotated[int, Meta(ge=HEART_RATE_MIN, le=RESTING_HEART_RATE_MAX)] | UnsetType
+    ) = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,13 +116,70 @@ def location(parts: Iterable[str | int]) -> str:
     return path
 
 
+def tolerant(strict: type[S]) -> type[S]:
+    """A subclass of the Struct `strict` that ignores the fields it does not know, in its nested
+    Structs too; otherwise the same fields, types and bounds (made from them, never written
+    twice)."""
+    return _tolerant(strict)
+
+
+@functools.cache
+def _tolerant(strict: type[S]) -> type[S]:
+    overrides = []
+    for field in msgspec.structs.fields(strict):
+        annotation = _tolerant_annotation(field.type)
+        if annotation is not field.type:
+            default = () if field.required else (field.default,)
+            overrides.append((field.name, annotation, *default))
+    config = strict.__struct_config__
+    tolerant_type = msgspec.defstruct(
+        f"{strict.__name__}Record",
+        overrides,
+        bases=(strict,),
+        module=strict.__module__,
+        forbid_unknown_fields=False,
+        frozen=config.frozen,
+        gc=config.gc,
+    )
+    return typing.cast(type[S], tolerant_type)
+
+
+def _tolerant_annotation(annotation: Any) -> Any:
+    """`annotation` with each Struct in it replaced by its tolerant subclass (the same object
+    when it has none)."""
+    if isinstance(annotation, type) and issubclass(annotation, Struct):
+        return _tolerant(annotation)
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        inner = _tolerant_annotation(args[0])
+        return annotation if inner is args[0] else Annotated[(inner, *annotation.__metadata__)]
+    mapped = tuple(_tolerant_annotation(arg) for arg in args)
+    if mapped == args:
+        return annotation
+    if origin is list:
+        (item,) = mapped
+        return list[item]  # type: ignore[valid-type]
+    if origin in (typing.Union, types.UnionType):
+        return functools.reduce(operator.or_, mapped)
+    raise TypeError(f"no tolerant form of {annotation!r}")
+
+
 _event_decoder: msgspec.json.Decoder[Biometrics] = msgspec.json.Decoder(Biometrics)
+_BiometricsRecord = tolerant(Biometrics)
+_record_decoder: msgspec.json.Decoder[Biometrics] = msgspec.json.Decoder(_BiometricsRecord)
 _encoder = msgspec.json.Encoder()
 
 
 def parse_event(data: bytes | str) -> Biometrics:
-    """Validate one event from JSON; raise InvalidEvent."""
+    """Validate one event from JSON, refusing unknown fields (the HTTP edge); raise
+    InvalidEvent."""
     return _decode(_event_decoder, Biometrics, data)
+
+
+def parse_record(data: bytes | str) -> Biometrics:
+    """Validate one event read from the topic, ignoring the fields this version does not know
+    (a newer writer's); raise InvalidEvent for anything else that breaks the schema."""
+    return _decode(_record_decoder, _BiometricsRecord, data)
 
 
 def parse_events(data: bytes | str, max_events: int) -> list[Biometrics]:
@@ -210,8 +281,11 @@ def _problems(value: Any, annotation: Any, path: str) -> list[Problem]:
     found: list[Problem] = []
     if isinstance(inner, type) and issubclass(inner, Struct) and isinstance(value, dict):
         fields = msgspec.structs.fields(inner)
-        known = {field.encode_name for field in fields}
-        found += [Problem(_join(path, key), "unknown field") for key in value if key not in known]
+        if inner.__struct_config__.forbid_unknown_fields:
+            known = {field.encode_name for field in fields}
+            found += [
+                Problem(_join(path, key), "unknown field") for key in value if key not in known
+            ]
         for field in fields:
             where = _join(path, field.encode_name)
             if field.encode_name in value:

@@ -181,6 +181,17 @@ class SchemaRegistrySettings(_Section):
     basic_auth_user_info: SecretStr
     ssl_cafile: str
     timeout_s: float = Field(gt=0)
+    # Set on each subject the services register under; "" leaves the registry's own.
+    compatibility: Literal[
+        "",
+        "NONE",
+        "BACKWARD",
+        "BACKWARD_TRANSITIVE",
+        "FORWARD",
+        "FORWARD_TRANSITIVE",
+        "FULL",
+        "FULL_TRANSITIVE",
+    ]
 
     @model_validator(mode="after")
     def _user_info_is_key_and_secret(self) -> SchemaRegistrySettings:

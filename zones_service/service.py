@@ -155,8 +155,12 @@ async def _value_prefix(
     if registry is None:
         return b""
     subject = value_subject(settings.zones.topic)
+    level = settings.schema_registry.compatibility
     schema_id = await resources.until_connected(
-        stop, settings.kafka, "schema", lambda: registry.register(subject, zone_json_schema())
+        stop,
+        settings.kafka,
+        "schema",
+        lambda: registry.register(subject, zone_json_schema(), level),
     )
     _log.info("schema registered", extra={"subject": subject, "schema_id": schema_id})
     return frame_prefix(schema_id)

@@ -122,3 +122,25 @@ def test_device_limits_may_cost_the_single_event_row_ten_percent_at_most() -> No
 
     assert limited(900) is True
     assert limited(899) is False
+
+
+def test_the_tolerant_decode_is_held_to_five_percent_of_each_readers_cpu_per_event() -> None:
+    def costs(tolerant_per_s: int) -> dict[str, tuple[float | None, bool | None]]:
+        report = _report(
+            Row("decode_strict", "strict", events=400_000, seconds=1.0),
+            Row("decode_tolerant", "tolerant", events=tolerant_per_s, seconds=1.0),
+            # 10 us of CPU per event
+            Row("consumer", "consumer", events=50_000, seconds=1.0, cpu={"consumer": 50.0}),
+            # 50 us of CPU per event
+            Row("zones_transactional", "zones", events=20_000, seconds=1.0, cpu={"zones": 100.0}),
+        )
+        return {
+            target.basis.split(" ")[4].lstrip("("): (target.measured, target.met)
+            for target in judge(report)
+            if target.basis.startswith("(1/decode_tolerant")
+        }
+
+    # 2.5 us strict, 3.0 us tolerant: 0.5 us more, 5% of the consumer's 10 us, 1% of the zones'.
+    assert costs(333_334) == {"consumer": (0.05, True), "zones_transactional": (0.01, True)}
+    # 3.125 us: 0.625 us more, 6.25% of the consumer's
+    assert costs(320_000)["consumer"] == (0.0625, False)

@@ -154,7 +154,10 @@ async def test_an_incompatible_schema_under_the_subject_fails_start_up_naming_it
         async with KafkaPublisher(settings):
             pass
     [line] = [r.getMessage() for r in caplog.records if r.name == "producer_service.publisher"]
-    assert line.startswith(f"schema registry refused registering the schema of {subject}: HTTP 409")
+    level = settings.schema_registry.compatibility
+    assert line.startswith(
+        f"schema registry refused registering the schema of {subject} at {level}: HTTP 409"
+    )
 
 
 async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_events(

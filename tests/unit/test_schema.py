@@ -1,21 +1,29 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 import jsonschema
+import msgspec
 import orjson
 import pytest
 
 from shared.schema import (
     HEART_RATE_MAX,
     MAX_READINGS,
+    Biometrics,
+    HeartRate,
     InvalidEvent,
+    StepCount,
     encode_key,
     encode_record,
     encode_value,
     json_schema,
     parse_event,
     parse_events,
+    parse_record,
+    tolerant,
 )
 from tests.support.samples import event_body
 
@@ -141,3 +149,77 @@ def test_a_parsed_event_has_a_uuid_device_id() -> None:
 def test_a_whole_number_written_with_a_decimal_point_is_an_integer() -> None:
     event = parse_event(orjson.dumps(event_body(maxHeartRate=190.0)))
     assert event.maxHeartRate == 190 and type(event.maxHeartRate) is int
+
+
+def test_the_resting_heart_rate_is_optional_and_absent_from_the_record_when_not_sent() -> None:
+    old = event_body()
+    assert b"restingHeartRate" not in encode_value(parse_event(orjson.dumps(old)))
+    new = event_body(restingHeartRate=52)
+    value = orjson.loads(encode_value(parse_event(orjson.dumps(new))))
+    assert value["restingHeartRate"] == 52
+    for wrong in (10, 201, 52.5, "52"):
+        with pytest.raises(InvalidEvent) as error:
+            parse_event(orjson.dumps(event_body(restingHeartRate=wrong)))
+        assert _error_paths(error) == {"restingHeartRate"}
+
+
+_FIRST_VALUE = "heartRates[0].value"
+
+
+def _from_a_newer_writer() -> dict[str, Any]:
+    body = event_body(restingHeartRate=52, bloodOxygen=[{"value": 97}])
+    body["heartRates"][0]["confidence"] = "high"
+    return body
+
+
+def test_the_edge_refuses_unknown_fields_at_every_level() -> None:
+    with pytest.raises(InvalidEvent) as error:
+        parse_event(orjson.dumps(_from_a_newer_writer()))
+    assert _error_paths(error) == {"bloodOxygen", "heartRates[0].confidence"}
+
+
+def test_records_of_a_newer_writer_are_read_without_the_fields_this_version_does_not_know() -> None:
+    body = _from_a_newer_writer()
+    event = parse_record(orjson.dumps(body))
+    assert isinstance(event, Biometrics)
+    assert (event.restingHeartRate, event.heartRates[0].value) == (52, 70)
+    # What the zone rule and the line are made of: the event this version knows.
+    known = {key: value for key, value in body.items() if key != "bloodOxygen"}
+    known["heartRates"][0].pop("confidence")
+    assert encode_value(event) == encode_value(parse_event(orjson.dumps(known)))
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (lambda body: body.pop("maxHeartRate"), "maxHeartRate"),
+        (lambda body: body["heartRates"][1].pop("value"), "heartRates[1].value"),
+        (lambda body: body.update(stepCounts="many"), "stepCounts"),
+        (
+            lambda body: body["heartRates"][0].update(value=HEART_RATE_MAX + 1),
+            "heartRates[0].value",
+        ),
+    ],
+)
+def test_records_that_break_the_contract_are_still_refused(
+    change: Callable[[dict[str, Any]], object], path: str
+) -> None:
+    body = _from_a_newer_writer()
+    change(body)
+    with pytest.raises(InvalidEvent) as error:
+        parse_record(orjson.dumps(body))
+    assert _error_paths(error) == {path}
+
+
+def test_the_tolerant_types_have_the_fields_of_the_definitions() -> None:
+    for strict in (Biometrics, HeartRate, StepCount):
+        lenient = tolerant(strict)
+        assert issubclass(lenient, strict)
+        assert not lenient.__struct_config__.forbid_unknown_fields
+        assert strict.__struct_config__.forbid_unknown_fields
+        assert [(f.name, f.required, f.default) for f in msgspec.structs.fields(lenient)] == [
+            (f.name, f.required, f.default) for f in msgspec.structs.fields(strict)
+        ]
+    assert msgspec.json.schema(tolerant(Biometrics))["$defs"]["BiometricsRecord"]["properties"][
+        "heartRates"
+    ]["items"] == {"$ref": "#/$defs/HeartRateRecord"}
