@@ -34,8 +34,12 @@ from tests.support.topics import (
     read_topic,
     wait_until_committed,
 )
-from tests.support.zones import expected_zone_records, zone_bodies, zone_settings
-from zones_service.service import run_zones
+from tests.support.zones import (
+    expected_zone_records,
+    run_zones_until_committed,
+    zone_bodies,
+    zone_settings,
+)
 
 
 async def _settings(
@@ -180,11 +184,7 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
     framed = [(key, frame_prefix(schema_id) + (value or b"")) for key, value in inputs]
     unknown = (b"k", frame_prefix(987_655) + (inputs[0][1] or b""))
     await fill_topic(kafka_bootstrap, topic_name, [*framed, unknown])
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_zones(settings, stop))
-    await wait_until_committed(kafka_bootstrap, group_id, {0: len(framed) + 1})
-    stop.set()
-    await task
+    await run_zones_until_committed(settings, {0: len(framed) + 1})
     records = await read_all(kafka_bootstrap, zones_name, 1, "read_committed")
     with SchemaRegistryClient({"url": schema_registry_url}) as client:
         zone_id = client.get_latest_version(f"{zones_name}-value").schema_id

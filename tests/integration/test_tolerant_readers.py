@@ -6,7 +6,6 @@ contract still goes to the dead-letter topic; the HTTP edge still refuses unknow
 
 from __future__ import annotations
 
-import asyncio
 import copy
 from collections import Counter
 from typing import Any
@@ -22,9 +21,13 @@ from tests.support.kafka import TopicFactory
 from tests.support.samples import event_body
 from tests.support.servers import producer_client, running_consumer
 from tests.support.settings import settings_for, with_changes
-from tests.support.topics import fill_topic, read_all, read_topic, wait_until_committed
-from tests.support.zones import expected_zone_records, zone_bodies, zone_settings
-from zones_service.service import run_zones
+from tests.support.topics import fill_topic, read_all, read_topic
+from tests.support.zones import (
+    expected_zone_records,
+    run_zones_until_committed,
+    zone_bodies,
+    zone_settings,
+)
 
 
 def _newer(body: dict[str, Any]) -> dict[str, Any]:
@@ -82,11 +85,7 @@ async def test_the_zone_processor_applies_the_rule_to_a_newer_writers_records(
     newer = [(key, orjson.dumps(_newer(orjson.loads(value or b"")))) for key, value in known]
     broken = (b"k", orjson.dumps(_broken(event_body())))
     await fill_topic(kafka_bootstrap, topic, [*newer, broken])
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_zones(settings, stop))
-    await wait_until_committed(kafka_bootstrap, group_id, {0: len(newer) + 1})
-    stop.set()
-    await task
+    await run_zones_until_committed(settings, {0: len(newer) + 1})
     records = await read_all(kafka_bootstrap, zones_topic, 1, "read_committed")
     assert Counter((r.key, r.value) for r in records) == expected_zone_records(known)
     [letter] = await read_all(kafka_bootstrap, dlq, 1, "read_committed")
@@ -118,11 +117,7 @@ async def test_what_confluents_serializer_writes_with_a_newer_schema_is_read_by_
     async with running_consumer(consumer) as lines:
         [line] = await lines.wait_for_events(1)
     assert line["event"] == body
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_zones(settings, stop))
-    await wait_until_committed(kafka_bootstrap, group_id, {0: 1})
-    stop.set()
-    await task
+    await run_zones_until_committed(settings, {0: 1})
     zone_records = await read_all(kafka_bootstrap, zones_topic, 1, "read_committed")
     expected = expected_zone_records([(key, value)])
     assert len(zone_records) == sum(expected.values()) > 0

@@ -20,10 +20,10 @@ from shared.settings import Settings
 from shared.zones import encode_zone_key, encode_zone_value, zone_events
 from tests.support.samples import event_body
 from tests.support.settings import Changes, settings_for
-from tests.support.topics import RawRecord, Records, read_pairs
+from tests.support.topics import RawRecord, Records, read_pairs, wait_until_committed
 from zones_service.loop import process_zones
 from zones_service.partitions import ClosableProducer, PartitionProducers
-from zones_service.service import start_transactional_producer, zone_consumer
+from zones_service.service import run_zones, start_transactional_producer, zone_consumer
 from zones_service.transactions import TransactionCounts
 from zones_service.transform import ZoneTransform
 
@@ -161,3 +161,17 @@ async def process(
     """The service's loop over what the member owns, until stop."""
     transform = ZoneTransform.from_settings(settings)
     return await process_zones(consumer, owner, transform, stop, settings=settings)
+
+
+async def run_zones_until_committed(settings: Settings, offsets: dict[int, int]) -> None:
+    """Run the zone service (run_zones) until its group has committed `offsets`
+    (partition: offset), then stop it as SIGTERM would."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_zones(settings, stop))
+    try:
+        await wait_until_committed(
+            settings.kafka.bootstrap_servers, settings.zones.group_id, offsets
+        )
+    finally:
+        stop.set()
+        await task
