@@ -1,9 +1,10 @@
-"""The producer's OpenAPI 3.1 document, and Swagger UI.
+"""The producer's OpenAPI 3.1 document, Swagger UI, and the AsyncAPI document of the topics.
 
 The schemas of the request and of every answer are generated from the msgspec types the service
 decodes and encodes (the event, Delivery, BatchAccepted, ErrorBody, Probe), so the document and
 the wire cannot drift apart. Swagger UI's assets come from the swagger-ui-py package and are
-served by the app itself, so /docs works offline.
+served by the app itself, so /docs works offline. /asyncapi.json serves what
+`python -m devtools.asyncapi` writes (shared.asyncapi).
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from starlette.staticfiles import StaticFiles
 from producer_service.errors import ErrorBody
 from producer_service.ingestion import BATCH_PATH, EVENT_PATH, BatchAccepted
 from producer_service.publisher import Delivery
+from shared.asyncapi import asyncapi_json
 from shared.probes import Probe
 from shared.schema import Biometrics
 from shared.settings import Settings
 
 _REF = "#/components/schemas/{name}"
+ASYNCAPI_PATH = "/asyncapi.json"
 _SAMPLE = {
     "deviceId": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
     "heartRates": [{"dateTime": "2026-11-25T10:41:16.123+00:00", "value": 72}],
@@ -55,7 +58,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "title": "Biometrics ingestion",
             "version": "1.0.0",
             "description": "Fitness-tracker biometrics into Apache Kafka. A 202 means the broker "
-            "has acknowledged the record (acks=all, idempotent producer).",
+            "has acknowledged the record (acks=all, idempotent producer). The records, their "
+            f"key and headers are described by the AsyncAPI document at {ASYNCAPI_PATH}.",
         },
         "paths": {
             EVENT_PATH: {
@@ -203,17 +207,23 @@ _DOCS_PAGE = """<!doctype html>
 
 
 def documentation_routes(settings: Settings) -> list[BaseRoute]:
-    """GET /openapi.json, GET /docs and Swagger UI's assets under /docs/assets."""
+    """GET /openapi.json, GET /asyncapi.json, GET /docs and Swagger UI's assets under
+    /docs/assets."""
     document = openapi_document(settings)
+    events_document = asyncapi_json(settings)
 
     async def openapi_json(request: Request) -> Response:
         return JSONResponse(document)
+
+    async def asyncapi(request: Request) -> Response:
+        return Response(events_document, media_type="application/json")
 
     async def docs(request: Request) -> Response:
         return HTMLResponse(_DOCS_PAGE)
 
     return [
         Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route(ASYNCAPI_PATH, asyncapi, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         Mount("/docs/assets", StaticFiles(directory=_swagger_ui_assets()), name="swagger-ui"),
     ]

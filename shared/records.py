@@ -36,7 +36,21 @@ Polled = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 # aiokafka refuses to send a record over its max_request_size (1 MiB by default); leave room for
 # the key, the headers and the record batch around the value.
 MAX_DEAD_LETTER_VALUE_BYTES = 900 * 1024
-VALUE_OMITTED_HEADER = ("dlq.value-omitted", b"too large for the dead-letter topic")
+
+# The headers a dead letter gets on top of its record's own.
+DLQ_ERROR = "dlq.error"
+DLQ_ORIGINAL_TOPIC = "dlq.original.topic"
+DLQ_ORIGINAL_PARTITION = "dlq.original.partition"
+DLQ_ORIGINAL_OFFSET = "dlq.original.offset"
+DLQ_VALUE_OMITTED = "dlq.value-omitted"
+DEAD_LETTER_HEADERS = (
+    DLQ_ERROR,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_ORIGINAL_PARTITION,
+    DLQ_ORIGINAL_OFFSET,
+    DLQ_VALUE_OMITTED,
+)
+VALUE_OMITTED_HEADER = (DLQ_VALUE_OMITTED, b"too large for the dead-letter topic")
 
 
 class RecordSource(Protocol):
@@ -130,10 +144,10 @@ def dead_letter(record: ConsumerRecord[Any, Any], reason: str) -> DeadLetter:
     its headers, and the headers saying why and where from."""
     headers = [
         *record.headers,
-        ("dlq.error", reason.encode()),
-        ("dlq.original.topic", record.topic.encode()),
-        ("dlq.original.partition", str(record.partition).encode()),
-        ("dlq.original.offset", str(record.offset).encode()),
+        (DLQ_ERROR, reason.encode()),
+        (DLQ_ORIGINAL_TOPIC, record.topic.encode()),
+        (DLQ_ORIGINAL_PARTITION, str(record.partition).encode()),
+        (DLQ_ORIGINAL_OFFSET, str(record.offset).encode()),
     ]
     value = record.value
     if value is not None and len(value) > MAX_DEAD_LETTER_VALUE_BYTES:

@@ -68,7 +68,7 @@ def test_a_known_key_is_accepted(guarded: TestClient, publisher: RecordingPublis
 
 
 def test_probes_metrics_and_docs_stay_open(guarded: TestClient) -> None:
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/asyncapi.json", "/docs"):
         assert guarded.get(path).status_code == 200, path
 
 

@@ -102,6 +102,7 @@ def test_every_answer_has_exactly_one_request_id(client: TestClient) -> None:
         ("GET", "/readyz"),
         ("GET", "/metrics"),
         ("GET", "/openapi.json"),
+        ("GET", "/asyncapi.json"),
         ("GET", "/docs"),
         ("GET", "/nope"),
         ("POST", "/biometrics"),
