@@ -122,7 +122,10 @@ def _event_message(
         "name": name,
         "title": name,
         "summary": summary,
-        "description": description,
+        "description": description
+        + " The payload schema is what this version writes; the services' readers ignore fields "
+        "they do not know, so a newer writer's optional fields reach them (docs/"
+        "changing-events.md).",
         "contentType": "application/json",
         "headers": headers,
         "payload": {"$ref": SCHEMA_REF.format(name=name)},
