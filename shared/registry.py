@@ -99,7 +99,9 @@ class SchemaRegistry:
         if compatibility:
             await self.set_compatibility(subject, compatibility)
             doing += f" at {compatibility}"
-        body = {"schemaType": "JSON", "schema": orjson.dumps(schema).decode()}
+        # Keys sorted: the same schema is the same text, so registering it again finds it.
+        text = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode()
+        body = {"schemaType": "JSON", "schema": text}
         answer = await self._request(
             "POST", f"/subjects/{subject}/versions", doing, content=orjson.dumps(body)
         )
