@@ -2,17 +2,19 @@
 
 A retry that reached another producer instance, or the same one after a restart, or followed a
 503 whose records were stored after all, is a second record with the same ``idempotency-key``
-header (shared.idempotency). A record is a copy when one of the `records` records before it in its
-partition carries the same key, at most `window_s` older by record timestamp.
+header (shared.idempotency). A record is a copy when a record at most `records` offsets before it
+in its partition carries the same key, at most `window_s` older by record timestamp.
 
 That rule is a function of the partition's log alone, so the memory of keys is too: it is the
-keys of the last `records` records before the next one to handle. When a partition is assigned
+keys of the records in the last `records` offsets before the next one to handle (offsets, not
+records: a transaction marker takes an offset, and the live memory and the one read back from
+the log agree). When a partition is assigned
 (at start, after a restart, after a rebalance) the memory is rebuilt by reading those records
 back from the log, up to the offset the consumer starts from (the zone processor when the group
 assigns it, the consumer on the partition's first records): it matches the committed offsets,
 whatever happened to the process that held the partition before, and a transaction that aborts
-is followed by a rebuild up to the offset read again. Records without a key take their place in
-the window and are never copies.
+is followed by a rebuild up to the offset read again. Records without a key are never copies and
+take no memory.
 """
 
 from __future__ import annotations
@@ -34,14 +36,17 @@ RESTORED = "duplicates memory restored"
 
 
 class RecentKeys:
-    """The idempotency keys of one partition's last `capacity` records."""
+    """The idempotency keys of one partition's records in the last `capacity` offsets."""
 
-    __slots__ = ("_capacity", "_latest", "_order", "_window_ms")
+    __slots__ = ("_capacity", "_keys", "_latest", "_offsets", "_window_ms")
 
     def __init__(self, capacity: int, window_s: float) -> None:
         self._capacity = capacity
         self._window_ms = window_s * 1000
-        self._order: deque[bytes | None] = deque()
+        # The keyed records in the window, oldest first: their offsets and their keys (two deques
+        # take less than one of pairs). A record without a key takes no room.
+        self._offsets: deque[int] = deque()
+        self._keys: deque[bytes] = deque()
         # Each key in the window: (how many of the window's records carry it, the latest one's
         # timestamp).
         self._latest: dict[bytes, tuple[int, int]] = {}
@@ -49,28 +54,30 @@ class RecentKeys:
     def __len__(self) -> int:
         return len(self._latest)
 
-    def seen(self, key: bytes | None, timestamp_ms: int) -> bool:
-        """Whether the record is a copy; then remember it as the latest record."""
-        latest = self._latest
-        copy = False
-        if key is not None:
-            known = latest.get(key)
-            if known is not None:
-                count, at = known
-                copy = timestamp_ms - at <= self._window_ms
-                latest[key] = (count + 1, timestamp_ms)
+    def seen(self, key: bytes | None, timestamp_ms: int, offset: int) -> bool:
+        """Whether the record at `offset` is a copy; then remember it as the latest record."""
+        latest, offsets, keys = self._latest, self._offsets, self._keys
+        first = offset - self._capacity
+        while offsets and offsets[0] < first:
+            offsets.popleft()
+            oldest = keys.popleft()
+            count, at = latest[oldest]
+            if count == 1:
+                del latest[oldest]
             else:
-                latest[key] = (1, timestamp_ms)
-        order = self._order
-        order.append(key)
-        if len(order) > self._capacity:
-            oldest = order.popleft()
-            if oldest is not None:
-                count, at = latest[oldest]
-                if count == 1:
-                    del latest[oldest]
-                else:
-                    latest[oldest] = (count - 1, at)
+                latest[oldest] = (count - 1, at)
+        if key is None:
+            return False
+        copy = False
+        known = latest.get(key)
+        if known is not None:
+            count, at = known
+            copy = timestamp_ms - at <= self._window_ms
+            latest[key] = (count + 1, timestamp_ms)
+        else:
+            latest[key] = (1, timestamp_ms)
+        offsets.append(offset)
+        keys.append(key)
         return copy
 
 
@@ -122,7 +129,9 @@ class Duplicates:
         if window is None:
             window = self._windows[partition] = RecentKeys(self._records, self._window_s)
         kept = [
-            record for record in records if not window.seen(record_key(record), record.timestamp)
+            record
+            for record in records
+            if not window.seen(record_key(record), record.timestamp, record.offset)
         ]
         self.dropped += len(records) - len(kept)
         return kept
@@ -199,7 +208,7 @@ async def _read_back(
                 for record in records:
                     if record.offset >= end:
                         break
-                    window.seen(record_key(record), record.timestamp)
+                    window.seen(record_key(record), record.timestamp, record.offset)
                     read += 1
             for tp in list(remaining):
                 if await consumer.position(tp) >= remaining[tp]:

@@ -23,31 +23,53 @@ def _keyed(offset: int, key: bytes | None, timestamp: int = 0) -> ConsumerRecord
 
 def test_a_key_seen_again_within_the_window_is_a_copy() -> None:
     window = RecentKeys(capacity=10, window_s=60)
-    assert window.seen(b"a", 0) is False
-    assert window.seen(b"b", 1_000) is False
-    assert window.seen(b"a", 60_000) is True  # 60 s after its latest copy: within
-    assert window.seen(b"a", 120_001) is False  # 60.001 s after the last one
-    assert window.seen(None, 0) is False
-    assert window.seen(None, 0) is False
+    assert window.seen(b"a", 0, offset=0) is False
+    assert window.seen(b"b", 1_000, offset=1) is False
+    assert window.seen(b"a", 60_000, offset=2) is True  # 60 s after its latest copy: within
+    assert window.seen(b"a", 120_001, offset=3) is False  # 60.001 s after the last one
+    assert window.seen(None, 0, offset=4) is False
+    assert window.seen(None, 0, offset=5) is False
 
 
-def test_only_the_last_capacity_records_are_remembered() -> None:
+def test_only_the_last_capacity_offsets_are_remembered() -> None:
     window = RecentKeys(capacity=3, window_s=600)
-    for key in (b"a", b"b", None):
-        window.seen(key, 0)
+    for offset, key in enumerate((b"a", b"b", None)):
+        window.seen(key, 0, offset)
     assert len(window) == 2
-    window.seen(b"c", 0)  # "a" leaves
-    assert window.seen(b"a", 0) is False
-    assert window.seen(b"b", 0) is False  # "b" left when "a" came back
-    assert window.seen(b"a", 0) is True
+    window.seen(b"c", 0, offset=3)  # "a" (offset 0) leaves
+    assert window.seen(b"a", 0, offset=4) is False
+    assert window.seen(b"b", 0, offset=5) is False  # "b" (offset 1) left when "a" came back
+    assert window.seen(b"a", 0, offset=6) is True
+
+
+def test_offsets_without_records_count_too() -> None:
+    # A transaction marker takes an offset: the window is offsets, as the log read back is.
+    window = RecentKeys(capacity=3, window_s=600)
+    window.seen(b"a", 0, offset=0)
+    assert window.seen(b"a", 0, offset=3) is True
+    assert window.seen(b"b", 0, offset=10) is False
+    assert window.seen(b"a", 0, offset=11) is False  # offset 3 is 8 offsets back
 
 
 def test_a_key_seen_twice_stays_until_its_last_copy_leaves() -> None:
     window = RecentKeys(capacity=2, window_s=600)
-    window.seen(b"a", 0)
-    window.seen(b"a", 0)
-    window.seen(b"x", 0)  # the first "a" leaves, the second stays
-    assert window.seen(b"a", 0) is True
+    window.seen(b"a", 0, offset=0)
+    window.seen(b"a", 0, offset=1)
+    window.seen(b"x", 0, offset=2)  # the first "a" leaves, the second stays
+    assert window.seen(b"a", 0, offset=3) is True
+
+
+def test_records_without_a_key_take_no_memory() -> None:
+    window = RecentKeys(capacity=1_000_000, window_s=600)
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for offset in range(100_000):
+            window.seen(None, 0, offset)
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 1_000
 
 
 def test_duplicates_drop_the_copies_and_count_them() -> None:
@@ -62,14 +84,14 @@ def test_duplicates_drop_the_copies_and_count_them() -> None:
     assert duplicates.originals(P0, [_keyed(5, b"k")]) != []
 
 
-def test_a_remembered_record_takes_about_220_bytes_with_its_key() -> None:
+def test_a_remembered_record_takes_about_230_bytes_with_its_key() -> None:
     count = 50_000
     window = RecentKeys(capacity=count, window_s=600)
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
         for number in range(count):  # keys of 36 characters, a UUID's, each a header's own bytes
-            window.seen(f"{number:08x}-0000-4000-8000-000000000000".encode(), number)
+            window.seen(f"{number:08x}-0000-4000-8000-000000000000".encode(), number, number)
         after, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
