@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import subprocess
 import tempfile
 import uuid
@@ -25,6 +26,9 @@ SINGLE_CONCURRENCIES = (1, 16, 64, 256)
 REFERENCE_CONCURRENCY = 64
 MEMORY_CONCURRENCY = 64
 _WARMUP_CONCURRENCY = 16
+# A variant row alternates with the c64 load in this many slices of each (fewer in short runs:
+# a slice lasts at least 2 s).
+_PAIRED_SLICES = 5
 _SCRIPT = Path(__file__).with_name("wrk.lua")
 _MARKER = "WRK_RESULT "
 
@@ -128,15 +132,12 @@ def measure(bench: Bench, services: Services) -> None:
             say(label)
             load = Load("/biometrics", bench.files.bodies, concurrency, seconds)
             bench.report.rows.append(_measure(bench, name, label, *services["producer"], load))
-    # After the rows with them off, in the same round, on the same broker.
+    # Each against the c64 row, in slices that alternate with it on the same broker.
     for row, (service, what, keyed) in _VARIANT_ROWS.items():
-        if service in services and bench.wants(row):
+        if service in services and "producer" in services and bench.wants(row):
             label = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, {what}"
             say(label)
-            load = Load(
-                "/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds, keyed=keyed
-            )
-            bench.report.rows.append(_measure(bench, row, label, *services[service], load))
+            bench.report.rows.append(_paired(bench, row, label, services, service, keyed))
     if "producer" in services and bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
@@ -221,6 +222,65 @@ def _warm_up(bench: Bench, url: str) -> None:
             "/biometrics", bench.files.bodies, _WARMUP_CONCURRENCY, bench.options.warmup_seconds
         )
         run_wrk(bench.processes, url, load)
+
+
+def _paired(
+    bench: Bench, name: str, label: str, services: Services, service: str, keyed: bool
+) -> Row:
+    """A variant row (the c64 load with one thing on), measured in slices that alternate with the
+    same load on the producer without it, so that a busy spell of the shared machine slows both
+    sides of their ratio alike: the row is its slices together, and its details hold the
+    slices without it ("paired")."""
+    count = max(1, min(_PAIRED_SLICES, int(bench.options.seconds // 2)))
+    seconds = bench.options.seconds / count
+    plain = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, seconds)
+    variant = Load(plain.path, plain.bodies, plain.connections, seconds, keyed=keyed)
+    bases, slices = [], []
+    for _ in range(count):
+        bases.append(_measure(bench, "single_c64", "", *services["producer"], plain))
+        slices.append(_measure(bench, name, label, *services[service], variant))
+    row = _together(name, label, slices)
+    base = _together("single_c64", "", bases)
+    row.details["paired"] = {
+        "row": base.name,
+        "events": base.events,
+        "seconds": base.seconds,
+        "events_per_s": base.events_per_s,
+    }
+    return row
+
+
+def _together(name: str, label: str, slices: Sequence[Row]) -> Row:
+    """Slices of one load as one row: events and seconds summed, CPU shares weighted by time,
+    p50 and p90 the slices' median, p99 and max the slices' highest."""
+    seconds = sum(row.seconds for row in slices)
+    cpu = {
+        process: round(sum(row.cpu.get(process, 0.0) * row.seconds for row in slices) / seconds, 1)
+        for process in slices[0].cpu
+    }
+
+    def middle(values: Sequence[float | None]) -> float | None:
+        known = [value for value in values if value is not None]
+        return statistics.median(known) if known else None
+
+    return Row(
+        name,
+        label,
+        sum(row.events for row in slices),
+        seconds,
+        p50_ms=middle([row.p50_ms for row in slices]),
+        p99_ms=max((row.p99_ms for row in slices if row.p99_ms is not None), default=None),
+        errors=sum(row.errors or 0 for row in slices),
+        cpu=cpu,
+        details={
+            "connections": slices[0].details["connections"],
+            "requests": sum(row.details["requests"] for row in slices),
+            "events_per_request": slices[0].details["events_per_request"],
+            "p90_ms": middle([row.details["p90_ms"] for row in slices]),
+            "max_ms": max(row.details["max_ms"] for row in slices),
+            "slices": len(slices),
+        },
+    )
 
 
 def _measure(
