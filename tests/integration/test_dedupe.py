@@ -4,7 +4,6 @@ restart and an aborted transaction, and the consumer logs the event once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 from aiokafka import AIOKafkaProducer
@@ -16,9 +15,8 @@ from tests.support.settings import service_env
 from tests.support.topics import RawRecord, read_pairs, wait_until_committed
 from tests.support.zones import (
     expected_zone_records,
-    process,
+    process_aborting_once,
     zone_bodies,
-    zone_member,
     zone_settings,
 )
 
@@ -53,19 +51,10 @@ async def test_the_zone_processor_emits_each_events_zones_once_across_restarts_a
     await _write(kafka_bootstrap, topic, run_one)
 
     async def run(expected_offset: int, fail: int | None = None) -> int:
-        async def fail_once(transaction: int) -> None:
-            if transaction == fail:  # its zone events are in the topic: aborted
-                raise RuntimeError("injected after producing")
-
-        stop = asyncio.Event()
-        async with zone_member(settings, fail_once) as (consumer, owner):
-            task = asyncio.create_task(process(settings, consumer, owner, stop))
-            await wait_until_committed(kafka_bootstrap, group_id, {0: expected_offset})
-            stop.set()
-            counts = await task
-            assert owner.duplicates is not None
-            assert counts.aborted == (0 if fail is None else 1)
-            return owner.duplicates.dropped
+        counts, owner = await process_aborting_once(settings, fail, {0: expected_offset})
+        assert owner.duplicates is not None
+        assert counts.aborted == (0 if fail is None else 1)
+        return owner.duplicates.dropped
 
     assert await run(len(run_one)) == 5
     # A new member, as after a crash: its memory comes from the log. Copies of events 5-14 of the

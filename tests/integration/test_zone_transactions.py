@@ -14,6 +14,7 @@ from tests.support.topics import fill_topic, read_all, read_pairs, wait_until_co
 from tests.support.zones import (
     expected_zone_records,
     process,
+    process_aborting_once,
     zone_bodies,
     zone_member,
     zone_settings,
@@ -37,16 +38,8 @@ async def test_an_aborted_transaction_is_seen_by_read_uncommitted_readers_only(
     await fill_topic(kafka_bootstrap, topic, records)
     settings = zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq)
 
-    async def fail_the_second(transaction: int) -> None:
-        if transaction == 2:  # its zone events are produced and acknowledged by now
-            raise RuntimeError("injected after producing")
-
-    stop = asyncio.Event()
-    async with zone_member(settings, fail_the_second) as (consumer, owner):
-        task = asyncio.create_task(process(settings, consumer, owner, stop))
-        await wait_until_committed(kafka_bootstrap, group_id, {0: EVENTS})
-        stop.set()
-        counts = await task
+    # The second transaction's zone events are produced and acknowledged when it fails.
+    counts, _ = await process_aborting_once(settings, 2, {0: EVENTS})
     committed = await read_pairs(kafka_bootstrap, zones_topic, 1, "read_committed")
     uncommitted = await read_pairs(kafka_bootstrap, zones_topic, 1, "read_uncommitted")
     aborted = uncommitted - committed

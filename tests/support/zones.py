@@ -175,3 +175,24 @@ async def run_zones_until_committed(settings: Settings, offsets: dict[int, int])
     finally:
         stop.set()
         await task
+
+
+async def process_aborting_once(
+    settings: Settings, fail: int | None, offsets: dict[int, int]
+) -> tuple[TransactionCounts, PartitionProducers]:
+    """An in-process member whose transaction number `fail` (None: none) raises once its zone
+    events are produced (so it aborts), run until its group has committed `offsets`; its counts
+    and its producers."""
+
+    async def fail_once(transaction: int) -> None:
+        if transaction == fail:
+            raise RuntimeError("injected after producing")
+
+    stop = asyncio.Event()
+    async with zone_member(settings, fail_once) as (consumer, owner):
+        task = asyncio.create_task(process(settings, consumer, owner, stop))
+        await wait_until_committed(
+            settings.kafka.bootstrap_servers, settings.zones.group_id, offsets
+        )
+        stop.set()
+        return await task, owner
