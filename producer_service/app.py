@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
@@ -30,17 +31,19 @@ def create_app(
     publisher_factory: PublisherFactory | None = None,
     on_started: Callable[[], None] | None = None,
     tracer_provider: TracerProvider | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RequestPipeline:
     """Build the producer's app; the publisher is opened at start-up and flushed at shutdown.
 
     `on_started` runs once the publisher is open, before the first request. Spans go to
     `tracer_provider` when given (its owner shuts it down), else to the exporter of
-    tracing.exporter, flushed at shutdown.
+    tracing.exporter, flushed at shutdown. The device limits and the idempotency window read
+    time from `clock`.
     """
     provider = start_tracing(settings.tracing, "biometrics-producer", tracer_provider)
     spans = None if provider is None else RequestSpans(provider, settings.kafka.topic)
     metrics = ProducerMetrics()
-    ingestion = Ingestion(settings.http)
+    ingestion = Ingestion(settings.http, clock)
     metrics.registry.register(IdempotencyMetrics(ingestion.idempotency))
     if ingestion.limits is not None:
         metrics.devices_remembered.set_function(ingestion.limits.__len__)

@@ -9,6 +9,7 @@ its body read and validated once, published and its 202 body returned; every ref
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -60,7 +61,7 @@ class ClientGone(Exception):
 class Ingestion:
     """The ingestion routes; `publisher` is set while the app runs (create_app's lifespan)."""
 
-    def __init__(self, http: HttpSettings) -> None:
+    def __init__(self, http: HttpSettings, clock: Callable[[], float] = time.monotonic) -> None:
         self.publisher: Publisher | None = None
         self._max_body = http.max_body_bytes
         self._max_events = http.max_batch_events
@@ -68,9 +69,11 @@ class Ingestion:
         keys = (key.get_secret_value() for key in http.api_keys)
         self._keys = ApiKeys(keys) if http.require_api_key else None
         rate = http.device_rate_per_s
-        self.limits = DeviceLimits(rate, http.device_burst) if rate > 0 else None
+        self.limits = DeviceLimits(rate, http.device_burst, clock) if rate > 0 else None
         self._require_key = http.require_idempotency_key
-        self.idempotency = IdempotencyKeys(http.idempotency_window_s, http.idempotency_max_bytes)
+        self.idempotency = IdempotencyKeys(
+            http.idempotency_window_s, http.idempotency_max_bytes, clock
+        )
         # Added to every answer of these routes: RateLimit-Policy when devices are limited.
         self.policy: RawHeaders = () if self.limits is None else self.limits.policy
         # Each path and how its body is published.

@@ -22,9 +22,14 @@ KEYS = ["device-key-a-0123456789", "device-key-b-0123456789"]
 
 
 def _client(settings: Settings, publisher: RecordingPublisher, **http: object) -> TestClient:
-    # One token in 1000 s: nothing refills while a test runs.
+    # One token in 1000 s, and the app's clock stands still: nothing refills while a test runs.
     limits = {"device_rate_per_s": 0.001, "device_burst": BURST, **http}
-    return TestClient(create_app(with_changes(settings, http=limits), lambda _: publisher))
+    app = create_app(with_changes(settings, http=limits), lambda _: publisher, clock=_still_clock)
+    return TestClient(app)
+
+
+def _still_clock() -> float:
+    return 1000.0
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from uuid import uuid4
 
 import httpx2 as httpx
@@ -141,7 +141,7 @@ async def test_a_retry_while_the_first_is_under_way_waits_for_its_answer() -> No
     digest = fingerprint("/biometrics", b"{}")
     first = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
     retry = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
-    await asyncio.sleep(0.01)
+    await _until(lambda: keys.waited == 1)
     assert not first.done() and not retry.done()
     gate.set()
     assert await first == (b"answer", ())
@@ -165,7 +165,7 @@ async def test_a_retry_waiting_on_a_first_that_fails_is_produced_itself() -> Non
     digest = fingerprint("/biometrics", b"{}")
     first = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
     retry = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
-    await asyncio.sleep(0.01)
+    await _until(lambda: keys.waited == 1)
     gate.set()
     with pytest.raises(PublishError):
         await first
@@ -232,3 +232,10 @@ async def test_what_a_key_is_counted_is_what_it_takes() -> None:
     # What is counted against http.idempotency_max_bytes is what the key really takes.
     assert counted * 0.9 <= per_key <= counted * 1.1, (per_key, counted)
     assert keys.held_bytes == count * counted
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Give the loop to the tasks under test until `condition` holds."""
+    async with asyncio.timeout(5):
+        while not condition():
+            await asyncio.sleep(0)
