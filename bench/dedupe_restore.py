@@ -91,7 +91,7 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         bootstrap = args.bootstrap_servers
         if not bootstrap:
-            bootstrap = stack.enter_context(LocalKafka()).bootstrap_servers
+            bootstrap = stack.enter_context(LocalKafka(quick_start=False)).bootstrap_servers
         asyncio.run(measure(bootstrap, args.partitions, args.records))
 
 
