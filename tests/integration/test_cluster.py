@@ -1,7 +1,7 @@
 """The services as real processes on a three-node KRaft cluster, their topics replicated 3 with
 min.insync.replicas 2 through their own settings, while nodes are SIGKILLed, stopped and
-restarted under load. One cluster serves the module; after each test every node runs again and
-every partition is in sync. Each test prints its counts (pytest -s)."""
+restarted under load. One cluster serves the test session; after each test every node runs again
+and every partition is in sync. Each test prints its counts (pytest -s)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -22,6 +22,7 @@ from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
 from shared.aiokafka_adapter import cluster_client, topic_metadata
 from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
+from tests.support.kafka import make_whole
 from tests.support.load import PostingLoad, accepted_in_topic
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_process
@@ -46,21 +47,6 @@ MARGIN_S = 5
 # How long after the kill both consumers get SIGTERM: within the dead node's broker session
 # (3 s here), while their fetches from it fail and wait out the retry backoff.
 STOP_DELAYS_S = (1.0, 2.0)
-
-
-@pytest.fixture(autouse=True)
-async def _whole_again(kafka_cluster: LocalKafkaCluster) -> AsyncIterator[None]:
-    """After each test, start any node it left down and wait until every partition is in sync."""
-    yield
-    await _make_whole(kafka_cluster)
-
-
-async def _make_whole(cluster: LocalKafkaCluster) -> None:
-    """Start any node that is down and wait until every partition is in sync."""
-    for node in cluster.nodes:
-        if not node.is_running:
-            await asyncio.to_thread(node.start)
-    await cluster.wait_until_in_sync()
 
 
 def _env(cluster: LocalKafkaCluster, topic: str, group_id: str, **settings: str) -> dict[str, str]:
@@ -264,7 +250,7 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         await zones.wait_for_message(ZONES_STARTED, timeout_s=120)
         await _check_replicated(kafka_cluster, topic, zones_topic)
         await fill_topic(bootstrap, topic, chunks[0])
-        await _wait_for(zones, _committed, 3)
+        await zones.wait_for(_committed, 3, timeout_s=120)
         # The coordinator of every transaction (__transaction_state has one partition).
         coordinator = await kafka_cluster.leader("__transaction_state", 0)
         roles = [
@@ -299,7 +285,7 @@ async def test_a_sigterm_during_a_leader_failover_exits_0_and_commits_only_what_
     kafka_cluster: LocalKafkaCluster,
 ) -> None:
     for delay_s in STOP_DELAYS_S:
-        await _make_whole(kafka_cluster)
+        await make_whole(kafka_cluster)
         await _stop_during_a_failover(kafka_cluster, delay_s)
 
 
@@ -326,7 +312,7 @@ async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) ->
         await zones.wait_for_message(ZONES_STARTED, timeout_s=120)
         async with PostingLoad(client, WORKERS) as load:
             await load.wait_for_accepted(200)
-            await _wait_for(zones, _committed, 1)
+            await zones.wait_for(_committed, 1, timeout_s=120)
             victim = await cluster.leader(topic, 0)
             await asyncio.to_thread(victim.kill)
             # The delay is the scenario, not a wait for something: both stop mid-failover.
@@ -345,16 +331,6 @@ async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) ->
     )
     assert codes == [0, 0], (consumer.lines[-5:], consumer.other_output, zones.other_output)
     assert all(offset <= logged_end[p] for p, offset in committed.items()), committed
-
-
-async def _wait_for(
-    service: ServiceProcess, predicate: Callable[[dict[str, object]], bool], count: int
-) -> None:
-    """service.wait_for with a generous deadline, failing with the service's last lines."""
-    try:
-        await service.wait_for(predicate, count, timeout_s=120)
-    except TimeoutError:
-        raise AssertionError(f"not seen in 120 s; last lines: {service.lines[-20:]}") from None
 
 
 def _committed(line: dict[str, object]) -> bool:

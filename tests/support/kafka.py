@@ -81,12 +81,27 @@ async def own_kafka() -> AsyncIterator[LocalKafka]:
         await asyncio.to_thread(kafka.stop)
 
 
-@pytest.fixture(scope="module")
-def kafka_cluster() -> Iterator[LocalKafkaCluster]:
-    """Three KRaft nodes shared by a module's tests; a test that takes a node down starts it
-    again."""
+@pytest.fixture(scope="session")
+def _session_cluster() -> Iterator[LocalKafkaCluster]:
     with LocalKafkaCluster(nodes=3) as cluster:
         yield cluster
+
+
+@pytest.fixture
+async def kafka_cluster(_session_cluster: LocalKafkaCluster) -> AsyncIterator[LocalKafkaCluster]:
+    """Three KRaft nodes shared by the session's tests, each test on topics of its own; after
+    each test every node runs again and every partition is in sync (`make_whole`)."""
+    yield _session_cluster
+    await make_whole(_session_cluster)
+
+
+async def make_whole(cluster: LocalKafkaCluster) -> None:
+    """Thaw every node, start any that is down, and wait until every partition is in sync."""
+    for node in cluster.nodes:
+        node.thaw()
+        if not node.is_running:
+            await asyncio.to_thread(node.start)
+    await cluster.wait_until_in_sync()
 
 
 @pytest.fixture(scope="session")
