@@ -46,23 +46,47 @@ class ServiceProcess:
         return [line for line in self.lines if predicate(line)]
 
     async def wait_for(
-        self, predicate: Callable[[dict[str, Any]], bool], count: int = 1, timeout_s: float = 60
+        self,
+        predicate: Callable[[dict[str, Any]], bool],
+        count: int = 1,
+        timeout_s: float = 60,
+        awaiting: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Wait until `count` lines match; fail if the process ends first."""
-        async with asyncio.timeout(timeout_s):
-            while len(found := self.matching(predicate)) < count:
-                if self._reader.done():
-                    raise AssertionError(
-                        f"the service ended; last lines: {self.lines[-10:]} {self.other_output}"
-                    )
-                self._changed.clear()
-                await self._changed.wait()
+        """Wait until `count` lines match; fail, naming what was awaited (`awaiting`, else the
+        predicate's name) and the last lines, if the process ends first or at the deadline."""
+        found: list[dict[str, Any]] = []
+        try:
+            async with asyncio.timeout(timeout_s):
+                while len(found := self.matching(predicate)) < count:
+                    if self._reader.done():
+                        raise AssertionError(
+                            f"the service ended before {self._awaited(predicate, count, awaiting)}"
+                            f" (found {len(found)}); {self._last_output()}"
+                        )
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(
+                f"not within {timeout_s:g} s: {self._awaited(predicate, count, awaiting)} "
+                f"(found {len(found)}); {self._last_output()}"
+            ) from None
         return found
 
     async def wait_for_message(self, message: str, timeout_s: float = 60) -> dict[str, Any]:
         """Wait for the first line whose message contains `message`."""
-        [line, *_] = await self.wait_for(lambda line: message in line["message"], 1, timeout_s)
+        matches: Callable[[dict[str, Any]], bool] = lambda line: message in line["message"]  # noqa: E731
+        [line, *_] = await self.wait_for(matches, 1, timeout_s, f"a line with {message!r}")
         return line
+
+    def _awaited(
+        self, predicate: Callable[[dict[str, Any]], bool], count: int, awaiting: str | None
+    ) -> str:
+        what = awaiting or f"lines matching {getattr(predicate, '__qualname__', predicate)}"
+        return f"{count} x {what} from pid {self.process.pid}"
+
+    def _last_output(self) -> str:
+        other = b"".join(self.other_output[-10:]).decode(errors="replace")
+        return f"last lines: {self.lines[-10:]}" + (f"; other output: {other}" if other else "")
 
     async def url(self) -> str:
         """The producer's base URL, from uvicorn's start-up line."""
