@@ -5,7 +5,6 @@ at start-up waited for; an incompatible schema refused."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 
@@ -23,7 +22,7 @@ from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, 
 from shared.schema import json_schema, parse_event
 from shared.settings import Settings
 from tests.support.kafka import TopicFactory
-from tests.support.polling import until_status
+from tests.support.polling import eventually, until_status
 from tests.support.samples import event_body
 from tests.support.servers import producer_client, running_consumer
 from tests.support.settings import settings_for, with_changes
@@ -205,16 +204,26 @@ async def test_the_zone_processor_reads_framed_input_and_writes_framed_zone_even
 
 
 async def test_the_consumer_waits_for_an_unreachable_registry_and_commits_nothing_meanwhile(
-    kafka_bootstrap: str, group_id: str, unserved_registry: tuple[int, Settings]
+    kafka_bootstrap: str,
+    group_id: str,
+    unserved_registry: tuple[int, Settings],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     port, settings = unserved_registry
     settings = with_changes(settings, consumer={"retry_backoff_ms": 200})
     topic = settings.kafka.topic
     framed = frame_prefix(1) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", framed)])
+    caplog.set_level(logging.WARNING, logger="shared.records")
     async with running_consumer(settings) as lines:
-        # The registry is down: the record can be neither logged nor set aside meanwhile.
-        await asyncio.sleep(3)
+        # The registry is down: the record can be neither logged nor set aside meanwhile, however
+        # often the consumer has asked the registry for its schema.
+        await eventually(
+            lambda: [r for r in caplog.records if r.name == "shared.records"],
+            lambda warnings: len(warnings) >= 3,
+            timeout_s=30,
+            awaiting="the consumer's third warning that the registry is not reachable",
+        )
         assert lines.lines == [] and await committed_offsets(kafka_bootstrap, group_id) == {}
         with LocalRegistry(port=port):  # up, and empty: id 1 is unknown, so a dead letter
             [letter] = await read_topic(kafka_bootstrap, settings.kafka.dead_letter_topic, 1)
