@@ -1,10 +1,16 @@
-"""Where handled events go: JSON lines on stdout, out before their offsets are committed."""
+"""Where handled events go: JSON lines on stdout, out before their offsets are committed.
+
+The lines go through a LineOutput of the stream (shared.logs), as the log lines on stdout do, so
+no log line lands inside a batch and no batch inside a log line.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
 from typing import BinaryIO, Protocol
+
+from shared.logs import LineOutput
 
 
 class Sink(Protocol):
@@ -17,12 +23,11 @@ class Sink(Protocol):
 
 
 class StreamSink:
-    """Write lines to a binary stream (stdout by default) and flush it."""
+    """Write lines to a binary stream (stdout by default), every byte, and flush it."""
 
     def __init__(self, stream: BinaryIO | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stdout.buffer
+        self._output = LineOutput(stream if stream is not None else sys.stdout.buffer)
 
     def write_lines(self, lines: Sequence[bytes]) -> None:
-        """One write and one flush for the whole batch."""
-        self._stream.write(b"".join(lines))
-        self._stream.flush()
+        """One write and one flush for the whole batch, with no other writer's line inside."""
+        self._output.write(b"".join(lines))

@@ -5,6 +5,12 @@ thread (its arguments and exception as they were when logged) and queues the lin
 blocking; a QueueListener thread writes the lines to stdout, so a slow reader of stdout never
 blocks the event loop. At exit the listener writes every queued line before it stops.
 
+A text stream over a binary one (stdout) is written through a LineOutput of the binary stream,
+like the consumer's event lines: every LineOutput of a stream takes its turn on one lock and
+writes all of its bytes before the next, so a log line never lands inside another writer's line,
+however long the lines and whether or not stdout is buffered (PYTHONUNBUFFERED makes
+`sys.stdout.buffer` the raw file, whose writes to a pipe interleave and may be partial).
+
 "auto" chooses the format by the stream: readable coloured lines on a terminal, for a person;
 JSON lines anywhere else (containers, pipes, files), for machines. A hot path that logs every
 request hands its lines over in batches (`log_batch`): one record, one wake-up of the writer
@@ -18,11 +24,13 @@ import logging
 import queue
 import re
 import sys
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from logging.handlers import QueueHandler, QueueListener
-from typing import Any, Literal, TextIO
+from typing import Any, BinaryIO, Literal, TextIO
 
 import orjson
 
@@ -135,8 +143,49 @@ class _LineQueueHandler(QueueHandler):
     writer: LogWriter | None = None
 
 
+# Each binary stream's lock, shared by every LineOutput of it; an entry goes with its stream.
+_STREAM_LOCKS: weakref.WeakKeyDictionary[BinaryIO, threading.Lock] = weakref.WeakKeyDictionary()
+_STREAM_LOCKS_GUARD = threading.Lock()
+
+
+class LineOutput:
+    """Whole lines to a binary stream, one write at a time: all of its bytes, then a flush."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        with _STREAM_LOCKS_GUARD:
+            self._lock = _STREAM_LOCKS.setdefault(stream, threading.Lock())
+
+    def write(self, lines: bytes) -> None:
+        """Write `lines` (ending in a newline) before any other LineOutput of the stream writes."""
+        with self._lock:
+            rest = memoryview(lines)
+            while rest:
+                # A raw stream (stdout under PYTHONUNBUFFERED) may take a part only.
+                rest = rest[self._stream.write(rest) :]
+            self._stream.flush()
+
+
 class _OutputHandler(logging.StreamHandler[TextIO]):
-    """Writes lines to the stream; once the stream is gone there is no one left to tell."""
+    """Writes lines to the stream, through its binary stream's LineOutput when it has one; once
+    the stream is gone there is no one left to tell."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        binary: BinaryIO | None = getattr(stream, "buffer", None)
+        self._output = None if binary is None else LineOutput(binary)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._output is None:
+            super().emit(record)
+            return
+        try:
+            text = self.format(record) + self.terminator
+            self._output.write(text.encode(self.stream.encoding, self.stream.errors or "strict"))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
