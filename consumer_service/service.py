@@ -48,9 +48,7 @@ async def run_consumer(
     """
     kafka, config = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
-    duplicates = Duplicates(
-        config.dedupe_records, config.dedupe_window_s, client_options(kafka), logging.DEBUG
-    )
+    duplicates = Duplicates(config.dedupe_records, config.dedupe_window_s, client_options(kafka))
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             resources.observed(

@@ -98,11 +98,7 @@ class Duplicates:
         records: int,
         window_s: float,
         client_options: Mapping[str, Any],
-        log_level: int = logging.INFO,
     ) -> None:
-        # The consumer logs its rebuilds at DEBUG: its events share stdout with the log lines,
-        # written by another thread, and a log line mid-batch can land inside an event's line.
-        self._log_level = log_level
         self._records = records
         self._window_s = window_s
         self._options = client_options
@@ -167,8 +163,7 @@ class Duplicates:
         read = await _read_back(self._options, ranges, windows) if ranges else 0
         self.restored_records = read
         self.restore_s = time.perf_counter() - started
-        _log.log(
-            self._log_level,
+        _log.info(
             RESTORED,
             extra={
                 "partitions": sorted(tp.partition for tp in starts),
