@@ -19,11 +19,15 @@ from devtools.processes import free_port
 from tests.support.load import PostingLoad, accepted_in_topic
 from tests.support.polling import eventually, until_status
 from tests.support.processes import service_process
+from tests.support.recovery import client_reconnected_s, member_rejoined_s
 from tests.support.samples import event_body
 from tests.support.settings import service_env
 
 DELIVERY_TIMEOUT_S = 3
 PARTITIONS = 3
+# The broker's smallest session, and a request timeout as short: a group recovers soon.
+SESSION_TIMEOUT_MS = 6000
+REQUEST_TIMEOUT_MS = 2000
 
 
 async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_event(
@@ -36,7 +40,7 @@ async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_ev
         topic,
         "unused",
         PRODUCER__DELIVERY_TIMEOUT_MS=str(DELIVERY_TIMEOUT_S * 1000),
-        KAFKA__REQUEST_TIMEOUT_MS="2000",
+        KAFKA__REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
         KAFKA__TOPIC_PARTITIONS=str(PARTITIONS),
     )
     async with (
@@ -47,10 +51,11 @@ async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_ev
             await load.wait_until(lambda: len(load.accepted) >= 200)
             await asyncio.to_thread(own_kafka.kill)
             accepted_before_kill = len(load.accepted)
-            await until_status(client, "/readyz", 503, timeout_s=30)
+            reconnected_s = client_reconnected_s(REQUEST_TIMEOUT_MS)
+            await until_status(client, "/readyz", 503, timeout_s=reconnected_s)
             await load.wait_until(lambda: len(load.rejected) >= 16)
             await asyncio.to_thread(own_kafka.start)
-            await until_status(client, "/readyz", 200, timeout_s=60)
+            await until_status(client, "/readyz", 200, timeout_s=reconnected_s)
             accepted_at_restart = len(load.accepted)
             await load.wait_until(lambda: len(load.accepted) >= accepted_at_restart + 200)
         assert await producer.finish() == 0
@@ -91,11 +96,13 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
             await consumer.wait_for_message("Kafka is not reachable")
 
             await asyncio.to_thread(kafka.start)
-            await until_status(client, "/readyz", 200, timeout_s=60)
+            # The default request timeout and session: nothing is configured shorter here.
+            await until_status(client, "/readyz", 200, timeout_s=client_reconnected_s(10_000))
             late = await client.post("/biometrics", json=body)
             assert late.status_code == 202, late.text
             [line] = await consumer.wait_for(
-                lambda line: line["message"] == EVENT_CONSUMED, timeout_s=60
+                lambda line: line["message"] == EVENT_CONSUMED,
+                timeout_s=member_rejoined_s(45_000, 10_000),
             )
             assert line["key"] == body["deviceId"]
             codes = await asyncio.gather(producer.finish(), consumer.finish())
@@ -109,7 +116,12 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
 ) -> None:
     topic = "probes"
     env = service_env(
-        own_kafka.bootstrap_servers, topic, "probe-group", KAFKA__CONNECT_RETRY_S="0.5"
+        own_kafka.bootstrap_servers,
+        topic,
+        "probe-group",
+        KAFKA__CONNECT_RETRY_S="0.5",
+        KAFKA__REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
+        CONSUMER__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )
     bodies = [event_body() for _ in range(7)]
     async with (
@@ -132,10 +144,13 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         assert lags and all(lag == 0 for lag in lags)
 
         await asyncio.to_thread(own_kafka.kill)
-        await until_status(probes, "/readyz", 503, timeout_s=60)
+        await until_status(
+            probes, "/readyz", 503, timeout_s=client_reconnected_s(REQUEST_TIMEOUT_MS)
+        )
         assert (await probes.get("/healthz")).status_code == 200
         await asyncio.to_thread(own_kafka.start)
-        await until_status(probes, "/readyz", 200, timeout_s=90)
+        rejoined_s = member_rejoined_s(SESSION_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
+        await until_status(probes, "/readyz", 200, timeout_s=rejoined_s)
         codes = await asyncio.gather(producer.finish(), consumer.finish())
     assert codes == [0, 0]
 
