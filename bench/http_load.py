@@ -356,11 +356,20 @@ def _run(processes: Processes, url: str, load: Load, script_args: list[str]) -> 
         *("wrk", "-t1", f"-c{load.connections}", duration, "--timeout", "10s"),
         *("-s", str(_SCRIPT), url, "--", *script_args),
     ]
+    # wrk's -d counts whole seconds: a shorter load runs for one and is interrupted once its time
+    # is up (on SIGINT wrk stops and reports as at its end).
+    interrupt_after_s = load.seconds if load.seconds < 1 else None
+    if interrupt_after_s is not None:
+        # Started with SIGINT ignored, so that a signal sent before wrk has set its handler is
+        # lost (wrk then runs its whole second) instead of killing it without a summary.
+        argv = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *argv]
     with tempfile.TemporaryFile() as out:
         process = processes.start(
             argv, processes.pinning.load, stdout=out, stderr=subprocess.STDOUT
         )
-        code, cpu_s = processes.wait_measured(process, timeout_s=load.seconds + 60)
+        code, cpu_s = processes.wait_measured(
+            process, timeout_s=load.seconds + 60, interrupt_after_s=interrupt_after_s
+        )
         out.seek(0)
         output = out.read().decode()
     lines = [line for line in output.splitlines() if line.startswith(_MARKER)]

@@ -100,19 +100,29 @@ class Processes:
         return code
 
     def wait_measured(
-        self, process: subprocess.Popen[bytes], timeout_s: float
+        self,
+        process: subprocess.Popen[bytes],
+        timeout_s: float,
+        interrupt_after_s: float | None = None,
     ) -> tuple[int, float]:
         """Wait for the process like wait(), also returning the CPU seconds it used (its rusage:
-        psutil cannot see a process once it has been reaped)."""
-        deadline = time.monotonic() + timeout_s
+        psutil cannot see a process once it has been reaped); SIGINT it once, interrupt_after_s
+        after the wait began, if given."""
+        started = time.monotonic()
+        deadline = started + timeout_s
+        interrupt_at = None if interrupt_after_s is None else started + interrupt_after_s
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
                 break
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 self.stop(process, signal.SIGKILL)
                 raise TimeoutError(f"{process.args!r} did not finish within {timeout_s:.0f} s")
-            time.sleep(0.05)
+            if interrupt_at is not None and now >= interrupt_at:
+                process.send_signal(signal.SIGINT)
+                interrupt_at = None
+            time.sleep(0.05 if interrupt_at is None else min(0.05, max(interrupt_at - now, 0)))
         process.returncode = os.waitstatus_to_exitcode(status)
         self._running.remove(process)
         return process.returncode, usage.ru_utime + usage.ru_stime
