@@ -179,8 +179,7 @@ def _pair(
             wait_until_serving(f"{url}/readyz", producer)
             yield url, producer, consumer, EventLog(log)
         finally:
-            bench.processes.stop(producer)
-            bench.processes.stop(consumer)
+            bench.processes.stop_together([producer, consumer])
 
 
 class Arrivals:
@@ -246,8 +245,7 @@ def _zone_chain(
             wait_until_serving(f"{url}/readyz", processes[0])
             yield url, processes[0], processes[1], processes[2], Arrivals(arrivals)
         finally:
-            for process in processes:
-                bench.processes.stop(process)
+            bench.processes.stop_together(processes)
 
 
 def _warm_up_zones(

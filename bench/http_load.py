@@ -111,10 +111,9 @@ def serving(bench: Bench) -> Iterator[Services]:
             registry = stack.enter_context(LocalRegistry())
             extra["producer_registry"] = {"BIOMETRICS_SCHEMA_REGISTRY__URL": registry.url}
             needed.append("producer_registry")
-        services = {
-            name: stack.enter_context(_serving(bench, name, commands[name], extra.get(name, {})))
-            for name in needed
-        }
+        services = stack.enter_context(
+            _serving(bench, {name: commands[name] for name in needed}, extra)
+        )
         for url, _ in services.values():
             _warm_up(bench, url)
         yield services
@@ -196,27 +195,35 @@ def _profile(bench: Bench, url: str, service: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def _serving(
-    bench: Bench, name: str, argv: Sequence[str], extra_env: Mapping[str, str]
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start a service on the service core with a fresh topic; stop it (SIGTERM) after."""
-    topic = bench.create_topic(name)
-    port = free_port()
-    with bench.log(name).open("wb") as log:
-        service = bench.processes.start(
-            argv,
-            bench.processes.pinning.service,
-            env=bench.env(topic, port=port) | dict(extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
+    bench: Bench,
+    commands: Mapping[str, Sequence[str]],
+    extra_env: Mapping[str, Mapping[str, str]],
+) -> Iterator[Services]:
+    """Start each service on the service core with a fresh topic (and its extra environment, if
+    any), all before waiting for any, so that their start-ups overlap; yield them once each
+    answers; stop them (SIGTERM) together after."""
+    services: Services = {}
+    try:
+        for name, argv in commands.items():
+            topic = bench.create_topic(name)
+            port = free_port()
+            with bench.log(name).open("wb") as log:
+                service = bench.processes.start(
+                    argv,
+                    bench.processes.pinning.service,
+                    env=bench.env(topic, port=port) | dict(extra_env.get(name, {})),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            services[name] = (f"http://127.0.0.1:{port}", service)
+        for url, service in services.values():
             wait_until_serving(f"{url}/readyz", service)
-            yield url, service
-        finally:
-            code = bench.processes.stop(service)
-    if code != 0:
-        raise RuntimeError(f"{name} exited with {code} after SIGTERM; see {bench.log(name)}")
+        yield services
+    finally:
+        codes = bench.processes.stop_together([service for _, service in services.values()])
+    for name, code in zip(services, codes, strict=True):
+        if code != 0:
+            raise RuntimeError(f"{name} exited with {code} after SIGTERM; see {bench.log(name)}")
 
 
 def _warm_up(bench: Bench, url: str) -> None:
