@@ -107,9 +107,11 @@ def serving(bench: Bench) -> Iterator[Services]:
         if bench.wants(_KEYED_ROW):
             needed.append("producer_keyed")
         if bench.wants(_REGISTRY_ROW):
-            say("starting a local Schema Registry for the registry row")
-            registry = stack.enter_context(LocalRegistry())
-            extra["producer_registry"] = {"BIOMETRICS_SCHEMA_REGISTRY__URL": registry.url}
+            registry_url = bench.options.schema_registry_url
+            if registry_url is None:
+                say("starting a local Schema Registry for the registry row")
+                registry_url = stack.enter_context(LocalRegistry()).url
+            extra["producer_registry"] = {"BIOMETRICS_SCHEMA_REGISTRY__URL": registry_url}
             needed.append("producer_registry")
         services = stack.enter_context(
             _serving(bench, {name: commands[name] for name in needed}, extra)

@@ -51,6 +51,7 @@ class Options:
     output: Path
     profile: bool
     bootstrap_servers: str | None
+    schema_registry_url: str | None
     batch_concurrency: int
     events_per_batch: int
     e2e_rate: float | None
@@ -84,6 +85,11 @@ def parse_options(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--bootstrap-servers", help="use this broker instead of starting a local Kafka"
     )
+    parser.add_argument(
+        "--schema-registry-url",
+        help="the registry row uses this registry (its Confluent-compatible API) instead of "
+        "starting a local one",
+    )
     parser.add_argument("--batch-concurrency", type=int, default=16)
     parser.add_argument("--events-per-batch", type=int, default=100)
     parser.add_argument(
@@ -102,6 +108,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         output=args.output,
         profile=args.profile,
         bootstrap_servers=args.bootstrap_servers,
+        schema_registry_url=args.schema_registry_url,
         batch_concurrency=args.batch_concurrency,
         events_per_batch=args.events_per_batch,
         e2e_rate=args.e2e_rate,
