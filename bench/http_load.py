@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import Bench, say
-from bench.processes import Processes, cpu_meter, python_module, rss_sampler, wait_until_serving
+from bench.processes import (
+    Processes,
+    cpu_meter,
+    python_module,
+    rss_sampler,
+    sigint_ignored,
+    wait_until_serving,
+)
 from bench.profiler import start_recording, top_frames
 from bench.report import Row
 from devtools.local_registry import LocalRegistry
@@ -368,14 +375,13 @@ def _run(processes: Processes, url: str, load: Load, script_args: list[str]) -> 
     # wrk's -d counts whole seconds: a shorter load runs for one and is interrupted once its time
     # is up (on SIGINT wrk stops and reports as at its end).
     interrupt_after_s = load.seconds if load.seconds < 1 else None
-    if interrupt_after_s is not None:
-        # Started with SIGINT ignored, so that a signal sent before wrk has set its handler is
-        # lost (wrk then runs its whole second) instead of killing it without a summary.
-        argv = ["sh", "-c", 'trap "" INT; exec "$0" "$@"', *argv]
     with tempfile.TemporaryFile() as out:
-        process = processes.start(
-            argv, processes.pinning.load, stdout=out, stderr=subprocess.STDOUT
-        )
+        # Started ignoring SIGINT, so that a signal sent before wrk has set its handler is lost
+        # (wrk then runs its whole second) instead of killing it without a summary.
+        with sigint_ignored():
+            process = processes.start(
+                argv, processes.pinning.load, stdout=out, stderr=subprocess.STDOUT
+            )
         code, cpu_s = processes.wait_measured(
             process, timeout_s=load.seconds + 60, interrupt_after_s=interrupt_after_s
         )

@@ -156,6 +156,17 @@ def _wait_for_exit(pid: int, timeout_s: float) -> None:
         os.close(exited)
 
 
+@contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored by this process meanwhile, and so by the children it starts, until they set
+    a handler of their own (main thread only)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     """Poll url until it answers 200; raise if the process dies or the deadline passes."""
     if not wait_until_ok(url, timeout_s, alive=lambda: process.poll() is None):
