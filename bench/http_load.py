@@ -16,14 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.context import Bench, say
-from bench.processes import (
-    Processes,
-    cpu_meter,
-    python_module,
-    rss_sampler,
-    sigint_ignored,
-    wait_until_serving,
-)
+from bench.processes import Processes, cpu_meter, python_module, rss_sampler, wait_until_serving
 from bench.profiler import start_recording, top_frames
 from bench.report import Row
 from devtools.local_registry import LocalRegistry
@@ -368,23 +361,17 @@ def _run(processes: Processes, url: str, load: Load, script_args: list[str]) -> 
     if shutil.which("wrk") is None:
         raise WrkError("wrk is not installed (apt-get install wrk)")
     duration = f"-d{max(round(load.seconds), 1)}s"
+    # wrk's -d counts whole seconds: a shorter load stops at its first response after its time.
+    stop = [f"--stop-after={load.seconds}"] if load.seconds < 1 else []
     argv = [
         *("wrk", "-t1", f"-c{load.connections}", duration, "--timeout", "10s"),
-        *("-s", str(_SCRIPT), url, "--", *script_args),
+        *("-s", str(_SCRIPT), url, "--", *stop, *script_args),
     ]
-    # wrk's -d counts whole seconds: a shorter load runs for one and is interrupted once its time
-    # is up (on SIGINT wrk stops and reports as at its end).
-    interrupt_after_s = load.seconds if load.seconds < 1 else None
     with tempfile.TemporaryFile() as out:
-        # Started ignoring SIGINT, so that a signal sent before wrk has set its handler is lost
-        # (wrk then runs its whole second) instead of killing it without a summary.
-        with sigint_ignored():
-            process = processes.start(
-                argv, processes.pinning.load, stdout=out, stderr=subprocess.STDOUT
-            )
-        code, cpu_s = processes.wait_measured(
-            process, timeout_s=load.seconds + 60, interrupt_after_s=interrupt_after_s
+        process = processes.start(
+            argv, processes.pinning.load, stdout=out, stderr=subprocess.STDOUT
         )
+        code, cpu_s = processes.wait_measured(process, timeout_s=load.seconds + 60)
         out.seek(0)
         output = out.read().decode()
     lines = [line for line in output.splitlines() if line.startswith(_MARKER)]

@@ -115,17 +115,11 @@ class Processes:
         return [self.stop(process, signal.SIGKILL) for process in processes]
 
     def wait_measured(
-        self,
-        process: subprocess.Popen[bytes],
-        timeout_s: float,
-        interrupt_after_s: float | None = None,
+        self, process: subprocess.Popen[bytes], timeout_s: float
     ) -> tuple[int, float]:
         """Wait for the process like wait(), also returning the CPU seconds it used (its rusage:
-        psutil cannot see a process once it has been reaped); SIGINT it once, interrupt_after_s
-        after the wait began, if given."""
-        started = time.monotonic()
-        deadline = started + timeout_s
-        interrupt_at = None if interrupt_after_s is None else started + interrupt_after_s
+        psutil cannot see a process once it has been reaped)."""
+        deadline = time.monotonic() + timeout_s
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
             if pid:
@@ -134,10 +128,7 @@ class Processes:
             if now > deadline:
                 self.stop(process, signal.SIGKILL)
                 raise TimeoutError(f"{process.args!r} did not finish within {timeout_s:.0f} s")
-            if interrupt_at is not None and now >= interrupt_at:
-                process.send_signal(signal.SIGINT)
-                interrupt_at = None
-            _wait_for_exit(process.pid, min(deadline, interrupt_at or deadline) - now)
+            _wait_for_exit(process.pid, deadline - now)
         process.returncode = os.waitstatus_to_exitcode(status)
         self._running.remove(process)
         return process.returncode, usage.ru_utime + usage.ru_stime
@@ -154,17 +145,6 @@ def _wait_for_exit(pid: int, timeout_s: float) -> None:
         select.select([exited], [], [], max(timeout_s, 0))
     finally:
         os.close(exited)
-
-
-@contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored by this process meanwhile, and so by the children it starts, until they set
-    a handler of their own (main thread only)."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def wait_until_serving(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:

@@ -11,13 +11,21 @@
 --
 -- Both print a WRK_RESULT line of JSON at the end. Requests are formatted in init where possible,
 -- so the load generator spends little per request.
+--
+-- With --stop-after=SECONDS before the mode, wrk (whose -d counts whole seconds) stops as on
+-- Ctrl-C at the first response once SECONDS have passed: a load shorter than a second that still
+-- counts at least one response, however busy the machine.
 
 local ffi = require("ffi")
 ffi.cdef [[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
 int clock_gettime(int clock_id, bench_timespec *tp);
+int getpid(void);
+int kill(int pid, int sig);
 ]]
 local CLOCK_REALTIME, CLOCK_MONOTONIC = 0, 1
+local SIGINT = 2
+local STOP_AFTER = "--stop-after="
 local PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 local KEY_SLOT = "KEY-SLOT"
 local timespec = ffi.new("bench_timespec[1]")
@@ -38,7 +46,22 @@ local function read_file(name)
    return text
 end
 
+local stop_at, stopping = nil, false
+
+-- The response callback under --stop-after (wrk calls it for every response once it is set).
+local function stop_when_due()
+   if not stopping and clock(CLOCK_MONOTONIC) >= stop_at then
+      stopping = true
+      ffi.C.kill(ffi.C.getpid(), SIGINT)
+   end
+end
+
 function init(args)
+   if args[1]:sub(1, #STOP_AFTER) == STOP_AFTER then
+      stop_at = clock(CLOCK_MONOTONIC) + tonumber(args[1]:sub(#STOP_AFTER + 1))
+      table.remove(args, 1)
+      response = stop_when_due
+   end
    local mode = args[1]
    path = args[2]
    if mode == "cycle" then
