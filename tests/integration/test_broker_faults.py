@@ -25,9 +25,13 @@ from tests.support.settings import service_env
 
 DELIVERY_TIMEOUT_S = 3
 PARTITIONS = 3
-# The broker's smallest session, and a request timeout as short: a group recovers soon.
-SESSION_TIMEOUT_MS = 6000
+# The producer's requests to a dead broker give up soon.
 REQUEST_TIMEOUT_MS = 2000
+# A group member's requests keep the default, longer than its session (the broker's smallest):
+# aiokafka waits request_timeout_ms for a JoinGroup, which the coordinator may hold for as long
+# as the session of a member that is gone.
+SESSION_TIMEOUT_MS = 6000
+DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 
 async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_event(
@@ -97,12 +101,13 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
 
             await asyncio.to_thread(kafka.start)
             # The default request timeout and session: nothing is configured shorter here.
-            await until_status(client, "/readyz", 200, timeout_s=client_reconnected_s(10_000))
+            reconnected_s = client_reconnected_s(DEFAULT_REQUEST_TIMEOUT_MS)
+            await until_status(client, "/readyz", 200, timeout_s=reconnected_s)
             late = await client.post("/biometrics", json=body)
             assert late.status_code == 202, late.text
             [line] = await consumer.wait_for(
                 lambda line: line["message"] == EVENT_CONSUMED,
-                timeout_s=member_rejoined_s(45_000, 10_000),
+                timeout_s=member_rejoined_s(45_000, DEFAULT_REQUEST_TIMEOUT_MS),
             )
             assert line["key"] == body["deviceId"]
             codes = await asyncio.gather(producer.finish(), consumer.finish())
@@ -120,7 +125,6 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         topic,
         "probe-group",
         KAFKA__CONNECT_RETRY_S="0.5",
-        KAFKA__REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
         CONSUMER__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )
     bodies = [event_body() for _ in range(7)]
@@ -144,13 +148,12 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         assert lags and all(lag == 0 for lag in lags)
 
         await asyncio.to_thread(own_kafka.kill)
-        await until_status(
-            probes, "/readyz", 503, timeout_s=client_reconnected_s(REQUEST_TIMEOUT_MS)
-        )
+        reconnected_s = client_reconnected_s(DEFAULT_REQUEST_TIMEOUT_MS)
+        await until_status(probes, "/readyz", 503, reconnected_s, consumer.last_output)
         assert (await probes.get("/healthz")).status_code == 200
         await asyncio.to_thread(own_kafka.start)
-        rejoined_s = member_rejoined_s(SESSION_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
-        await until_status(probes, "/readyz", 200, timeout_s=rejoined_s)
+        rejoined_s = member_rejoined_s(SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
+        await until_status(probes, "/readyz", 200, rejoined_s, consumer.last_output)
         codes = await asyncio.gather(producer.finish(), consumer.finish())
     assert codes == [0, 0]
 

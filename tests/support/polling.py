@@ -86,13 +86,23 @@ def eventually_blocking(
         time.sleep(interval_s)
 
 
-async def until_status(client: httpx.AsyncClient, path: str, status: int, timeout_s: float) -> None:
-    """Poll a probe until it answers `status` (a probe has no event to await)."""
+async def until_status(
+    client: httpx.AsyncClient,
+    path: str,
+    status: int,
+    timeout_s: float,
+    context: Callable[[], object] | None = None,
+) -> None:
+    """Poll a probe until it answers `status` (a probe has no event to await); a failure adds
+    `context()` (say, the service's last lines)."""
+    poll: Poll = {
+        "timeout_s": timeout_s,
+        "awaiting": f"GET {client.base_url}{path} answering {status}",
+    }
+    if context is not None:
+        poll["context"] = context
     await eventually(
-        lambda: client.get(path),
-        lambda response: response.status_code == status,
-        timeout_s=timeout_s,
-        awaiting=f"GET {path} answering {status}",
+        lambda: client.get(path), lambda response: response.status_code == status, **poll
     )
 
 

@@ -84,6 +84,10 @@ class ServiceProcess:
         what = awaiting or f"lines matching {getattr(predicate, '__qualname__', predicate)}"
         return f"{count} x {what} from pid {self.process.pid}"
 
+    def last_output(self) -> str:
+        """The service's last lines, and any output that was not a JSON line, for a failure."""
+        return f"pid {self.process.pid}: {self._last_output()}"
+
     def _last_output(self) -> str:
         other = b"".join(self.other_output[-10:]).decode(errors="replace")
         return f"last lines: {self.lines[-10:]}" + (f"; other output: {other}" if other else "")
