@@ -47,7 +47,7 @@ async def test_one_device_flooding_beside_fifty_well_behaved_ones(
     async def well_behaved(client: httpx.AsyncClient, device: str) -> None:
         for _ in range(SECONDS * RATE // 2):  # half its rate
             await post(client, device)
-            await asyncio.sleep(2 / RATE)
+            await asyncio.sleep(2 / RATE)  # the load's pace, not a wait for something
 
     async def flood(client: httpx.AsyncClient) -> float:
         """20 times its rate, four requests at a time; return how long it took."""

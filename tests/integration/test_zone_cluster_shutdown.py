@@ -74,6 +74,7 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
             frozen = await kafka_cluster.leader("__transaction_state", 0)
             frozen.freeze()
             try:
+                # The scenario, not a wait: the SIGTERM comes while requests pile up on the node.
                 await asyncio.sleep(FROZEN_BEFORE_STOP_S)
                 code, took_s = await _stop(zones)
             finally:

@@ -68,6 +68,7 @@ async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigte
         kills = []
         for chunk in chunks[:3]:  # three kills of the first instance, at random points
             await fill_topic(kafka_bootstrap, topic, chunk)
+            # The pause is the scenario (a kill at a random point of the work), not a wait.
             await asyncio.sleep(rng.uniform(0, 1.0))
             victim = instances[0]
             kills.append(len(victim.matching(_committed)))
@@ -76,7 +77,7 @@ async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigte
             await instances[0].wait_for(_owns_some)
         instances.append(await start())  # a fourth member joins
         await fill_topic(kafka_bootstrap, topic, chunks[3])
-        await asyncio.sleep(rng.uniform(0, 1.0))
+        await asyncio.sleep(rng.uniform(0, 1.0))  # the scenario: a SIGTERM at a random point
         leaving = instances.pop(1)
         assert await leaving.finish(signal.SIGTERM) == 0  # leaves cleanly, batch in hand done
         await fill_topic(kafka_bootstrap, topic, chunks[4])
