@@ -19,7 +19,12 @@ from devtools.processes import free_port
 from tests.support.load import PostingLoad, accepted_in_topic
 from tests.support.polling import eventually, until_status
 from tests.support.processes import service_process
-from tests.support.recovery import client_reconnected_s, member_rejoined_s
+from tests.support.recovery import (
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+    client_reconnected_s,
+    member_rejoined_s,
+)
 from tests.support.samples import event_body
 from tests.support.settings import service_env
 
@@ -31,7 +36,6 @@ REQUEST_TIMEOUT_MS = 2000
 # aiokafka waits request_timeout_ms for a JoinGroup, which the coordinator may hold for as long
 # as the session of a member that is gone.
 SESSION_TIMEOUT_MS = 6000
-DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 
 
 async def test_a_killed_and_restarted_broker_loses_and_duplicates_no_accepted_event(
@@ -107,7 +111,7 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
             assert late.status_code == 202, late.text
             [line] = await consumer.wait_for(
                 lambda line: line["message"] == EVENT_CONSUMED,
-                timeout_s=member_rejoined_s(45_000, DEFAULT_REQUEST_TIMEOUT_MS),
+                timeout_s=member_rejoined_s(DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS),
             )
             assert line["key"] == body["deviceId"]
             codes = await asyncio.gather(producer.finish(), consumer.finish())

@@ -26,6 +26,12 @@ from tests.support.kafka import make_whole
 from tests.support.load import PostingLoad, accepted_in_topic
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, service_process
+from tests.support.recovery import (
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+    caught_up_s,
+    client_reconnected_s,
+)
 from tests.support.samples import event_body
 from tests.support.settings import project_settings, service_env
 from tests.support.topics import committed_offsets, fill_topic, wait_until_caught_up
@@ -47,6 +53,9 @@ MARGIN_S = 5
 # How long after the kill both consumers get SIGTERM: within the dead node's broker session
 # (3 s here), while their fetches from it fail and wait out the retry backoff.
 STOP_DELAYS_S = (1.0, 2.0)
+# The services keep the default session and request timeouts: a group that lost a node's
+# coordinator catches up within this.
+_CAUGHT_UP_S = caught_up_s(DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
 
 
 def _env(cluster: LocalKafkaCluster, topic: str, group_id: str, **settings: str) -> dict[str, str]:
@@ -102,7 +111,7 @@ class _Pair:
         is a batch per rebalance (as the consumer logged them), and per fault at most."""
         bootstrap, topic, group_id = self.cluster.bootstrap_servers, self.topic, self.group_id
         assert await self.producer.finish() == 0
-        ends = await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
+        ends = await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, _CAUGHT_UP_S)
         assert await self.consumer.finish() == 0
         lag = sum(ends.values()) - sum((await committed_offsets(bootstrap, group_id)).values())
         in_topic = await accepted_in_topic(bootstrap, topic, PARTITIONS, load.accepted)
@@ -214,7 +223,9 @@ async def test_two_nodes_down_answer_503_in_time_and_one_back_202_without_a_rest
             outage += await asyncio.gather(*(_timed_post(client) for _ in range(WORKERS)))
         started = time.monotonic()
         await asyncio.to_thread(down[0].start)
-        recovery = await _until_accepted(client, timeout_s=120)
+        recovery = await _until_accepted(
+            client, timeout_s=client_reconnected_s(DEFAULT_REQUEST_TIMEOUT_MS)
+        )
         recovered_in = time.monotonic() - started
         assert producer.process.returncode is None
         assert await producer.finish() == 0
@@ -262,10 +273,10 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         at_kill = sum((await committed_offsets(bootstrap, group_id)).values())
         await asyncio.to_thread(coordinator.kill)
         await fill_topic(bootstrap, topic, chunks[1])
-        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, _CAUGHT_UP_S)
         await asyncio.to_thread(coordinator.start)
         await fill_topic(bootstrap, topic, chunks[2])
-        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, _CAUGHT_UP_S)
         code = await zones.finish()
     print(
         f"zone coordinator kill: {at_kill} of {len(chunks[0])} input events committed at the "

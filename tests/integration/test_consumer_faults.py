@@ -12,6 +12,11 @@ from consumer_service import EVENT_CONSUMED, run_consumer
 from tests.support.fakes import FlakySink
 from tests.support.kafka import TopicFactory
 from tests.support.processes import service_process
+from tests.support.recovery import (
+    DEFAULT_REQUEST_TIMEOUT_MS,
+    DEFAULT_SESSION_TIMEOUT_MS,
+    member_rejoined_s,
+)
 from tests.support.samples import event_body
 from tests.support.servers import running_consumer
 from tests.support.settings import service_env, settings_for
@@ -76,7 +81,9 @@ async def test_a_member_joining_and_leaving_mid_stream_skips_nothing(
     async with service_process("consumer_service", env) as first:
         await first.wait_for(_consumed, 2000)
         async with service_process("consumer_service", env) as second:
-            await second.wait_for(_consumed, 500, timeout_s=90)
+            # It joins once the first member has finished its batch and rejoined.
+            joined_s = member_rejoined_s(DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
+            await second.wait_for(_consumed, 500, timeout_s=joined_s)
             assert await second.finish() == 0
         async with asyncio.timeout(120):
             while {e["key"] for e in first.events() + second.events()} != expected:

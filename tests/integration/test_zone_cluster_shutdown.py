@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from devtools.local_cluster import LocalKafkaCluster
 from tests.support.processes import ServiceProcess, service_process
+from tests.support.recovery import DEFAULT_SESSION_TIMEOUT_MS, caught_up_s
 from tests.support.settings import service_env
 from tests.support.topics import RawRecord, read_all, wait_until_caught_up
 from tests.support.zones import report_exactly_once, zone_bodies
@@ -98,7 +99,9 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
     await kafka_cluster.wait_until_in_sync()
     async with service_process("zones_service", env) as again:
         await again.wait_for_message(ZONES_STARTED, timeout_s=120)
-        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, timeout_s=90)
+        # The next instance fences the open transactions' producers, which the coordinator aborts.
+        caught_up = caught_up_s(DEFAULT_SESSION_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
+        await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, caught_up)
         assert await again.finish() == 0, again.lines[-10:]
     # The input as it is in the topic: what each zone event must come from exactly once.
     inputs: list[RawRecord] = [

@@ -14,6 +14,7 @@ import httpx2 as httpx
 
 from tests.support.kafka import TopicFactory
 from tests.support.processes import ServiceProcess, service_process
+from tests.support.recovery import DEFAULT_REQUEST_TIMEOUT_MS, caught_up_s, member_rejoined_s
 from tests.support.settings import service_env
 from tests.support.topics import (
     committed_offsets,
@@ -83,7 +84,8 @@ async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigte
         await fill_topic(kafka_bootstrap, topic, chunks[4])
         await fill_topic(kafka_bootstrap, topic, chunks[5])
         # Dead members' partitions move within the session timeout, then the rest is caught up.
-        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
+        caught_up = caught_up_s(SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
+        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, caught_up)
         codes = await asyncio.gather(*(instance.finish() for instance in instances))
         assert codes == [0] * len(instances)
     inputs = [record for chunk in chunks for record in chunk]
@@ -111,10 +113,12 @@ async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
         zombie.process.send_signal(signal.SIGSTOP)  # busy: records fetched and not handled
         frozen_at = sum((await committed_offsets(kafka_bootstrap, group_id)).values())
         # Past the session timeout the group gives every partition to the survivor.
-        await survivor.wait_for(_assigned(PARTITIONS), timeout_s=SESSION_TIMEOUT_MS / 1000 + 30)
+        rejoined_s = member_rejoined_s(SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
+        await survivor.wait_for(_assigned(PARTITIONS), timeout_s=rejoined_s)
         await fill_topic(kafka_bootstrap, topic, second)
         zombie.process.send_signal(signal.SIGCONT)
-        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, timeout_s=120)
+        caught_up = caught_up_s(SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
+        await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, caught_up)
         zombie_code = await zombie.finish()  # SIGTERM, unless it has already exited
         fenced = zombie.matching(lambda line: "belongs to another instance" in str(line))
         assert await survivor.finish() == 0
