@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from devtools.local_cluster import LocalKafkaCluster
 from tests.support.processes import ServiceProcess, service_process
-from tests.support.recovery import DEFAULT_SESSION_TIMEOUT_MS, caught_up_s
+from tests.support.recovery import caught_up_s
 from tests.support.settings import service_env
 from tests.support.topics import RawRecord, read_all, wait_until_caught_up
 from tests.support.zones import report_exactly_once, zone_bodies
@@ -31,6 +31,9 @@ SHUTDOWN_TIMEOUT_S = 15
 # Longer than the shutdown timeout: one request to the frozen node outlasts it, as a commit that
 # needs a few such waits in a row does with the default request timeout and shutdown timeout.
 REQUEST_TIMEOUT_MS = 30_000
+# The broker's smallest session: the next instance takes the partitions over soon, even when the
+# stopped one could not leave the group (its coordinator on the frozen node).
+SESSION_TIMEOUT_MS = 6000
 # What the process may take past the shutdown timeout to exit once its work is done.
 EXIT_MARGIN_S = 2
 # How long the node stays frozen before the SIGTERM: requests to it pile up meanwhile.
@@ -60,6 +63,7 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
         ZONES__GROUP_ID=group_id,
         ZONES__SHUTDOWN_TIMEOUT_S=str(SHUTDOWN_TIMEOUT_S),
         KAFKA__REQUEST_TIMEOUT_MS=str(REQUEST_TIMEOUT_MS),
+        ZONES__SESSION_TIMEOUT_MS=str(SESSION_TIMEOUT_MS),
     )
     stream_stop = asyncio.Event()
     async with service_process("zones_service", env) as zones:
@@ -100,7 +104,7 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
     async with service_process("zones_service", env) as again:
         await again.wait_for_message(ZONES_STARTED, timeout_s=120)
         # The next instance fences the open transactions' producers, which the coordinator aborts.
-        caught_up = caught_up_s(DEFAULT_SESSION_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
+        caught_up = caught_up_s(SESSION_TIMEOUT_MS, REQUEST_TIMEOUT_MS)
         await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, caught_up)
         assert await again.finish() == 0, again.lines[-10:]
     # The input as it is in the topic: what each zone event must come from exactly once.
