@@ -34,7 +34,8 @@ def main() -> None:
     # that ends in exit 0, as for the consumer, rather than in death by SIGTERM.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
-    # A failed start-up (broker unreachable, port taken) is logged and exits 3.
+    # A failed start-up (port taken, Kafka refused the SASL login) is logged and exits 3; an
+    # unreachable broker is not one: the producer starts and answers 503 until it is reached.
     uvicorn.Server(config).run()
     _log.info("producer exited")
 
