@@ -3,6 +3,8 @@ shared.startup.run_kafka_loop says."""
 
 from __future__ import annotations
 
+from aiokafka.errors import KafkaError
+
 from consumer_service.service import run_consumer
 from shared.startup import run_kafka_loop
 
@@ -15,6 +17,9 @@ def main() -> None:
         run_consumer,
         lambda settings: settings.consumer.shutdown_timeout_s,
         unfinished="the batch in hand was not committed and will be re-read",
+        # A record that can be neither handled nor set aside (the dead-letter topic refuses it)
+        # ends the consumer, uncommitted, in one line.
+        fatal=(KafkaError,),
     )
 
 

@@ -161,3 +161,27 @@ async def test_a_failing_sink_is_retried_then_its_record_is_set_aside_and_commit
     assert dict(letter.headers)["dlq.original.offset"] == b"2"
     assert len(flaky.lines) == 2
     assert await committed_offsets(kafka_bootstrap, group_id) == {0: 3}
+
+
+async def test_a_dead_letter_topic_that_refuses_the_record_ends_the_consumer_in_one_line(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> None:
+    topic = await topic_factory(1)
+    await fill_topic(kafka_bootstrap, topic, [(b"device", b"not json" * 40)])
+    # The dead-letter topic takes no record as large as the letter: the poison cannot be set aside.
+    env = service_env(
+        kafka_bootstrap,
+        topic,
+        group_id,
+        KAFKA__DEAD_LETTER_TOPIC=f"{topic}.small-DLQ",
+        KAFKA__DEAD_LETTER_TOPIC_CONFIGS__MAX_MESSAGE_BYTES="100",
+    )
+    async with service_process("consumer_service", env) as consumer:
+        async with asyncio.timeout(60):
+            code = await consumer.process.wait()
+        await consumer.finish()
+    [stopped] = consumer.matching(lambda line: line["message"] == "consumer stopped by an error")
+    assert code == 1, consumer.last_output()
+    assert "MessageSizeTooLarge" in stopped["error"], stopped
+    assert consumer.other_output == [], consumer.last_output()  # no traceback
+    assert await committed_offsets(kafka_bootstrap, group_id) == {}
