@@ -14,7 +14,7 @@ from devtools.local_kafka import LocalKafka, LocalKafkaError, ensure_kafka_class
 
 def main(argv: list[str] | None = None) -> int:
     """Start the broker, print its address, and stop it cleanly when told to."""
-    parser = argparse.ArgumentParser(prog="python -m devtools.local_kafka", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools", description=__doc__)
     parser.add_argument("--port", type=int, help="PLAINTEXT listener port (default: a free one)")
     parser.add_argument("--data-dir", type=Path, help="keep data here (default: a temp dir)")
     args = parser.parse_args(argv)

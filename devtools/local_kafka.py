@@ -303,9 +303,3 @@ class LocalKafka(ChildProcess, StartStop):
                 self._process.kill()
                 self._process.wait()
             self._process = None
-
-
-if __name__ == "__main__":
-    from devtools.__main__ import main
-
-    raise SystemExit(main())
