@@ -32,7 +32,7 @@ from shared.idempotency import IDEMPOTENCY_KEY
 _log = logging.getLogger(__name__)
 
 # Logged after each rebuild, with the partitions, the records read back and the seconds it took.
-RESTORED = "duplicates memory restored"
+_RESTORED = "duplicates memory restored"
 
 
 class RecentKeys:
@@ -104,18 +104,12 @@ class Duplicates:
         self._options = client_options
         self._windows: dict[TopicPartition, RecentKeys] = {}
         self.dropped = 0
-        self.restored_records = 0
-        self.restore_s = 0.0  # how long the last restore took
         # Bumped when a partition is forgotten: a rebuild that outlives its partition is dropped.
         self._generations: dict[TopicPartition, int] = {}
 
     @property
     def enabled(self) -> bool:
         return self._records > 0
-
-    def keys(self) -> int:
-        """How many keys are remembered, over every partition."""
-        return sum(len(window) for window in self._windows.values())
 
     def originals(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
@@ -161,14 +155,12 @@ class Duplicates:
         windows = {tp: RecentKeys(self._records, self._window_s) for tp in starts}
         ranges = {tp: (max(0, end - self._records), end) for tp, end in starts.items() if end > 0}
         read = await _read_back(self._options, ranges, windows) if ranges else 0
-        self.restored_records = read
-        self.restore_s = time.perf_counter() - started
         _log.info(
-            RESTORED,
+            _RESTORED,
             extra={
                 "partitions": sorted(tp.partition for tp in starts),
                 "records": read,
-                "seconds": round(self.restore_s, 3),
+                "seconds": round(time.perf_counter() - started, 3),
             },
         )
         return windows
