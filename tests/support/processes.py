@@ -54,21 +54,21 @@ class ServiceProcess:
     ) -> list[dict[str, Any]]:
         """Wait until `count` lines match; fail, naming what was awaited (`awaiting`, else the
         predicate's name) and the last lines, if the process ends first or at the deadline."""
+        what = f"{count} x {awaiting or getattr(predicate, '__qualname__', predicate)}"
         found: list[dict[str, Any]] = []
         try:
             async with asyncio.timeout(timeout_s):
                 while len(found := self.matching(predicate)) < count:
                     if self._reader.done():
                         raise AssertionError(
-                            f"the service ended before {self._awaited(predicate, count, awaiting)}"
-                            f" (found {len(found)}); {self._last_output()}"
+                            f"the service ended before {what} (found {len(found)}); "
+                            f"{self.last_output()}"
                         )
                     self._changed.clear()
                     await self._changed.wait()
         except TimeoutError:
             raise AssertionError(
-                f"not within {timeout_s:g} s: {self._awaited(predicate, count, awaiting)} "
-                f"(found {len(found)}); {self._last_output()}"
+                f"not within {timeout_s:g} s: {what} (found {len(found)}); {self.last_output()}"
             ) from None
         return found
 
@@ -78,19 +78,11 @@ class ServiceProcess:
         [line, *_] = await self.wait_for(matches, 1, timeout_s, f"a line with {message!r}")
         return line
 
-    def _awaited(
-        self, predicate: Callable[[dict[str, Any]], bool], count: int, awaiting: str | None
-    ) -> str:
-        what = awaiting or f"lines matching {getattr(predicate, '__qualname__', predicate)}"
-        return f"{count} x {what} from pid {self.process.pid}"
-
     def last_output(self) -> str:
-        """The service's last lines, and any output that was not a JSON line, for a failure."""
-        return f"pid {self.process.pid}: {self._last_output()}"
-
-    def _last_output(self) -> str:
+        """The service's pid, last lines and any output that was not a JSON line, for a failure."""
         other = b"".join(self.other_output[-10:]).decode(errors="replace")
-        return f"last lines: {self.lines[-10:]}" + (f"; other output: {other}" if other else "")
+        tail = f"; other output: {other}" if other else ""
+        return f"pid {self.process.pid}, last lines: {self.lines[-10:]}{tail}"
 
     async def url(self) -> str:
         """The producer's base URL, from uvicorn's start-up line."""
