@@ -19,7 +19,7 @@ from bench.options import Options, parse_options
 from bench.processes import ROOT, Pinning, Processes
 from bench.report import ChartUnavailableError, Report, draw_chart, judge, render_table
 from devtools.local_kafka import LocalKafka, kafka_version
-from shared.settings import load_settings
+from shared.runtime.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import time
 from bench.context import Bench, say
 from bench.processes import cpu_meter
 from bench.report import Row
-from shared.settings import ProducerSettings
+from shared.runtime.settings import ProducerSettings
 
 
 def measure(bench: Bench) -> None:

@@ -39,10 +39,11 @@ import orjson
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from shared.kafka_options import client_options, consumer_options, producer_options
-from shared.settings import Settings
-from shared.startup import start_service
-from shared.tracing import REQUEST_ID, TRACEPARENT, carried_headers
+from shared.kafka.headers import REQUEST_ID, TRACEPARENT
+from shared.kafka.options import client_options, consumer_options, producer_options
+from shared.runtime.lifecycle import start_service
+from shared.runtime.settings import Settings
+from shared.runtime.tracing import carried_headers
 
 Batch = dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
 # What a drain does with each batch before it polls again; nothing, for the ceiling.

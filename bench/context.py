@@ -22,8 +22,8 @@ from bench.clients import receive
 from bench.options import Options
 from bench.processes import CpuShares, Processes, cpu_meter, python_module
 from bench.report import Report
-from shared.schema import encode_key, encode_value, parse_event
-from shared.settings import Settings
+from shared.contracts.schema import encode_key, encode_value, parse_event
+from shared.runtime.settings import Settings
 
 READINGS = 10
 # A fixed, valid device id wrk replaces with a unique one per request (wrk.lua has it too).

@@ -1,8 +1,8 @@
 """The decode rows: the records the consumer rows drain, each value decoded as the HTTP edge
 decodes a request (strict: an unknown field refused) and as the consumer and the zone processor
-decode a record (tolerant: shared.schema.parse_record), side by side in slices, in the bench's
-own process. The targets hold what tolerance adds per event against each reader's CPU per event
-in its row of the same run."""
+decode a record (tolerant: shared.contracts.schema.parse_record), side by side in slices, in the
+bench's own process. The targets hold what tolerance adds per event against each reader's CPU per
+event in its row of the same run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.context import Bench, say
 from bench.report import Row
-from shared.schema import parse_event, parse_record
+from shared.contracts.schema import parse_event, parse_record
 
 ROWS = {
     "decode_strict": ("decode a record, strict (as the HTTP edge)", parse_event),

@@ -1,5 +1,5 @@
-"""How long the consumers take to rebuild their memory of idempotency keys (shared.dedupe) when
-partitions are assigned: at start, after a crash, after a rebalance.
+"""How long the consumers take to rebuild their memory of idempotency keys (shared.kafka.dedupe)
+when partitions are assigned: at start, after a crash, after a rebalance.
 
 `python -m bench.dedupe_restore [--partitions 6] [--records 50000] [--bootstrap-servers B]`
 fills a topic of its own with `records` keyed events of the standard size per partition (on a
@@ -20,8 +20,8 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.local_kafka import LocalKafka
-from shared.dedupe import Duplicates
-from shared.idempotency import IDEMPOTENCY_KEY
+from shared.kafka.dedupe import Duplicates
+from shared.kafka.headers import IDEMPOTENCY_KEY
 
 
 async def measure(bootstrap: str, partitions: int, records: int) -> None:

@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from shared.kafka_options import producer_options
-from shared.settings import Settings
-from shared.startup import start_service
+from shared.kafka.options import producer_options
+from shared.runtime.lifecycle import start_service
+from shared.runtime.settings import Settings
 
 
 def create_baseline_app(settings: Settings) -> Starlette:

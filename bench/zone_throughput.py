@@ -24,11 +24,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.clients import emit, run_on_uvloop
-from shared.kafka import ensure_topics
-from shared.kafka_options import transactional_producer_options
-from shared.records import Polled
-from shared.settings import Settings
-from shared.startup import start_service, started
+from shared.kafka.connecting import started
+from shared.kafka.options import transactional_producer_options
+from shared.kafka.records import Polled
+from shared.kafka.topics import ensure_topics
+from shared.runtime.lifecycle import start_service
+from shared.runtime.settings import Settings
 from zones_service.loop import process_zones
 from zones_service.partitions import ClosableProducer, ProducerFactory
 from zones_service.service import output_topics, start_transactional_producer, zone_consumer

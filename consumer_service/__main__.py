@@ -1,12 +1,12 @@
 """Run the consumer: `python -m consumer_service` or `biometrics-consumer`; exit codes as
-shared.startup.run_kafka_loop says."""
+shared.runtime.lifecycle.run_kafka_loop says."""
 
 from __future__ import annotations
 
 from aiokafka.errors import KafkaError
 
 from consumer_service.service import run_consumer
-from shared.startup import run_kafka_loop
+from shared.runtime.lifecycle import run_kafka_loop
 
 
 def main() -> None:

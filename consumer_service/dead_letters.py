@@ -1,5 +1,6 @@
-"""DeadLetterPublisher: sets records aside in the dead-letter topic, as shared.records.dead_letter
-says (the reason and the record's origin in headers, a too-large value left out)."""
+"""DeadLetterPublisher: sets records aside in the dead-letter topic, as
+shared.kafka.records.dead_letter says (the reason and the record's origin in headers, a too-large
+value left out)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 
-from shared.kafka_options import dead_letter_producer_options
-from shared.records import dead_letter
-from shared.settings import Settings
-from shared.startup import started
+from shared.kafka.connecting import started
+from shared.kafka.options import dead_letter_producer_options
+from shared.kafka.records import dead_letter
+from shared.runtime.settings import Settings
 
 
 class DeadLetters(Protocol):

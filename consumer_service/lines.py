@@ -1,9 +1,9 @@
 """PendingLines: the JSON lines of validated records, kept until they are written in one go.
 
-Each line has the fields of every JSON log line (shared.logs), then ``topic``, ``partition``,
-``offset``, ``key``, ``request_id``, ``idempotency_key`` and ``traceparent`` (from the record's
-headers, see shared.tracing and shared.idempotency; null when it has none), ``age_ms`` and
-``event``. Up to the partition the fields
+Each line has the fields of every JSON log line (shared.runtime.logs), then ``topic``,
+``partition``, ``offset``, ``key``, ``request_id``, ``idempotency_key`` and ``traceparent`` (from
+the record's headers, see shared.runtime.tracing and shared.kafka.headers; null when it has none),
+``age_ms`` and ``event``. Up to the partition the fields
 are the same for all of a partition's records in one call, so that part is made once, with one
 timestamp; each record adds only its own fields. The event is the record's value as it is, just
 validated: no dict and no second encoding (re-encoded only if it spans lines), so fields a newer
@@ -19,11 +19,10 @@ from typing import Any
 import orjson
 from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.idempotency import IDEMPOTENCY_KEY
-from shared.logs import json_line_head
-from shared.records import PoisonRecordError, SchemaIds, decode_record
-from shared.schema import encode_value
-from shared.tracing import REQUEST_ID, TRACEPARENT
+from shared.contracts.schema import encode_value
+from shared.kafka.headers import IDEMPOTENCY_KEY, REQUEST_ID, TRACEPARENT
+from shared.kafka.records import PoisonRecordError, SchemaIds, decode_record
+from shared.runtime.logs import json_line_head
 
 EVENTS_LOGGER = "consumer_service.events"
 EVENT_CONSUMED = "event consumed"

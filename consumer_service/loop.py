@@ -18,7 +18,7 @@ from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumer_service.metrics import ConsumerMetrics
-from shared.records import RecordSource
+from shared.kafka.records import RecordSource
 
 _log = logging.getLogger(__name__)
 

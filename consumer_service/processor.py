@@ -7,7 +7,7 @@ never blocks the event loop; a write that fails (the sink, not the records) is r
 doubling pauses, and if it keeps failing, the records of that write are set aside too.
 
 With tracing on, each record has a span from before its validation until its line is kept or
-its dead letter acknowledged (shared.tracing.RecordSpans).
+its dead letter acknowledged (shared.runtime.tracing.RecordSpans).
 
 `flush` returns each partition's next offset for the records it has made safe to commit: their
 lines are written or they are in the dead-letter topic. A partition's offset is noted only after
@@ -31,9 +31,10 @@ from consumer_service.dead_letters import DeadLetters
 from consumer_service.lines import PendingLines
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sink import Sink
-from shared.dedupe import Duplicates
-from shared.records import SchemaIds
-from shared.tracing import REQUEST_ID, TRACEPARENT, RecordSpans, end_span, header_text
+from shared.kafka.dedupe import Duplicates
+from shared.kafka.headers import REQUEST_ID, TRACEPARENT, header_text
+from shared.kafka.records import SchemaIds
+from shared.runtime.tracing import RecordSpans, end_span
 
 _log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class RecordProcessor:
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> None:
         """Keep the lines of a partition's valid records for the next flush; set the rest aside.
-        Copies of events already handled (shared.dedupe) are dropped."""
+        Copies of events already handled (shared.kafka.dedupe) are dropped."""
         self._raise_if_stopped()
         if not records:
             return

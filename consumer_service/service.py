@@ -10,20 +10,22 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-import shared.resources as resources
 from consumer_service.dead_letters import DeadLetterPublisher
 from consumer_service.loop import Committer, PendingOffsets, RebalanceHandler, consume
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import Sink, StreamSink
-from shared.aiokafka_adapter import coordinator_known
-from shared.dedupe import Duplicates
-from shared.kafka import stop_consumer
-from shared.kafka_options import client_options, consumer_options
-from shared.registry import SchemaRegistry
-from shared.settings import Settings
-from shared.startup import StoppedError, started
-from shared.tracing import RecordSpans
+from shared.kafka.adapter import coordinator_known
+from shared.kafka.connecting import started, stop_consumer, until_connected
+from shared.kafka.dedupe import Duplicates
+from shared.kafka.options import client_options, consumer_options
+from shared.kafka.records import schema_ids
+from shared.kafka.registry import SchemaRegistry, schema_registry
+from shared.kafka.topics import ensure_topics_when_reachable
+from shared.runtime.probes import observed
+from shared.runtime.settings import Settings
+from shared.runtime.tasks import StoppedError
+from shared.runtime.tracing import RecordSpans
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -51,7 +53,7 @@ async def run_consumer(
     duplicates = Duplicates(config.dedupe_records, config.dedupe_window_s, client_options(kafka))
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
-            resources.observed(
+            observed(
                 settings,
                 config,
                 "biometrics-consumer",
@@ -61,9 +63,9 @@ async def run_consumer(
             )
         )
         try:
-            await resources.create_topics(stop, kafka, [kafka.topic, kafka.dead_letter_topic])
+            await ensure_topics_when_reachable(stop, kafka, [kafka.topic, kafka.dead_letter_topic])
             dead_letters = await parts.enter_async_context(_dead_letters(settings, stop))
-            registry = await parts.enter_async_context(resources.schema_registry(settings))
+            registry = await parts.enter_async_context(schema_registry(settings))
             processor = _processor(
                 settings, sink, dead_letters, metrics, registry, spans, duplicates
             )
@@ -94,7 +96,7 @@ async def _dead_letters(
         await publisher.start()
         return publisher
 
-    publisher = await resources.until_connected(stop, settings.kafka, "dead letters", connected)
+    publisher = await until_connected(stop, settings.kafka, "dead letters", connected)
     try:
         yield publisher
     finally:
@@ -118,7 +120,7 @@ def _processor(
         retries=config.handler_retries,
         retry_backoff_s=config.retry_backoff_ms / 1000,
         metrics=metrics,
-        schema_ids=resources.schema_ids(registry, config.retry_backoff_ms),
+        schema_ids=schema_ids(registry, config.retry_backoff_ms),
         spans=spans,
         duplicates=duplicates if duplicates.enabled else None,
     )
@@ -148,7 +150,7 @@ async def _member(
         membership.listener, membership.consumer = listener, consumer
         return consumer, committer
 
-    consumer, committer = await resources.until_connected(stop, settings.kafka, "group", joined)
+    consumer, committer = await until_connected(stop, settings.kafka, "group", joined)
     try:
         yield consumer, committer
     finally:

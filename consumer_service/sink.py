@@ -1,7 +1,7 @@
 """Where handled events go: JSON lines on stdout, out before their offsets are committed.
 
-The lines go through a LineOutput of the stream (shared.logs), as the log lines on stdout do, so
-no log line lands inside a batch and no batch inside a log line.
+The lines go through a LineOutput of the stream (shared.runtime.logs), as the log lines on stdout
+do, so no log line lands inside a batch and no batch inside a log line.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from typing import BinaryIO, Protocol
 
-from shared.logs import LineOutput
+from shared.runtime.logs import LineOutput
 
 
 class Sink(Protocol):

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.asyncapi import asyncapi_json
-from shared.settings import SettingsError, load_settings
+from shared.contracts.asyncapi import asyncapi_json
+from shared.runtime.settings import SettingsError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:

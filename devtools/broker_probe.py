@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from devtools.server_properties import HOST, SASL_MECHANISMS
-from shared.aiokafka_adapter import broker_ids, cluster_client
+from shared.kafka.adapter import broker_ids, cluster_client
 
 __all__ = ["accepts_connections", "answers_metadata", "logs_in_with_sasl"]
 

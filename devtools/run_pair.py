@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from devtools.local_kafka import LocalKafka
 from devtools.local_registry import LocalRegistry
 from devtools.processes import wait_until_ok
-from shared.settings import SettingsError, load_settings
+from shared.runtime.settings import SettingsError, load_settings
 
 _SERVICES = ("producer_service", "consumer_service", "zones_service")
 _ZONE_EVENTS = "devtools.zone_events"

@@ -25,10 +25,10 @@ from typing import Any
 
 import orjson
 
-from shared.registry import SchemaRegistry, value_subject
-from shared.schema import json_schema
-from shared.settings import Settings
-from shared.zones import zone_json_schema
+from shared.contracts.schema import json_schema
+from shared.contracts.zones import zone_json_schema
+from shared.kafka.registry import SchemaRegistry, value_subject
+from shared.runtime.settings import Settings
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -66,8 +66,8 @@ READERS_LEVEL = "FORWARD_TRANSITIVE"
 
 
 def reader_view(schema: Any) -> Any:
-    """`schema` as a tolerant reader applies it (shared.schema.parse_record): every object's
-    content model open, nothing else changed."""
+    """`schema` as a tolerant reader applies it (shared.contracts.schema.parse_record): every
+    object's content model open, nothing else changed."""
     if isinstance(schema, dict):
         return {
             key: reader_view(value)

@@ -23,9 +23,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from shared.kafka_options import client_options
-from shared.registry import split_frame
-from shared.settings import Settings, SettingsError, load_settings
+from shared.kafka.options import client_options
+from shared.kafka.registry import split_frame
+from shared.runtime.settings import Settings, SettingsError, load_settings
 
 ZONE_EVENT = "zone event"  # the message of each printed line
 

@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 
 import uvicorn
 
 from producer_service.app import create_app
-from shared.startup import settle_memory, start_service
+from shared.runtime.lifecycle import start_service
 
 _log = logging.getLogger("producer_service")
+
+# The first generation is collected after this many new container objects rather than 700: a
+# request makes dozens (a task, futures, coroutines), so the default collects every few requests.
+_GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_memory() -> None:
+    """Once started: keep what start-up made out of every later collection, and collect less often.
+
+    Clients, modules and settings live as long as the process; gc.freeze() moves them to a
+    generation no collection scans, which saves CPU on every request.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, 50, 50)
 
 
 def main() -> None:

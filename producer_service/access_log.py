@@ -1,8 +1,8 @@
 """AccessLog: one log line per request (http.access_log), cheap enough for every request.
 
 A request is kept as its time and fields, and the requests of FLUSH_EVERY_S reach the logging
-queue together, as one record (shared.logs.log_batch) that the log format writes as one line per
-request: handing each line to the writer thread on its own would cost a thread wake-up and a GIL
+queue together, as one record (shared.runtime.logs.log_batch) that the log format writes as one line
+per request: handing each line to the writer thread on its own would cost a thread wake-up and a GIL
 hand-over per request. Where a handler of another kind would see the records (as pytest's log
 capture does), each request is logged at once, as a record of its own.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from shared.logs import BatchEntry, log_batch, takes_batches
+from shared.runtime.logs import BatchEntry, log_batch, takes_batches
 
 LOGGER = "producer_service.requests"
 FLUSH_EVERY_S = 0.05

@@ -16,9 +16,9 @@ from producer_service.openapi import documentation_routes
 from producer_service.pipeline import RequestPipeline, RequestRecorder
 from producer_service.publisher import KafkaPublisher, Publisher
 from producer_service.tracing import RequestSpans
-from shared.probes import probe_routes
-from shared.settings import Settings
-from shared.tracing import start_tracing
+from shared.runtime.probes import probe_routes
+from shared.runtime.settings import Settings
+from shared.runtime.tracing import start_tracing
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -31,7 +31,7 @@ import msgspec
 from starlette.exceptions import HTTPException
 
 from producer_service.publisher import OverloadedError, PublishError
-from shared.schema import InvalidEvent
+from shared.contracts.schema import InvalidEvent
 
 RETRY_AFTER_SECONDS = 5
 OVERLOADED_RETRY_AFTER_SECONDS = 1

@@ -28,10 +28,9 @@ from producer_service.errors import (
 from producer_service.idempotency import IdempotencyKeys, fingerprint, parse_key
 from producer_service.publisher import Delivery, Publisher
 from producer_service.rate_limit import DeviceLimits, RawHeaders
-from shared.idempotency import event_keys
-from shared.schema import Biometrics, parse_event, parse_events
-from shared.settings import HttpSettings
-from shared.tracing import RecordHeaders
+from shared.contracts.schema import Biometrics, parse_event, parse_events
+from shared.kafka.headers import RecordHeaders, event_keys
+from shared.runtime.settings import HttpSettings
 
 EVENT_PATH = "/biometrics"
 BATCH_PATH = "/biometrics/batch"

@@ -2,7 +2,8 @@
 
 Requests and errors are counted on every request, so they are plain dictionaries of integers
 (an increment of a labelled prometheus_client Counter costs far more), read by a collector when
-/metrics is scraped (shared.probes). Produce latency and the record counters move once per batch.
+/metrics is scraped (shared.runtime.probes). Produce latency and the record counters move once per
+batch.
 """
 
 from __future__ import annotations

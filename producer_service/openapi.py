@@ -4,7 +4,7 @@ The schemas of the request and of every answer are generated from the msgspec ty
 decodes and encodes (the event, Delivery, BatchAccepted, ErrorBody, Probe), so the document and
 the wire cannot drift apart. Swagger UI's assets come from the swagger-ui-py package and are
 served by the app itself, so /docs works offline. /asyncapi.json serves what
-`python -m devtools.asyncapi` writes (shared.asyncapi).
+`python -m devtools.asyncapi` writes (shared.contracts.asyncapi).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from starlette.staticfiles import StaticFiles
 from producer_service.errors import ErrorBody
 from producer_service.ingestion import BATCH_PATH, EVENT_PATH, BatchAccepted
 from producer_service.publisher import Delivery
-from shared.asyncapi import asyncapi_json
-from shared.probes import Probe
-from shared.schema import Biometrics
-from shared.settings import Settings
+from shared.contracts.asyncapi import asyncapi_json
+from shared.contracts.schema import Biometrics
+from shared.runtime.probes import Probe
+from shared.runtime.settings import Settings
 
 _REF = "#/components/schemas/{name}"
 ASYNCAPI_PATH = "/asyncapi.json"

@@ -3,8 +3,8 @@
 For each request it takes or makes the request id, dispatches, answers every error in the one
 JSON shape (an unexpected one as a 500, logged once), and counts and logs the answer. The two
 ingestion paths go to Ingestion's plain-ASGI handlers, whose records carry the request's trace
-context and id (shared.tracing, or with tracing on, the request's spans); every other path goes
-to a Starlette Router, whose HTTPExceptions (404, 405) the pipeline answers too.
+context and id (shared.runtime.tracing, or with tracing on, the request's spans); every other path
+goes to a Starlette Router, whose HTTPExceptions (404, 405) the pipeline answers too.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from producer_service.errors import as_api_error, error_body
 from producer_service.ingestion import ClientGone, Ingestion
 from producer_service.metrics import ProducerMetrics
 from producer_service.tracing import RequestSpans
-from shared.tracing import carried_headers
+from shared.runtime.tracing import carried_headers
 
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _JSON = b"application/json"

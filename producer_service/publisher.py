@@ -15,26 +15,25 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from producer_service.metrics import ProducerMetrics
-from shared.aiokafka_adapter import fetch_topic_names
-from shared.batcher import Batch, DeliveryTimeout, RecordBatcher
-from shared.idempotency import IDEMPOTENCY_KEY
-from shared.kafka import (
+from shared.contracts.schema import Biometrics, encode_record, json_schema
+from shared.kafka.adapter import fetch_topic_names
+from shared.kafka.batcher import Batch, DeliveryTimeout, RecordBatcher
+from shared.kafka.connecting import (
     KafkaAuthenticationError,
     check_authentication,
-    ensure_topics,
     retry_until_connected,
 )
-from shared.kafka_options import producer_options
-from shared.registry import (
+from shared.kafka.headers import IDEMPOTENCY_KEY, RecordHeaders
+from shared.kafka.options import producer_options
+from shared.kafka.registry import (
     RegistryRefusedError,
     RegistryUnavailableError,
     SchemaRegistry,
     frame_prefix,
     value_subject,
 )
-from shared.schema import Biometrics, encode_record, json_schema
-from shared.settings import Settings
-from shared.tracing import RecordHeaders
+from shared.kafka.topics import ensure_topics
+from shared.runtime.settings import Settings
 
 _log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """RequestSpans: with tracing on, a SERVER span for each ingestion request and a PRODUCER span
-for its records, whose context (shared.tracing) goes into every record's headers."""
+for its records, whose context (shared.runtime.tracing) goes into every record's headers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.tracing import REQUEST_ID, messaging_attributes
+from shared.kafka.headers import REQUEST_ID
+from shared.runtime.tracing import messaging_attributes
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

@@ -1,2 +1,3 @@
-"""What the services share: the event schema, the settings, Kafka client options, records and
-logging; each imported from its own module (shared.schema, shared.settings, ...)."""
+"""What the services share, in three folders that name the architecture: the event contracts
+(shared.contracts), Kafka as every service uses it (shared.kafka) and what every service runs on
+(shared.runtime). Each folder's __all__ lists its modules; each module's, what the rest imports."""

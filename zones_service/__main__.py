@@ -1,7 +1,7 @@
 """Run the zone processor: `python -m zones_service` or `biometrics-zones`.
 
-Exit codes as shared.startup.run_kafka_loop says. 0 after SIGTERM/SIGINT also when some of the
-batch in hand's transactions could not commit in time (a node does not answer): they are left
+Exit codes as shared.runtime.lifecycle.run_kafka_loop says. 0 after SIGTERM/SIGINT also when some of
+the batch in hand's transactions could not commit in time (a node does not answer): they are left
 open, so nothing of them is visible or committed, and the partitions' next owner aborts them and
 processes their records again (zones_service.loop). 1 also when fenced (another instance owns a
 partition this one still worked on: it stalled past the session timeout), when a failed
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaError
 
-from shared.startup import run_kafka_loop
+from shared.runtime.lifecycle import run_kafka_loop
 from zones_service.service import run_zones
 from zones_service.transactions import AbortFailedError, FencedError
 

@@ -28,9 +28,9 @@ from typing import Any
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
-from shared.records import RecordSource, SchemaIds
-from shared.settings import Settings
-from shared.startup import finished_within
+from shared.kafka.records import RecordSource, SchemaIds
+from shared.runtime.settings import Settings
+from shared.runtime.tasks import finished_within
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import (

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from shared.dedupe import Duplicates
+from shared.kafka.dedupe import Duplicates
 from zones_service.transactions import TransactionalProducer
 
 _log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
     ) -> None:
         self._positions = positions
         # The keys of each owned partition's recent records, rebuilt from the log on assignment
-        # and after an abort (shared.dedupe); None when dedupe is off.
+        # and after an abort (shared.kafka.dedupe); None when dedupe is off.
         self.duplicates = duplicates
         self._start_producer = start_producer
         self._earliest = earliest  # where a partition without a committed offset starts

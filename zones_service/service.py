@@ -20,18 +20,20 @@ from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-import shared.resources as resources
-from shared.dedupe import Duplicates
-from shared.kafka import stop_consumer
-from shared.kafka_options import (
+from shared.contracts.zones import zone_json_schema
+from shared.kafka.connecting import started, stop_consumer, until_connected
+from shared.kafka.dedupe import Duplicates
+from shared.kafka.options import (
     client_options,
     transactional_producer_options,
     zone_consumer_options,
 )
-from shared.registry import SchemaRegistry, frame_prefix, value_subject
-from shared.settings import Settings
-from shared.startup import StoppedError, started
-from shared.zones import zone_json_schema
+from shared.kafka.records import schema_ids
+from shared.kafka.registry import SchemaRegistry, frame_prefix, schema_registry, value_subject
+from shared.kafka.topics import ensure_topics_when_reachable
+from shared.runtime.probes import observed
+from shared.runtime.settings import Settings
+from shared.runtime.tasks import StoppedError
 from zones_service.loop import process_zones
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import ClosableProducer, PartitionProducers, ProducerFactory
@@ -62,19 +64,19 @@ async def run_zones(
     metrics = ZoneMetrics(member.lag, member.duplicates_dropped)
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
-            resources.observed(
+            observed(
                 settings, zones, "biometrics-zones", metrics.registry, member.ready, tracer_provider
             )
         )
         try:
-            await resources.create_topics(
+            await ensure_topics_when_reachable(
                 stop, kafka, [kafka.topic, kafka.dead_letter_topic, zones.topic]
             )
-            registry = await parts.enter_async_context(resources.schema_registry(settings))
+            registry = await parts.enter_async_context(schema_registry(settings))
             prefix = await _value_prefix(settings, registry, stop)
         except StoppedError:
             return TransactionCounts()
-        ids = resources.schema_ids(registry, zones.retry_backoff_ms)
+        ids = schema_ids(registry, zones.retry_backoff_ms)
         transform = ZoneTransform.from_settings(settings, ids, prefix, spans)
         start_producer = partial(start_transactional_producer, settings)
         consumer, owner = await parts.enter_async_context(zone_consumer(settings, start_producer))
@@ -156,7 +158,7 @@ async def _value_prefix(
         return b""
     subject = value_subject(settings.zones.topic)
     level = settings.schema_registry.compatibility
-    schema_id = await resources.until_connected(
+    schema_id = await until_connected(
         stop,
         settings.kafka,
         "schema",
@@ -182,7 +184,7 @@ class _Member:
         return self._joined is not None and self._joined[1].assigned and not self._stop.is_set()
 
     def duplicates_dropped(self) -> int:
-        """Copies of events dropped in committed transactions (shared.dedupe)."""
+        """Copies of events dropped in committed transactions (shared.kafka.dedupe)."""
         if self._joined is None or self._joined[1].duplicates is None:
             return 0
         return self._joined[1].duplicates.dropped

@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from shared.aiokafka_adapter import retrieve_transaction_errors
-from shared.batcher import Batch, RecordBatcher, acknowledged
+from shared.kafka.adapter import retrieve_transaction_errors
+from shared.kafka.batcher import Batch, RecordBatcher, acknowledged
 from zones_service.transform import Output
 
 _log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ async def abort(producer: TransactionalProducer, error: Exception) -> None:
 
 class BatchingProducer:
     """A partition's producer: its records appended to one batch per output partition
-    (shared.batcher), its transactions those of the AIOKafkaProducer it wraps."""
+    (shared.kafka.batcher), its transactions those of the AIOKafkaProducer it wraps."""
 
     def __init__(self, producer: AIOKafkaProducer, topics: Sequence[str]) -> None:
         self._producer = producer

@@ -3,10 +3,10 @@
 The transform is pure: it only says what to produce, so the loop can produce it inside the
 transaction that also carries the record's offset. A record that can never be decoded (no value,
 larger than ``zones.max_record_bytes``, not JSON, not the schema) becomes a dead letter with the
-carry of shared.records.dead_letter, instead of blocking its partition.
+carry of shared.kafka.records.dead_letter, instead of blocking its partition.
 
-Each zone event carries the trace headers of its record (shared.tracing): copied as they are, or,
-with tracing on, those of the record's span, which ends once its outputs are made.
+Each zone event carries the trace headers of its record (shared.runtime.tracing): copied as they
+are, or, with tracing on, those of the record's span, which ends once its outputs are made.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord
 
-from shared.records import PoisonRecordError, SchemaIds, dead_letter, decode_record
-from shared.settings import Settings
-from shared.tracing import RecordSpans, end_span, trace_headers
-from shared.zones import zone_records
+from shared.contracts.zones import zone_records
+from shared.kafka.records import PoisonRecordError, SchemaIds, dead_letter, decode_record
+from shared.runtime.settings import Settings
+from shared.runtime.tracing import RecordSpans, end_span, trace_headers
 
 
 class Output(NamedTuple):

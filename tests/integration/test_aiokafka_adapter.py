@@ -1,4 +1,4 @@
-"""shared.aiokafka_adapter against a live broker: what only started clients show (metadata
+"""shared.kafka.adapter against a live broker: what only started clients show (metadata
 answers, partition counts, the group coordinator, the consumer's connections)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from devtools.processes import free_port
-from shared.aiokafka_adapter import (
+from shared.kafka.adapter import (
     TopicSpec,
     bootstrap_addresses,
     broker_ids,

@@ -8,8 +8,8 @@ from collections import Counter
 
 from aiokafka import AIOKafkaProducer
 
-from shared.batcher import acknowledged
-from shared.startup import started
+from shared.kafka.batcher import acknowledged
+from shared.kafka.connecting import started
 from tests.support.kafka import TopicFactory
 from tests.support.topics import read_all
 from zones_service.transactions import BatchingProducer

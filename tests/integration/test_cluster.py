@@ -20,8 +20,9 @@ import pytest
 
 from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
-from shared.aiokafka_adapter import cluster_client, topic_metadata
-from shared.kafka import FETCH_CANCELLED_ON_STOP, ensure_topics
+from shared.kafka.adapter import cluster_client, topic_metadata
+from shared.kafka.connecting import FETCH_CANCELLED_ON_STOP
+from shared.kafka.topics import ensure_topics
 from tests.support.kafka import make_whole
 from tests.support.load import PostingLoad, accepted_in_topic
 from tests.support.polling import eventually
@@ -79,7 +80,8 @@ def _names() -> tuple[str, str]:
 async def _check_replicated(cluster: LocalKafkaCluster, *topics: str) -> None:
     """Fail unless the services created each topic on all three nodes with min.insync 2.
 
-    No wait: a service starts only once every node knows its topics (shared.kafka.ensure_topics).
+    No wait: a service starts only once every node knows its topics
+    (shared.kafka.topics.ensure_topics).
     """
     for topic in topics:
         replicas = await cluster.replicas(topic)

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
-from shared.kafka import check_authentication
+from shared.kafka.connecting import check_authentication
 from tests.support.processes import ServiceProcess, service_process, through_the_pair
 from tests.support.samples import event_body
 from tests.support.settings import project_settings, service_env
@@ -49,7 +49,10 @@ def _sasl_env(kafka: LocalKafka, mechanism: str, password: str) -> dict[str, str
 
 def _is_refusal(line: dict[str, Any]) -> bool:
     """The one line a service logs about a refused login (uvicorn's traceback repeats it)."""
-    return line["logger"] == "shared.kafka" and "Kafka authentication failed" in line["message"]
+    return (
+        line["logger"] == "shared.kafka.connecting"
+        and "Kafka authentication failed" in line["message"]
+    )
 
 
 def _output(service: ServiceProcess) -> str:

@@ -11,9 +11,9 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from producer_service.publisher import Delivery, KafkaPublisher
-from shared.schema import Biometrics, parse_event
-from shared.settings import Settings
-from shared.tracing import RecordHeaders
+from shared.contracts.schema import Biometrics, parse_event
+from shared.kafka.headers import RecordHeaders
+from shared.runtime.settings import Settings
 from tests.support.kafka import TopicFactory
 from tests.support.samples import event_body
 from tests.support.servers import producer_client, running_consumer, serving_producer

@@ -17,7 +17,7 @@ import pytest
 from consumer_service import EVENT_CONSUMED
 from devtools.processes import free_ports
 from devtools.zone_events import ZONE_EVENT
-from shared.registry import split_frame
+from shared.kafka.registry import split_frame
 from tests.support import ROOT
 from tests.support.samples import event_body
 from tests.support.settings import clean_env

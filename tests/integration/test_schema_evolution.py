@@ -14,8 +14,8 @@ import httpx2 as httpx
 import pytest
 
 from devtools.schemas import EVENTS, READERS_LEVEL, Event, check_history
-from shared.registry import RegistryRefusedError, SchemaRegistry
-from shared.settings import Settings, load_settings
+from shared.kafka.registry import RegistryRefusedError, SchemaRegistry
+from shared.runtime.settings import Settings, load_settings
 from tests.support.kafka import TopicFactory
 from tests.support.samples import event_body
 from tests.support.servers import producer_client, running_consumer

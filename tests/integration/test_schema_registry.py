@@ -18,9 +18,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from devtools.local_registry import LocalRegistry
 from devtools.processes import free_port
 from producer_service.publisher import KafkaPublisher
-from shared.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
-from shared.schema import json_schema, parse_event
-from shared.settings import Settings
+from shared.contracts.schema import json_schema, parse_event
+from shared.kafka.registry import RegistryRefusedError, SchemaRegistry, frame_prefix, split_frame
+from shared.runtime.settings import Settings
 from tests.support.kafka import TopicFactory
 from tests.support.polling import eventually, until_status
 from tests.support.samples import event_body
@@ -214,12 +214,12 @@ async def test_the_consumer_waits_for_an_unreachable_registry_and_commits_nothin
     topic = settings.kafka.topic
     framed = frame_prefix(1) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", framed)])
-    caplog.set_level(logging.WARNING, logger="shared.records")
+    caplog.set_level(logging.WARNING, logger="shared.kafka.records")
     async with running_consumer(settings) as lines:
         # The registry is down: the record can be neither logged nor set aside meanwhile, however
         # often the consumer has asked the registry for its schema.
         await eventually(
-            lambda: [r for r in caplog.records if r.name == "shared.records"],
+            lambda: [r for r in caplog.records if r.name == "shared.kafka.records"],
             lambda warnings: len(warnings) >= 3,
             timeout_s=30,
             awaiting="the consumer's third warning that the registry is not reachable",

@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry.json_schema import JSONSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from devtools.schemas import EVENTS
-from shared.registry import SchemaRegistry
+from shared.kafka.registry import SchemaRegistry
 from tests.support.kafka import TopicFactory
 from tests.support.samples import event_body
 from tests.support.servers import producer_client, running_consumer

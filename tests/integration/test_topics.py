@@ -9,7 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from shared.kafka import ensure_topics
+from shared.kafka.topics import ensure_topics
 from tests.support.kafka import TopicFactory
 from tests.support.settings import settings_for
 
@@ -42,7 +42,7 @@ async def test_an_existing_topic_with_another_partition_count_is_reported(
 ) -> None:
     topic = await topic_factory(2)
     kafka = settings_for(kafka_bootstrap, topic, "unused", partitions=6).kafka
-    with caplog.at_level(logging.ERROR, logger="shared.kafka"):
+    with caplog.at_level(logging.ERROR, logger="shared.kafka.topics"):
         assert await ensure_topics(kafka, [topic]) == []
     [report] = [r for r in caplog.records if "partition count" in r.getMessage()]
     assert (report.partitions, report.configured_partitions) == (2, 6)  # type: ignore[attr-defined]

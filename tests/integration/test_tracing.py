@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from consumer_service import run_consumer
-from shared.settings import Settings
-from shared.tracing import parse_traceparent
+from shared.runtime.settings import Settings
+from shared.runtime.tracing import parse_traceparent
 from tests.support.fakes import LineCollector
 from tests.support.kafka import TopicFactory
 from tests.support.polling import eventually

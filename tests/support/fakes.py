@@ -11,9 +11,9 @@ import orjson
 
 from consumer_service import EVENT_CONSUMED
 from producer_service import Delivery
-from shared.schema import Biometrics
-from shared.settings import Settings
-from shared.tracing import RecordHeaders
+from shared.contracts.schema import Biometrics
+from shared.kafka.headers import RecordHeaders
+from shared.runtime.settings import Settings
 
 
 class RecordingDeadLetters:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from shared.logs import LogFormat, LogWriter, configure_logging
+from shared.runtime.logs import LogFormat, LogWriter, configure_logging
 
 
 @contextmanager

@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from consumer_service import run_consumer
 from producer_service import create_app
 from producer_service.app import PublisherFactory
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support.fakes import LineCollector
 
 

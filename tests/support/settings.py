@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from shared.settings import Settings, load_settings
+from shared.runtime.settings import Settings, load_settings
 from tests.support import ROOT
 
 Changes = Mapping[str, Any]

@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 
 from consumer_service import EVENT_CONSUMED
-from shared.aiokafka_adapter import broker_ids, cluster_client, topic_metadata
+from shared.kafka.adapter import broker_ids, cluster_client, topic_metadata
 from tests.support.compose_project import ComposeProject
 from tests.support.polling import eventually_blocking
 from tests.support.skips import require

@@ -20,7 +20,7 @@ import orjson
 from aiokafka import TopicPartition
 
 from consumer_service import RecordProcessor, StreamSink
-from shared.logs import configure_logging
+from shared.runtime.logs import configure_logging
 from tests.support.fakes import RecordingDeadLetters
 from tests.support.samples import TOPIC, event_body, record
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.batcher import Batch, acknowledged
-from shared.schema import parse_event
-from shared.settings import Settings
-from shared.zones import encode_zone_key, encode_zone_value, zone_events
+from shared.contracts.schema import parse_event
+from shared.contracts.zones import encode_zone_key, encode_zone_value, zone_events
+from shared.kafka.batcher import Batch, acknowledged
+from shared.runtime.settings import Settings
 from tests.support.samples import event_body
 from tests.support.settings import Changes, settings_for
 from tests.support.topics import RawRecord, Records, read_pairs, wait_until_committed

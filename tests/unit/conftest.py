@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from producer_service import create_app
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support.fakes import RecordingPublisher
 from tests.support.settings import project_settings
 

@@ -1,4 +1,4 @@
-"""Each undocumented aiokafka name shared.aiokafka_adapter uses is still there, takes the same
+"""Each undocumented aiokafka name shared.kafka.adapter uses is still there, takes the same
 arguments and answers in the same shape; without a broker (tests/integration/
 test_aiokafka_adapter.py asks a live one where only it can tell)."""
 
@@ -34,8 +34,8 @@ from aiokafka.protocol.metadata import (
     MetadataResponse_v5,
 )
 
-from shared.aiokafka_adapter import (
-    _CONNECTION_OPTIONS,
+from shared.kafka.adapter import (
+    CONNECTION_OPTIONS,
     bootstrap_addresses,
     close_consumer_connections,
     coordinator_known,
@@ -59,7 +59,7 @@ def test_bootstrap_addresses_are_parsed_as_the_clients_parse_them_in_order() -> 
 def test_create_conn_takes_every_option_log_in_once_passes_and_returns_a_closable_connection() -> (
     None
 ):
-    options = {name: None for name in _CONNECTION_OPTIONS}
+    options = {name: None for name in CONNECTION_OPTIONS}
     inspect.signature(create_conn).bind("127.0.0.1", 9092, **options)
     assert inspect.iscoroutinefunction(create_conn)
     assert callable(AIOKafkaConnection.close)

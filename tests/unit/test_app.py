@@ -5,7 +5,7 @@ from starlette.testclient import TestClient
 
 from producer_service import PublishError, create_app
 from producer_service.publisher import OverloadedError
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support.fakes import RecordingPublisher
 from tests.support.samples import event_body
 

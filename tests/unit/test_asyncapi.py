@@ -17,13 +17,20 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.testclient import TestClient
 
 from producer_service import create_app
-from shared.asyncapi import asyncapi_document, asyncapi_json
-from shared.idempotency import IDEMPOTENCY_KEY
-from shared.records import DEAD_LETTER_HEADERS, DLQ_VALUE_OMITTED, dead_letter
-from shared.schema import Biometrics, encode_record, parse_event
-from shared.settings import Settings
-from shared.tracing import REQUEST_ID, TRACE_HEADERS, TRACEPARENT, TRACESTATE
-from shared.zones import HeartRateZoneReached, zone_records
+from shared.contracts.asyncapi import asyncapi_document, asyncapi_json
+from shared.contracts.schema import Biometrics, encode_record, parse_event
+from shared.contracts.zones import HeartRateZoneReached, zone_records
+from shared.kafka.headers import (
+    DEAD_LETTER_HEADERS,
+    DLQ_VALUE_OMITTED,
+    IDEMPOTENCY_KEY,
+    REQUEST_ID,
+    TRACE_HEADERS,
+    TRACEPARENT,
+    TRACESTATE,
+)
+from shared.kafka.records import dead_letter
+from shared.runtime.settings import Settings
 from tests.support import ROOT
 from tests.support.fakes import RecordingPublisher
 from tests.support.samples import event_body, record

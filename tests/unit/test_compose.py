@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from shared.settings import ENV_PREFIX, Settings, load_settings
+from shared.runtime.settings import ENV_PREFIX, Settings, load_settings
 from tests.support import ROOT
 from tests.unit.compose_files import (
     INTERPOLATION,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import load_settings
+from shared.runtime.settings import load_settings
 from tests.support import ROOT
 from tests.unit.compose_files import environment, listeners, load_compose
 

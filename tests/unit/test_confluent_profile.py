@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from shared.kafka_options import client_options
-from shared.settings import load_settings
+from shared.kafka.options import client_options
+from shared.runtime.settings import load_settings
 from tests.support import ROOT
 
 

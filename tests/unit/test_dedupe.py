@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.dedupe import Duplicates, RecentKeys
+from shared.kafka.dedupe import Duplicates, RecentKeys
 from tests.support.samples import TOPIC, record
 
 P0 = TopicPartition(TOPIC, 0)

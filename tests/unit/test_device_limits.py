@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from producer_service import create_app
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support.fakes import RecordingPublisher
 from tests.support.samples import event_body
 from tests.support.settings import with_changes

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from shared.schema import parse_event
+from shared.contracts.schema import parse_event
 from tests.support.fakes import RecordingPublisher
 from tests.support.samples import event_body
 

@@ -20,7 +20,7 @@ from producer_service.idempotency import (
     parse_key,
 )
 from producer_service.publisher import PublishError
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support.fakes import RecordingPublisher
 from tests.support.samples import event_body
 from tests.support.settings import with_changes

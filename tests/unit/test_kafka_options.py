@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from shared.kafka_options import (
+from shared.kafka.options import (
     consumer_options,
     dead_letter_producer_options,
     producer_options,
     transactional_producer_options,
     zone_consumer_options,
 )
-from shared.settings import Settings, load_settings
+from shared.runtime.settings import Settings, load_settings
 from tests.support import ROOT
 
 _BROKER = {"BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": "broker:9092"}

@@ -18,7 +18,7 @@ import uvicorn
 from aiokafka import TopicPartition
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
-from shared.settings import SettingsError, load_settings
+from shared.runtime.settings import SettingsError, load_settings
 from tests.support import ROOT
 from tests.support.fakes import RecordingDeadLetters
 from tests.support.logs import logging_to
@@ -121,7 +121,7 @@ def test_the_format_setting_defaults_to_auto_and_refuses_unknown_formats() -> No
 
 _SERVICE_START = """
 import logging
-from shared.startup import start_service
+from shared.runtime.lifecycle import start_service
 start_service("test")
 logging.getLogger("tests.logs").info("started", extra={"n": 1})
 """
@@ -155,7 +155,7 @@ def test_a_service_on_a_terminal_logs_as_its_format_setting_says(
 
 _LOG_THEN_EXIT = """
 import logging, sys
-from shared.logs import configure_logging, log_batch
+from shared.runtime.logs import configure_logging, log_batch
 configure_logging("INFO", "json")
 log = logging.getLogger("tests.exit")
 for n in range(20_000):

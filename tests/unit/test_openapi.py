@@ -13,8 +13,8 @@ from schemathesis.config import SchemathesisConfig
 from starlette.testclient import TestClient
 
 from producer_service import create_app
-from shared.schema import json_schema
-from shared.settings import load_settings
+from shared.contracts.schema import json_schema
+from shared.runtime.settings import load_settings
 from tests.support import ROOT
 from tests.support.fakes import RecordingPublisher
 

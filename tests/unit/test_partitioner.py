@@ -7,7 +7,7 @@ import uuid
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from shared.batcher import key_hash
+from shared.kafka.batcher import key_hash
 from tests.support.samples import JAVA_MURMUR2
 
 

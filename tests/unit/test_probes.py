@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 from starlette.testclient import TestClient
 
-from shared.probes import create_probe_app
+from shared.runtime.probes import create_probe_app
 
 
 class _Readiness:

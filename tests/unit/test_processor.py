@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
 from consumer_service.processor import ProcessorStoppedError
-from shared.registry import frame_prefix
+from shared.kafka.registry import frame_prefix
 from tests.support.fakes import FlakySink, RecordingDeadLetters
 from tests.support.samples import P0, P1, TOPIC, event_body, record
 

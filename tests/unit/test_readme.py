@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support import ROOT
 
 DOCS = ROOT / "docs"

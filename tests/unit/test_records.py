@@ -8,16 +8,16 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.records import (
+from shared.contracts.schema import location
+from shared.kafka.records import (
     MAX_DEAD_LETTER_VALUE_BYTES,
     PoisonRecordError,
     SchemaIds,
     dead_letter,
     decode_record,
 )
-from shared.registry import UnknownSchemaError, frame_prefix
-from shared.schema import location
-from shared.settings import SettingsError, load_settings
+from shared.kafka.registry import UnknownSchemaError, frame_prefix
+from shared.runtime.settings import SettingsError, load_settings
 from tests.support import ROOT
 from tests.support.samples import TOPIC, event_body, record
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.registry import (
+from shared.kafka.registry import (
     HEADER_SIZE,
     SchemaRegistry,
     frame_prefix,
     split_frame,
     value_subject,
 )
-from shared.settings import load_settings
+from shared.runtime.settings import load_settings
 from tests.support import ROOT
 from tests.support.samples import event_body
 

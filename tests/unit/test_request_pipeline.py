@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from producer_service import create_app
 from producer_service.errors import BrokerUnavailableError
-from shared.settings import Settings
+from shared.runtime.settings import Settings
 from tests.support import ROOT
 from tests.support.fakes import RecordingPublisher
 from tests.support.samples import event_body
@@ -123,7 +123,7 @@ def test_readyz_is_503_until_the_publisher_is_open(
 
 
 def test_no_module_of_the_producer_imports_pydantic() -> None:
-    """pydantic is for the settings (shared.settings); the answers are msgspec types."""
+    """pydantic is for the settings (shared.runtime.settings); the answers are msgspec types."""
     importers = []
     for module in sorted((ROOT / "producer_service").glob("*.py")):
         for node in ast.walk(ast.parse(module.read_text())):

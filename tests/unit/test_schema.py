@@ -9,7 +9,7 @@ import msgspec
 import orjson
 import pytest
 
-from shared.schema import (
+from shared.contracts.schema import (
     HEART_RATE_MAX,
     MAX_READINGS,
     Biometrics,

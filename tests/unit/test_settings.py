@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.kafka_options import KafkaNotConfiguredError, client_options
-from shared.settings import SettingsError, load_settings
+from shared.kafka.options import KafkaNotConfiguredError, client_options
+from shared.runtime.settings import SettingsError, load_settings
 from tests.support import ROOT
 
 

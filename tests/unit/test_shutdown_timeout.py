@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.startup import ShutdownTimeoutError, until_stopped
+from shared.runtime.lifecycle import ShutdownTimeoutError, until_stopped
 
 
 async def _commit_that_never_ends() -> None:

@@ -1,7 +1,7 @@
 """The stdout contract: every line on stdout is one whole JSON object, log line or event line.
 
-Two threads write the consumer's stdout: the log writer thread of shared.logs and the worker thread
-that runs StreamSink.write_lines. CPython alone keeps their lines apart only while stdout is
+Two threads write the consumer's stdout: the log writer thread of shared.runtime.logs and the worker
+thread that runs StreamSink.write_lines. CPython alone keeps their lines apart only while stdout is
 buffered:
 
 - Buffered (the default), `sys.stdout.buffer` is a BufferedWriter. Its `write` (CPython's
@@ -17,8 +17,8 @@ buffered:
   interrupts returns with part of its bytes written (write(2)). Written so, a log line lands
   inside a batch of event lines within a run of the test below.
 
-So both go through shared.logs.LineOutput: one lock per stream, every byte of one write out and
-flushed before the next. The test runs tests/support/stdout_writers.py with its stdout a real
+So both go through shared.runtime.logs.LineOutput: one lock per stream, every byte of one write out
+and flushed before the next. The test runs tests/support/stdout_writers.py with its stdout a real
 pipe, buffered and unbuffered: threads, asyncio tasks and the consumer's sink write at once,
 log lines longer than the 8 KiB buffer and batches larger than the 64 KiB pipe among them.
 """

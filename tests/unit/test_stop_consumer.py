@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from shared.kafka import stop_consumer
+from shared.kafka.connecting import stop_consumer
 
 
 class _Consumer:

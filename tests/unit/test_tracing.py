@@ -22,8 +22,8 @@ from starlette.testclient import TestClient
 from consumer_service.processor import RecordProcessor
 from consumer_service.sink import StreamSink
 from producer_service import create_app
-from shared.settings import Settings, TracingSettings
-from shared.tracing import (
+from shared.runtime.settings import Settings, TracingSettings
+from shared.runtime.tracing import (
     RecordSpans,
     TracingError,
     carried_headers,

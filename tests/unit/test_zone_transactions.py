@@ -12,8 +12,8 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaTimeoutError, ProducerFenced
 
-from shared.batcher import Batch
-from shared.settings import Settings
+from shared.kafka.batcher import Batch
+from shared.runtime.settings import Settings
 from tests.support.settings import with_changes
 from zones_service.loop import TRANSACTIONS_LEFT_OPEN, process_zones
 from zones_service.partitions import PartitionProducers

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.schema import parse_event
-from shared.zones import (
+from shared.contracts.schema import parse_event
+from shared.contracts.zones import (
     Zone,
     encode_zone_key,
     encode_zone_value,

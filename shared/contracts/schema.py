@@ -46,6 +46,25 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+__all__ = [
+    "HEART_RATE_MAX",
+    "MAX_READINGS",
+    "AwareDatetime",
+    "Biometrics",
+    "HeartRate",
+    "InvalidEvent",
+    "StepCount",
+    "encode_key",
+    "encode_record",
+    "encode_value",
+    "json_schema",
+    "location",
+    "parse_event",
+    "parse_events",
+    "parse_record",
+    "tolerant",
+]
+
 HEART_RATE_MIN = 25
 HEART_RATE_MAX = 250
 MAX_HEART_RATE_MIN = 100

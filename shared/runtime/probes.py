@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Generator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import uvicorn
@@ -21,6 +21,19 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from shared.runtime.settings import ConsumerSettings, Settings, ZonesSettings
+from shared.runtime.tracing import RecordSpans, exporting_spans
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+__all__ = [
+    "Probe",
+    "create_probe_app",
+    "observed",
+    "probe_routes",
+]
 
 
 class Probe(msgspec.Struct, frozen=True, gc=False):
@@ -88,3 +101,23 @@ async def serving_probes(
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def observed(
+    settings: Settings,
+    member: ConsumerSettings | ZonesSettings,
+    service_name: str,
+    metrics: CollectorRegistry,
+    ready: Callable[[], bool],
+    provider: TracerProvider | None,
+) -> AsyncIterator[RecordSpans | None]:
+    """For the block: the probes on the member's probe_host and probe_port (/metrics, /readyz
+    as `ready` says), and the spans of records consumed from kafka.topic, exported as tracing
+    says (or to `provider`) and flushed after; None with tracing off."""
+    with exporting_spans(settings.tracing, service_name, provider) as exporting:
+        async with serving_probes(member.probe_host, member.probe_port, metrics, ready):
+            if exporting is None:
+                yield None
+            else:
+                yield RecordSpans(exporting, settings.kafka.topic, member.group_id)

@@ -35,17 +35,32 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from shared.kafka.headers import (
+    REQUEST_ID,
+    TRACE_HEADERS,
+    TRACEPARENT,
+    TRACESTATE,
+    header_text,
+)
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from shared.settings import TracingSettings
+    from shared.runtime.settings import TracingSettings
 
-TRACEPARENT = "traceparent"
-TRACESTATE = "tracestate"
-REQUEST_ID = "x-request-id"
-TRACE_HEADERS = frozenset((TRACEPARENT, TRACESTATE, REQUEST_ID))
-
-RecordHeaders = Sequence[tuple[str, bytes]]
+__all__ = [
+    "RecordSpans",
+    "TracingError",
+    "carried_headers",
+    "check_tracing",
+    "end_span",
+    "exporting_spans",
+    "messaging_attributes",
+    "new_traceparent",
+    "parse_traceparent",
+    "start_tracing",
+    "trace_headers",
+]
 
 # The propagator's format and limits (opentelemetry/trace/propagation/tracecontext.py).
 _TRACEPARENT_FORMAT = re.compile(
@@ -110,15 +125,6 @@ def carried_headers(
 def trace_headers(headers: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """A consumed record's trace headers, to copy onto what is derived from it."""
     return [(name, value) for name, value in headers if name in TRACE_HEADERS]
-
-
-def header_text(headers: Iterable[tuple[str, bytes]], name: str) -> str | None:
-    """The last value of a record header, as text, or None."""
-    found = None
-    for key, value in headers:
-        if key == name:
-            found = value
-    return None if found is None else found.decode(errors="replace")
 
 
 def check_tracing(settings: TracingSettings) -> None:

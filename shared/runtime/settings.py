@@ -24,8 +24,22 @@ from pydantic import (
     model_validator,
 )
 
-from shared.logs import LogFormat
-from shared.schema import location
+from shared.contracts.schema import location
+from shared.runtime.logs import LogFormat
+
+__all__ = [
+    "ENV_PREFIX",
+    "ConsumerSettings",
+    "HttpSettings",
+    "KafkaSettings",
+    "ProducerSettings",
+    "SchemaRegistrySettings",
+    "Settings",
+    "SettingsError",
+    "TracingSettings",
+    "ZonesSettings",
+    "load_settings",
+]
 
 ENV_PREFIX = "BIOMETRICS"
 CONFIG_DIR_VARIABLE = "BIOMETRICS_CONFIG_DIR"

@@ -7,13 +7,23 @@ from typing import Any
 
 from aiokafka.helpers import create_ssl_context
 
-from shared.settings import (
+from shared.runtime.settings import (
     ConsumerSettings,
     KafkaSettings,
     ProducerSettings,
     Settings,
     ZonesSettings,
 )
+
+__all__ = [
+    "KafkaNotConfiguredError",
+    "client_options",
+    "consumer_options",
+    "dead_letter_producer_options",
+    "producer_options",
+    "transactional_producer_options",
+    "zone_consumer_options",
+]
 
 
 class KafkaNotConfiguredError(Exception):

@@ -45,7 +45,15 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from murmurhash2 import murmurhash2
 
-from shared.aiokafka_adapter import watch_partition_count
+from shared.kafka.adapter import watch_partition_count
+
+__all__ = [
+    "Batch",
+    "DeliveryTimeout",
+    "RecordBatcher",
+    "acknowledged",
+    "key_hash",
+]
 
 _log = logging.getLogger(__name__)
 

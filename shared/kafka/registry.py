@@ -13,12 +13,28 @@ from __future__ import annotations
 
 import ssl
 import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2 as httpx
 import orjson
 
-from shared.settings import SchemaRegistrySettings
+from shared.runtime.settings import SchemaRegistrySettings, Settings
+
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC_BYTE",
+    "RegistryRefusedError",
+    "RegistryUnavailableError",
+    "SchemaRegistry",
+    "UnknownSchemaError",
+    "frame_prefix",
+    "framed_schema_id",
+    "schema_registry",
+    "split_frame",
+    "value_subject",
+]
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">BI")
@@ -154,3 +170,16 @@ def _reason(response: httpx.Response) -> str:
     except ValueError:
         message = None
     return f"HTTP {response.status_code}" + (f", {message}" if message else "")
+
+
+@asynccontextmanager
+async def schema_registry(settings: Settings) -> AsyncIterator[SchemaRegistry | None]:
+    """The registry's client, closed after the block; None with the registry off."""
+    if not settings.schema_registry.url:
+        yield None
+        return
+    registry = SchemaRegistry(settings.schema_registry)
+    try:
+        yield registry
+    finally:
+        await registry.close()

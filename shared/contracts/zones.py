@@ -38,7 +38,19 @@ import msgspec
 import orjson
 from msgspec import Meta, Struct
 
-from shared.schema import AwareDatetime, Biometrics
+from shared.contracts.schema import AwareDatetime, Biometrics
+
+__all__ = [
+    "HeartRateZoneReached",
+    "Zone",
+    "encode_zone_key",
+    "encode_zone_value",
+    "parse_zone_event",
+    "zone_events",
+    "zone_for",
+    "zone_json_schema",
+    "zone_records",
+]
 
 
 class Zone(StrEnum):

@@ -2,7 +2,7 @@
 
 A retry that reached another producer instance, or the same one after a restart, or followed a
 503 whose records were stored after all, is a second record with the same ``idempotency-key``
-header (shared.idempotency). A record is a copy when a record at most `records` offsets before it
+header (shared.kafka.headers). A record is a copy when a record at most `records` offsets before it
 in its partition carries the same key, at most `window_s` older by record timestamp.
 
 That rule is a function of the partition's log alone, so the memory of keys is too: it is the
@@ -27,7 +27,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from shared.idempotency import IDEMPOTENCY_KEY
+from shared.kafka.headers import IDEMPOTENCY_KEY, header_value
+
+__all__ = [
+    "Duplicates",
+    "RecentKeys",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -81,15 +86,6 @@ class RecentKeys:
         return copy
 
 
-def record_key(record: ConsumerRecord[Any, Any]) -> bytes | None:
-    """The record's idempotency key, or None."""
-    found = None
-    for name, value in record.headers:
-        if name == IDEMPOTENCY_KEY:
-            found = value
-    return found
-
-
 class Duplicates:
     """The recent keys of each partition this member handles, and how many copies it dropped."""
 
@@ -121,7 +117,9 @@ class Duplicates:
         kept = [
             record
             for record in records
-            if not window.seen(record_key(record), record.timestamp, record.offset)
+            if not window.seen(
+                header_value(record.headers, IDEMPOTENCY_KEY), record.timestamp, record.offset
+            )
         ]
         self.dropped += len(records) - len(kept)
         return kept
@@ -195,7 +193,11 @@ async def _read_back(
                 for record in records:
                     if record.offset >= end:
                         break
-                    window.seen(record_key(record), record.timestamp, record.offset)
+                    window.seen(
+                        header_value(record.headers, IDEMPOTENCY_KEY),
+                        record.timestamp,
+                        record.offset,
+                    )
                     read += 1
             for tp in list(remaining):
                 if await consumer.position(tp) >= remaining[tp]:

@@ -34,6 +34,17 @@ from typing import Any, BinaryIO, Literal, TextIO
 
 import orjson
 
+__all__ = [
+    "BatchEntry",
+    "LineOutput",
+    "LogFormat",
+    "LogWriter",
+    "configure_logging",
+    "json_line_head",
+    "log_batch",
+    "takes_batches",
+]
+
 LogFormat = Literal["auto", "json", "console"]
 # (time.time() of the line, its own fields) for each line of a batch record.
 BatchEntry = tuple[float, dict[str, Any]]

@@ -1,11 +1,12 @@
-"""What every service asks of Kafka first: its topics, a connection, an accepted login."""
+"""Connecting a Kafka client: start it or stop it again, retry until the broker (and the
+schema registry) answers, tell a refused login from an unreachable broker, stop a consumer."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import (
@@ -18,28 +19,31 @@ from aiokafka.errors import (
     UnsupportedSaslMechanismError,
 )
 
-from shared.aiokafka_adapter import (
-    ClusterClient,
-    TopicSpec,
+from shared.kafka.adapter import (
     bootstrap_addresses,
-    broker_ids,
     close_consumer_connections,
-    cluster_client,
-    create_topics,
     is_retriable,
     log_in_once,
     refusal_reason,
-    topic_metadata,
 )
-from shared.kafka_options import client_options
-from shared.registry import RegistryUnavailableError
-from shared.settings import KafkaSettings
+from shared.kafka.options import client_options
+from shared.kafka.registry import RegistryUnavailableError
+from shared.runtime.settings import KafkaSettings
+from shared.runtime.tasks import unless_stopped
+
+__all__ = [
+    "FETCH_CANCELLED_ON_STOP",
+    "KafkaAuthenticationError",
+    "check_authentication",
+    "retry_until_connected",
+    "started",
+    "stop_consumer",
+    "until_connected",
+]
 
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-_METADATA_POLL_S = 0.1
 
 # Logged when stop_consumer absorbed aiokafka's own cancellation: the cluster test counts it.
 FETCH_CANCELLED_ON_STOP = (
@@ -56,78 +60,19 @@ _REFUSED_LOGIN = (
 )
 
 
+class Startable(Protocol):
+    """A client that is started before use and stopped after (aiokafka's clients)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=Startable)
+
+
 class KafkaAuthenticationError(Exception):
     """The broker refused the configured SASL login; the message names settings, never values."""
-
-
-async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]:
-    """Create the named topics unless they exist, as the settings say; return those created.
-
-    A topic that exists with another partition count than kafka.topic_partitions is reported
-    in the log, not silently accepted (changing it would move keys between partitions).
-    """
-    specs = [
-        TopicSpec(
-            name, kafka.topic_partitions, kafka.topic_replication_factor, kafka.configs_for(name)
-        )
-        for name in names
-    ]
-    topics = await create_topics(client_options(kafka), specs)
-    _report_partition_mismatches(kafka, topics.existing_partitions)
-    await _wait_until_every_broker_knows(kafka, names)
-    return topics.created
-
-
-async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[str]) -> None:
-    """Wait until every broker's metadata has the topics, each partition with a leader.
-
-    On a cluster the brokers learn of a new topic a moment after the controller. A consumer
-    that joins its group meanwhile may be assigned no partitions from metadata without the
-    topic, and aiokafka asks again only after metadata_max_age_ms. After the deadline this goes
-    on, with a warning.
-    """
-    unknown: set[str] = set()
-    async with cluster_client(client_options(kafka)) as client:
-        try:
-            async with asyncio.timeout(kafka.request_timeout_ms / 1000):
-                while True:
-                    unknown = await _unknown_somewhere(client, names)
-                    if not unknown:
-                        break
-                    await asyncio.sleep(_METADATA_POLL_S)
-        except TimeoutError:
-            _log.warning(
-                "a broker does not know the topics yet; consumers may be assigned them late",
-                extra={"topics": sorted(unknown)},
-            )
-
-
-async def _unknown_somewhere(client: ClusterClient, names: Sequence[str]) -> set[str]:
-    """The topics some reachable broker has no metadata for, or a partition without a leader."""
-    unknown: set[str] = set()
-    for node_id in broker_ids(client):
-        try:
-            topics = await topic_metadata(client, node_id, names)
-        except KafkaError:
-            continue  # a node that is down answers no client either
-        for topic in topics:
-            partitions = topic["partitions"]
-            if topic["error_code"] or not partitions or min(p["leader"] for p in partitions) < 0:
-                unknown.add(topic["topic"])
-    return unknown
-
-
-def _report_partition_mismatches(kafka: KafkaSettings, existing: dict[str, int]) -> None:
-    for topic, partitions in existing.items():
-        if partitions != kafka.topic_partitions:
-            _log.error(
-                "topic exists with another partition count than configured",
-                extra={
-                    "topic": topic,
-                    "partitions": partitions,
-                    "configured_partitions": kafka.topic_partitions,
-                },
-            )
 
 
 async def retry_until_connected(
@@ -156,6 +101,24 @@ async def retry_until_connected(
             extra={"while": what, "reason": reason, "retry_in_s": kafka.connect_retry_s},
         )
         await asyncio.sleep(kafka.connect_retry_s)
+
+
+async def until_connected(
+    stop: asyncio.Event, kafka: KafkaSettings, what: str, connect: Callable[[], Awaitable[T]]
+) -> T:
+    """retry_until_connected, given up with StoppedError once stop is set."""
+    return await unless_stopped(stop, retry_until_connected(connect, kafka, what))
+
+
+async def started(client: C, stop: Callable[[C], Awaitable[None]] | None = None) -> C:
+    """The client, started; if starting fails it is stopped again (by `stop`, if given) and the
+    error raised, so no half-started client is left open."""
+    try:
+        await client.start()
+    except BaseException:
+        await (client.stop() if stop is None else stop(client))
+        raise
+    return client
 
 
 async def check_authentication(kafka: KafkaSettings) -> None:

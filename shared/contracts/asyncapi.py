@@ -3,9 +3,9 @@ dead-letter topic and the zone events, as the settings in effect configure them.
 
 The payload schemas are generated from the msgspec definitions that validate and encode the
 events (as the OpenAPI document's are), the messages' headers are those the services write
-(shared.asyncapi_messages), and each topic's partitions, replicas and configs are those a missing
-topic is created with (shared.kafka.ensure_topics). With schema_registry.url set, the server
-names the registry and the messages say that values are framed in Confluent's wire format.
+(shared.contracts.asyncapi_messages), and each topic's partitions, replicas and configs are those a
+missing topic is created with (shared.kafka.topics.ensure_topics). With schema_registry.url set, the
+server names the registry and the messages say that values are framed in Confluent's wire format.
 """
 
 from __future__ import annotations
@@ -16,10 +16,20 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 import orjson
 
-from shared.asyncapi_messages import BINDING_VERSION, DEAD_LETTER, SCHEMA_REF, asyncapi_messages
-from shared.schema import Biometrics
-from shared.settings import KafkaSettings, Settings
-from shared.zones import HeartRateZoneReached
+from shared.contracts.asyncapi_messages import (
+    BINDING_VERSION,
+    DEAD_LETTER,
+    SCHEMA_REF,
+    asyncapi_messages,
+)
+from shared.contracts.schema import Biometrics
+from shared.contracts.zones import HeartRateZoneReached
+from shared.runtime.settings import KafkaSettings, Settings
+
+__all__ = [
+    "asyncapi_document",
+    "asyncapi_json",
+]
 
 _SASL_SCHEMES = {"PLAIN": "plain", "SCRAM-SHA-256": "scramSha256", "SCRAM-SHA-512": "scramSha512"}
 # Kafka's default (the broker's log.cleanup.policy), kept unless kafka.topic_configs sets one.

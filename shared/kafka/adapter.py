@@ -40,9 +40,9 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
 
 __all__ = [
+    "CONNECTION_OPTIONS",
     "ClusterClient",
     "TopicSpec",
-    "TopicsCreated",
     "bootstrap_addresses",
     "broker_ids",
     "close_consumer_connections",
@@ -58,11 +58,12 @@ __all__ = [
     "watch_partition_count",
 ]
 
+
 # The low-level client cluster_client yields, for annotations outside this module.
 ClusterClient = AIOKafkaClient
 
 # create_conn's keyword arguments that the clients' options carry too.
-_CONNECTION_OPTIONS = (
+CONNECTION_OPTIONS = (
     "client_id",
     "request_timeout_ms",
     "ssl_context",
@@ -90,7 +91,7 @@ async def log_in_once(host: str, port: int, options: Mapping[str, Any]) -> None:
     unreachable broker; only a single connection tells the two apart.
     """
     connection = await create_conn(
-        host, port, **{name: options[name] for name in _CONNECTION_OPTIONS if name in options}
+        host, port, **{name: options[name] for name in CONNECTION_OPTIONS if name in options}
     )
     connection.close()
 

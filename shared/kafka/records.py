@@ -1,10 +1,10 @@
 """What every consumer of the events topic does with a record: decode it into a Biometrics event
 (plain JSON, or framed in the Schema Registry's wire format with an id the registry knows; fields
-this version does not know are ignored, see shared.schema.parse_record), or, when it never can
-be, set it aside as a dead letter by the one rule below.
+this version does not know are ignored, see shared.contracts.schema.parse_record), or, when it never
+can be, set it aside as a dead letter by the one rule below.
 
 A dead letter keeps the record's key, value and headers (its trace context among them: see
-shared.tracing), with headers added saying why (``dlq.error``) and where it came from
+shared.runtime.tracing), with headers added saying why (``dlq.error``) and where it came from
 (``dlq.original.topic``, ``dlq.original.partition``, ``dlq.original.offset``). A value over
 MAX_DEAD_LETTER_VALUE_BYTES is left out, with ``dlq.value-omitted``, so that the dead letter itself
 can always be produced (also inside a transaction, where a refused send aborts it).
@@ -19,14 +19,32 @@ from typing import Any, NamedTuple, Protocol
 
 from aiokafka import ConsumerRecord, TopicPartition
 
-from shared.registry import (
+from shared.contracts.schema import Biometrics, InvalidEvent, parse_record
+from shared.kafka.headers import (
+    DLQ_ERROR,
+    DLQ_ORIGINAL_OFFSET,
+    DLQ_ORIGINAL_PARTITION,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_VALUE_OMITTED,
+)
+from shared.kafka.registry import (
     RegistryUnavailableError,
     SchemaRegistry,
     UnknownSchemaError,
     framed_schema_id,
     split_frame,
 )
-from shared.schema import Biometrics, InvalidEvent, parse_record
+
+__all__ = [
+    "MAX_DEAD_LETTER_VALUE_BYTES",
+    "PoisonRecordError",
+    "Polled",
+    "RecordSource",
+    "SchemaIds",
+    "dead_letter",
+    "decode_record",
+    "schema_ids",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -37,19 +55,6 @@ Polled = Mapping[TopicPartition, Sequence[ConsumerRecord[Any, Any]]]
 # the key, the headers and the record batch around the value.
 MAX_DEAD_LETTER_VALUE_BYTES = 900 * 1024
 
-# The headers a dead letter gets on top of its record's own.
-DLQ_ERROR = "dlq.error"
-DLQ_ORIGINAL_TOPIC = "dlq.original.topic"
-DLQ_ORIGINAL_PARTITION = "dlq.original.partition"
-DLQ_ORIGINAL_OFFSET = "dlq.original.offset"
-DLQ_VALUE_OMITTED = "dlq.value-omitted"
-DEAD_LETTER_HEADERS = (
-    DLQ_ERROR,
-    DLQ_ORIGINAL_TOPIC,
-    DLQ_ORIGINAL_PARTITION,
-    DLQ_ORIGINAL_OFFSET,
-    DLQ_VALUE_OMITTED,
-)
 VALUE_OMITTED_HEADER = (DLQ_VALUE_OMITTED, b"too large for the dead-letter topic")
 
 
@@ -156,3 +161,9 @@ def dead_letter(record: ConsumerRecord[Any, Any], reason: str) -> DeadLetter:
     # aiokafka sends no record without a key or a value.
     key = record.key if value is not None else record.key or b""
     return DeadLetter(key, value, headers)
+
+
+def schema_ids(registry: SchemaRegistry | None, retry_backoff_ms: int) -> SchemaIds:
+    """The ids of framed records, looked up in the registry (if on), retried this often while it
+    is unreachable (at least every 0.1 s)."""
+    return SchemaIds(registry, max(retry_backoff_ms / 1000, 0.1))

@@ -1,4 +1,4 @@
-"""The messages of the AsyncAPI document (shared.asyncapi): each topic's record as it is
+"""The messages of the AsyncAPI document (shared.contracts.asyncapi): each topic's record as it is
 written, its key, its headers and its value, framed in Confluent's wire format or not.
 
 The header names are the constants of the modules that write them; a value's schema is a
@@ -10,20 +10,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.idempotency import IDEMPOTENCY_KEY
-from shared.records import (
+from shared.contracts.schema import Biometrics
+from shared.contracts.zones import HeartRateZoneReached
+from shared.kafka.headers import (
     DLQ_ERROR,
     DLQ_ORIGINAL_OFFSET,
     DLQ_ORIGINAL_PARTITION,
     DLQ_ORIGINAL_TOPIC,
     DLQ_VALUE_OMITTED,
-    MAX_DEAD_LETTER_VALUE_BYTES,
+    IDEMPOTENCY_KEY,
+    REQUEST_ID,
+    TRACEPARENT,
+    TRACESTATE,
 )
-from shared.registry import HEADER_SIZE, MAGIC_BYTE, value_subject
-from shared.schema import Biometrics
-from shared.settings import Settings
-from shared.tracing import REQUEST_ID, TRACEPARENT, TRACESTATE
-from shared.zones import HeartRateZoneReached
+from shared.kafka.records import MAX_DEAD_LETTER_VALUE_BYTES
+from shared.kafka.registry import HEADER_SIZE, MAGIC_BYTE, value_subject
+from shared.runtime.settings import Settings
+
+__all__ = [
+    "BINDING_VERSION",
+    "DEAD_LETTER",
+    "SCHEMA_REF",
+    "asyncapi_messages",
+]
 
 BINDING_VERSION = "0.5.0"
 SCHEMA_REF = "#/components/schemas/{name}"
