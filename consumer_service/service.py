@@ -18,7 +18,7 @@ from consumer_service.sink import Sink, StreamSink
 from shared.kafka.adapter import coordinator_known
 from shared.kafka.connecting import started, stop_consumer, until_connected
 from shared.kafka.dedupe import Duplicates
-from shared.kafka.options import client_options, consumer_options
+from shared.kafka.options import consumer_options, dedupe_reader_options
 from shared.kafka.records import schema_ids
 from shared.kafka.registry import SchemaRegistry, schema_registry
 from shared.kafka.topics import ensure_topics_when_reachable
@@ -50,7 +50,8 @@ async def run_consumer(
     """
     kafka, config = settings.kafka, settings.consumer
     metrics, membership = ConsumerMetrics(), _Membership()
-    duplicates = Duplicates(config.dedupe_records, config.dedupe_window_s, client_options(kafka))
+    reader = dedupe_reader_options(kafka, read_committed=False)
+    duplicates = Duplicates(config.dedupe_records, config.dedupe_window_s, reader)
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             observed(

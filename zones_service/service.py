@@ -24,7 +24,7 @@ from shared.contracts.zones import zone_json_schema
 from shared.kafka.connecting import started, stop_consumer, until_connected
 from shared.kafka.dedupe import Duplicates
 from shared.kafka.options import (
-    client_options,
+    dedupe_reader_options,
     transactional_producer_options,
     zone_consumer_options,
 )
@@ -122,8 +122,8 @@ async def zone_consumer(
     earliest = zones.auto_offset_reset == "earliest"
     duplicates = None
     if zones.dedupe_records > 0:
-        options = {**client_options(settings.kafka), "isolation_level": "read_committed"}
-        duplicates = Duplicates(zones.dedupe_records, zones.dedupe_window_s, options)
+        reader = dedupe_reader_options(settings.kafka, read_committed=True)
+        duplicates = Duplicates(zones.dedupe_records, zones.dedupe_window_s, reader)
     owner = PartitionProducers(consumer, start_producer, earliest=earliest, duplicates=duplicates)
     try:
         consumer.subscribe([settings.kafka.topic], listener=owner)

@@ -93,11 +93,11 @@ class Duplicates:
         self,
         records: int,
         window_s: float,
-        client_options: Mapping[str, Any],
+        reader_options: Mapping[str, Any],
     ) -> None:
         self._records = records
         self._window_s = window_s
-        self._options = client_options
+        self._options = reader_options
         self._windows: dict[TopicPartition, RecentKeys] = {}
         self.dropped = 0
         # Bumped when a partition is forgotten: a rebuild that outlives its partition is dropped.
@@ -170,7 +170,7 @@ async def _read_back(
     windows: Mapping[TopicPartition, RecentKeys],
 ) -> int:
     """Feed each partition's records in [start, end) to its window; return how many."""
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**options)
     await consumer.start()
     read = 0
     try:

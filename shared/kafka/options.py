@@ -20,6 +20,7 @@ __all__ = [
     "client_options",
     "consumer_options",
     "dead_letter_producer_options",
+    "dedupe_reader_options",
     "producer_options",
     "transactional_producer_options",
     "zone_consumer_options",
@@ -92,6 +93,18 @@ def zone_consumer_options(settings: Settings) -> dict[str, Any]:
     """The zone processor's consumer: [zones] one for one, read_committed (input written in
     aborted transactions never becomes zone events); offsets go in its transactions."""
     return {**_group_member(settings.kafka, settings.zones), "isolation_level": "read_committed"}
+
+
+def dedupe_reader_options(kafka: KafkaSettings, *, read_committed: bool) -> dict[str, Any]:
+    """The consumer that rebuilds a member's memory of idempotency keys from its partitions
+    (shared.kafka.dedupe): in no group, committing nothing, reading as the member does
+    (read_committed for the zone processor)."""
+    return {
+        **client_options(kafka),
+        "group_id": None,
+        "enable_auto_commit": False,
+        "isolation_level": "read_committed" if read_committed else "read_uncommitted",
+    }
 
 
 def _group_member(kafka: KafkaSettings, member: ConsumerSettings | ZonesSettings) -> dict[str, Any]:
