@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.kafka.options import (
     consumer_options,
     dead_letter_producer_options,
+    dedupe_reader_options,
     producer_options,
     transactional_producer_options,
     zone_consumer_options,
@@ -76,3 +77,12 @@ def test_the_zone_consumer_follows_zones_and_not_consumer() -> None:
     assert (zones["max_poll_records"], zones["session_timeout_ms"]) == (11, 6000)
     assert zones["auto_offset_reset"] == "latest"
     assert zones["max_partition_fetch_bytes"] == 4 * settings.zones.max_record_bytes
+
+
+def test_the_dedupe_reader_is_in_no_group_commits_nothing_and_reads_as_its_member_does() -> None:
+    kafka = _settings().kafka
+    for read_committed, isolation in ((False, "read_uncommitted"), (True, "read_committed")):
+        options = dedupe_reader_options(kafka, read_committed=read_committed)
+        assert (options["group_id"], options["enable_auto_commit"]) == (None, False)
+        assert options["isolation_level"] == isolation
+        assert options["bootstrap_servers"] == "broker:9092"
