@@ -5,6 +5,8 @@ spread over the partitions."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaProducer
 
@@ -25,27 +27,30 @@ async def _transaction(
     await (producer.commit_transaction() if commit else producer.abort_transaction())
 
 
-async def _producer(bootstrap: str, topic: str, transactional_id: str) -> BatchingProducer:
+@asynccontextmanager
+async def _producer(bootstrap: str, topic: str) -> AsyncIterator[BatchingProducer]:
+    """A transactional BatchingProducer of the topic, stopped after the block."""
     client = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
-        transactional_id=transactional_id,
+        transactional_id=f"{topic}-tx",
     )
-    return await started(BatchingProducer(client, [topic]))
+    producer = await started(BatchingProducer(client, [topic]))
+    try:
+        yield producer
+    finally:
+        await producer.stop()
 
 
 async def test_appended_records_are_visible_once_committed_and_never_once_aborted(
     kafka_bootstrap: str, topic_factory: TopicFactory
 ) -> None:
     topic = await topic_factory(partitions=3)
-    producer = await _producer(kafka_bootstrap, topic, f"{topic}-tx")
-    try:
-        devices = [b"device-%d" % i for i in range(50)]
+    devices = [b"device-%d" % i for i in range(50)]
+    async with _producer(kafka_bootstrap, topic) as producer:
         await _transaction(producer, topic, [(key, b"aborted") for key in devices], commit=False)
         await _transaction(producer, topic, [(key, b"committed") for key in devices], commit=True)
-    finally:
-        await producer.stop()
 
     committed = await read_all(kafka_bootstrap, topic, 3, "read_committed")
     everything = await read_all(kafka_bootstrap, topic, 3, "read_uncommitted")
@@ -60,11 +65,8 @@ async def test_records_without_a_key_go_to_every_partition_in_turn(
     kafka_bootstrap: str, topic_factory: TopicFactory
 ) -> None:
     topic = await topic_factory(partitions=3)
-    producer = await _producer(kafka_bootstrap, topic, f"{topic}-tx")
-    try:
+    async with _producer(kafka_bootstrap, topic) as producer:
         await _transaction(producer, topic, [(None, b"letter %d" % i) for i in range(9)], True)
-    finally:
-        await producer.stop()
 
     records = await read_all(kafka_bootstrap, topic, 3, "read_committed")
     assert Counter(record.partition for record in records) == {0: 3, 1: 3, 2: 3}
