@@ -61,7 +61,7 @@ async def run_zones(
     """
     kafka, zones = settings.kafka, settings.zones
     member = _Member(stop)
-    metrics = ZoneMetrics(member.lag, member.duplicates_dropped)
+    metrics = ZoneMetrics(member.lag)
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             observed(
@@ -182,12 +182,6 @@ class _Member:
     def ready(self) -> bool:
         """In the group with an assignment (possibly empty), and not stopping."""
         return self._joined is not None and self._joined[1].assigned and not self._stop.is_set()
-
-    def duplicates_dropped(self) -> int:
-        """Copies of events dropped in committed transactions (shared.kafka.dedupe)."""
-        if self._joined is None or self._joined[1].duplicates is None:
-            return 0
-        return self._joined[1].duplicates.dropped
 
     def lag(self) -> dict[TopicPartition, int | None]:
         """Per owned partition: its last stable offset minus the next offset to process."""

@@ -81,6 +81,8 @@ class TransactionCounts:
     aborted: int = 0
     records: int = 0
     produced: int = 0
+    # Copies of events already handled (shared.kafka.dedupe), dropped in committed transactions.
+    dropped: int = 0
 
 
 async def commit_partition(
