@@ -34,7 +34,6 @@ from shared.runtime.tasks import finished_within
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import (
-    TRANSACTION_COMMITTED,
     FencedError,
     TransactionCounts,
     Transform,
@@ -44,9 +43,6 @@ from zones_service.transactions import (
 from zones_service.transform import Output
 
 _log = logging.getLogger(__name__)
-
-# Logged once for the transactions a shutdown cancels; tests look for this line.
-TRANSACTIONS_LEFT_OPEN = "transactions left open at shutdown"
 
 # Once stop is set, the share of zones.shutdown_timeout_s the batch in hand has to commit; the rest
 # is for closing the producers and the consumer (service.CLOSE_SHARE each) and a margin.
@@ -138,7 +134,7 @@ async def _handle_all(
                 await gathered
     left_open = sorted(tp.partition for tp, task in tasks.items() if task.cancelled())
     _log.warning(
-        TRANSACTIONS_LEFT_OPEN,
+        "transactions left open at shutdown",
         extra={
             "partitions": left_open,
             "reason": f"not committed within {finish_s:g} s of the stop (zones.shutdown_timeout_s"
@@ -185,7 +181,7 @@ async def _handle(
         return len(records), None, 0
     owner.offsets[tp] = records[-1].offset + 1
     _log.info(
-        TRANSACTION_COMMITTED,
+        "transaction committed",
         extra={"partition": tp.partition, "records": len(records), "produced": produced},
     )
     return len(records), produced, copies

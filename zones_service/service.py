@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-ZONES_STARTED = "zone processor started"
-
 # The share of zones.shutdown_timeout_s closing the producers may take, and then the consumer
 # (loop.FINISH_SHARE is the batch in hand's; what is left is a margin for the rest).
 CLOSE_SHARE = 0.15
@@ -82,7 +80,7 @@ async def run_zones(
         consumer, owner = await parts.enter_async_context(zone_consumer(settings, start_producer))
         member.join(consumer, owner)
         _log.info(
-            ZONES_STARTED,
+            "zone processor started",
             extra={"topic": kafka.topic, "zones_topic": zones.topic, "group_id": zones.group_id},
         )
         counts = await process_zones(

@@ -272,7 +272,7 @@ async def test_the_set_aside_line_names_the_records_request_id_and_traceparent(
     processor = _processor(StreamSink(io.BytesIO()), RecordingDeadLetters())
     with caplog.at_level(logging.ERROR):
         await processor.process(TopicPartition(TOPIC, 0), [record(0, 5, b"{", headers=headers)])
-    [line] = [r for r in caplog.records if r.getMessage() == "record set aside"]
+    [line] = [r for r in caplog.records if r.name == "consumer_service.processor"]
     assert (line.request_id, line.traceparent) == ("r-5", traceparent.decode())  # type: ignore[attr-defined]
 
 
