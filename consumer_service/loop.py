@@ -136,6 +136,7 @@ class RebalanceHandler(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self.assigned = True
+        self._committer.metrics.rebalances.inc()
         partitions = sorted(tp.partition for tp in assigned)
         _log.info("partitions assigned", extra={"partitions": partitions})
 

@@ -9,7 +9,8 @@ _COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 
 class ConsumerMetrics:
-    """Records consumed, handled and dead-lettered; batch size; commit latency; lag."""
+    """Records consumed, handled, dead-lettered and dropped as copies; batch size; commit
+    latency; lag; rebalances."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -39,6 +40,11 @@ class ConsumerMetrics:
             "biometrics_commit_latency_seconds",
             "Time taken by an offset commit",
             buckets=_COMMIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.rebalances = Counter(
+            "biometrics_consumer_rebalances",
+            "Assignments received from the group, one per rebalance this member took part in",
             registry=self.registry,
         )
         self.lag = Gauge(

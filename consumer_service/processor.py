@@ -93,9 +93,9 @@ class RecordProcessor:
         last = records[-1].offset
         if (duplicates := self._duplicates) is not None:
             await duplicates.ensure(partition, records[0].offset)
-            dropped = duplicates.dropped
-            records = duplicates.originals(partition, records)
-            self._metrics.duplicates.inc(duplicates.dropped - dropped)
+            originals = duplicates.originals(partition, records)
+            self._metrics.duplicates.inc(len(records) - len(originals))
+            records = originals
         if not records:
             self._pending.offsets[partition] = last + 1
             return

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-# Logged once the consumer has joined its group: other processes (tests, the benchmark) wait for it.
+# Logged once the consumer has joined its group. Only bench/consumption.py still waits for this
+# text, until its rewrite observes /readyz; nothing else may (docs/development.md).
 CONSUMER_STARTED = "consumer started"
 
 

@@ -34,7 +34,6 @@ from shared.runtime.tasks import finished_within
 from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import (
-    TRANSACTION_COMMITTED,
     FencedError,
     TransactionCounts,
     Transform,
@@ -45,15 +44,13 @@ from zones_service.transform import Output
 
 _log = logging.getLogger(__name__)
 
-# Logged once for the transactions a shutdown cancels; tests look for this line.
-TRANSACTIONS_LEFT_OPEN = "transactions left open at shutdown"
-
 # Once stop is set, the share of zones.shutdown_timeout_s the batch in hand has to commit; the rest
 # is for closing the producers and the consumer (service.CLOSE_SHARE each) and a margin.
 FINISH_SHARE = 0.5
 
-# (records, produced) of a partition's batch: produced is None once aborted.
-Outcome = tuple[int, int | None]
+# (records, produced, copies dropped) of a partition's batch: produced is None once aborted, and
+# then no copy counts as dropped (they are read again).
+Outcome = tuple[int, int | None, int]
 
 
 async def process_zones(
@@ -91,16 +88,17 @@ async def process_zones(
                 if records and _current(owner, tp, records[0].offset)
             }
             results = await _handle_all(handling, stop, finish_s)
-        for records, produced in results:
+        for records, produced, dropped in results:
             if produced is None:
                 counts.aborted += 1
             else:
                 counts.committed += 1
                 counts.records += records
                 counts.produced += produced
+                counts.dropped += dropped
             if metrics is not None:
-                _count(metrics, records, produced)
-        if any(produced is None for _, produced in results):
+                _count(metrics, records, produced, dropped)
+        if any(produced is None for _, produced, _ in results):
             await _pause(stop, backoff_s)
     return counts
 
@@ -136,7 +134,7 @@ async def _handle_all(
                 await gathered
     left_open = sorted(tp.partition for tp, task in tasks.items() if task.cancelled())
     _log.warning(
-        TRANSACTIONS_LEFT_OPEN,
+        "transactions left open at shutdown",
         extra={
             "partitions": left_open,
             "reason": f"not committed within {finish_s:g} s of the stop (zones.shutdown_timeout_s"
@@ -153,8 +151,8 @@ async def _handle(
     transform: Transform,
     group_id: str,
 ) -> Outcome:
-    """(records, produced) once committed, or (records, None) once aborted and sought back.
-    Cancelled (at the shutdown deadline), the transaction is left open as it is."""
+    """(records, produced, copies dropped) once committed, or (records, None, 0) once aborted and
+    sought back. Cancelled (at the shutdown deadline), the transaction is left open as it is."""
     producer = owner.producers[tp]
     duplicates = owner.duplicates
     copies = 0
@@ -175,19 +173,18 @@ async def _handle(
         await abort(producer, error)
         owner.seek(tp, records[0].offset)
         if duplicates is not None:  # its records will be seen again, its copies dropped again
-            duplicates.dropped -= copies
             await duplicates.restore({tp: records[0].offset})
         _log.warning(
             "transaction aborted; its records will be read again",
             extra={"partition": tp.partition, "records": len(records), "error": repr(error)},
         )
-        return len(records), None
+        return len(records), None, 0
     owner.offsets[tp] = records[-1].offset + 1
     _log.info(
-        TRANSACTION_COMMITTED,
+        "transaction committed",
         extra={"partition": tp.partition, "records": len(records), "produced": produced},
     )
-    return len(records), produced
+    return len(records), produced, copies
 
 
 _NOTHING = Output("", (), [])
@@ -203,13 +200,14 @@ def _skipping_copies(transform: Transform, originals: set[int]) -> Transform:
     return skipping
 
 
-def _count(metrics: ZoneMetrics, records: int, produced: int | None) -> None:
+def _count(metrics: ZoneMetrics, records: int, produced: int | None, dropped: int) -> None:
     if produced is None:
         metrics.aborted.inc()
         return
     metrics.committed.inc()
     metrics.records.inc(records)
     metrics.produced.inc(produced)
+    metrics.duplicates.inc(dropped)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

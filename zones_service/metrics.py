@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 # The lag of each owned partition: its last stable offset minus the next offset to process, or
 # None while either is unknown.
@@ -18,10 +18,10 @@ LagReader = Callable[[], Mapping[TopicPartition, int | None]]
 
 
 class ZoneMetrics:
-    """Transactions committed and aborted, records read and zone events produced, partitions
-    owned and their lag."""
+    """Transactions committed and aborted, records read, zone events produced and copies dropped,
+    partitions owned and their lag."""
 
-    def __init__(self, lag: LagReader, dropped: Callable[[], int] = lambda: 0) -> None:
+    def __init__(self, lag: LagReader) -> None:
         self.registry = CollectorRegistry()
         self.committed = Counter(
             "biometrics_zone_transactions_committed",
@@ -43,21 +43,20 @@ class ZoneMetrics:
             "Zone events and dead letters committed",
             registry=self.registry,
         )
-        self.registry.register(_Partitions(lag, dropped))
-
-
-class _Partitions:
-    def __init__(self, lag: LagReader, dropped: Callable[[], int]) -> None:
-        self._lag = lag
-        self._dropped = dropped
-
-    def collect(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(
+        self.duplicates = Counter(
             "biometrics_duplicates_dropped",
             "Copies of events already handled (the same idempotency key), dropped in committed "
             "transactions",
-            value=self._dropped(),
+            registry=self.registry,
         )
+        self.registry.register(_Partitions(lag))
+
+
+class _Partitions:
+    def __init__(self, lag: LagReader) -> None:
+        self._lag = lag
+
+    def collect(self) -> Iterator[Metric]:
         lags = self._lag()
         owned = GaugeMetricFamily(
             "biometrics_zone_partitions_owned", "Input partitions this instance owns"

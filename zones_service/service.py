@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-ZONES_STARTED = "zone processor started"
-
 # The share of zones.shutdown_timeout_s closing the producers may take, and then the consumer
 # (loop.FINISH_SHARE is the batch in hand's; what is left is a margin for the rest).
 CLOSE_SHARE = 0.15
@@ -61,7 +59,7 @@ async def run_zones(
     """
     kafka, zones = settings.kafka, settings.zones
     member = _Member(stop)
-    metrics = ZoneMetrics(member.lag, member.duplicates_dropped)
+    metrics = ZoneMetrics(member.lag)
     async with contextlib.AsyncExitStack() as parts:
         spans = await parts.enter_async_context(
             observed(
@@ -82,7 +80,7 @@ async def run_zones(
         consumer, owner = await parts.enter_async_context(zone_consumer(settings, start_producer))
         member.join(consumer, owner)
         _log.info(
-            ZONES_STARTED,
+            "zone processor started",
             extra={"topic": kafka.topic, "zones_topic": zones.topic, "group_id": zones.group_id},
         )
         counts = await process_zones(
@@ -182,12 +180,6 @@ class _Member:
     def ready(self) -> bool:
         """In the group with an assignment (possibly empty), and not stopping."""
         return self._joined is not None and self._joined[1].assigned and not self._stop.is_set()
-
-    def duplicates_dropped(self) -> int:
-        """Copies of events dropped in committed transactions (shared.kafka.dedupe)."""
-        if self._joined is None or self._joined[1].duplicates is None:
-            return 0
-        return self._joined[1].duplicates.dropped
 
     def lag(self) -> dict[TopicPartition, int | None]:
         """Per owned partition: its last stable offset minus the next offset to process."""

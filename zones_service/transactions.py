@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,11 +31,6 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from shared.kafka.adapter import retrieve_transaction_errors
 from shared.kafka.batcher import Batch, RecordBatcher, acknowledged
 from zones_service.transform import Output
-
-_log = logging.getLogger(__name__)
-
-# Logged for each committed transaction: other processes (tests) count these lines.
-TRANSACTION_COMMITTED = "transaction committed"
 
 Headers = list[tuple[str, bytes]]
 Transform = Callable[[ConsumerRecord[Any, Any]], Output]
@@ -81,6 +75,8 @@ class TransactionCounts:
     aborted: int = 0
     records: int = 0
     produced: int = 0
+    # Copies of events already handled (shared.kafka.dedupe), dropped in committed transactions.
+    dropped: int = 0
 
 
 async def commit_partition(

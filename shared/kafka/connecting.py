@@ -32,7 +32,6 @@ from shared.runtime.settings import KafkaSettings
 from shared.runtime.tasks import unless_stopped
 
 __all__ = [
-    "FETCH_CANCELLED_ON_STOP",
     "KafkaAuthenticationError",
     "check_authentication",
     "retry_until_connected",
@@ -44,11 +43,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# Logged when stop_consumer absorbed aiokafka's own cancellation: the cluster test counts it.
-FETCH_CANCELLED_ON_STOP = (
-    "the consumer's fetcher stopped with a cancelled fetch; closing its connections"
-)
 
 # What aiokafka raises when the broker refuses a login: no retry can change the answer.
 _REFUSED_LOGIN = (
@@ -162,5 +156,5 @@ async def stop_consumer(consumer: AIOKafkaConsumer) -> None:
     except asyncio.CancelledError:
         if task is None or task.cancelling() > cancelling:
             raise
-        _log.info(FETCH_CANCELLED_ON_STOP)
+        _log.info("the consumer's fetcher stopped with a cancelled fetch; closing its connections")
         await close_consumer_connections(consumer)

@@ -87,7 +87,7 @@ class RecentKeys:
 
 
 class Duplicates:
-    """The recent keys of each partition this member handles, and how many copies it dropped."""
+    """The recent keys of each partition this member handles."""
 
     def __init__(
         self,
@@ -99,7 +99,6 @@ class Duplicates:
         self._window_s = window_s
         self._options = reader_options
         self._windows: dict[TopicPartition, RecentKeys] = {}
-        self.dropped = 0
         # Bumped when a partition is forgotten: a rebuild that outlives its partition is dropped.
         self._generations: dict[TopicPartition, int] = {}
 
@@ -110,19 +109,18 @@ class Duplicates:
     def originals(
         self, partition: TopicPartition, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> list[ConsumerRecord[Any, Any]]:
-        """The records that are not copies, in order; the copies are counted in `dropped`."""
+        """The records that are not copies, in order (the copies are the rest: the caller counts
+        them where its count has a meaning, such as a committed transaction)."""
         window = self._windows.get(partition)
         if window is None:
             window = self._windows[partition] = RecentKeys(self._records, self._window_s)
-        kept = [
+        return [
             record
             for record in records
             if not window.seen(
                 header_value(record.headers, IDEMPOTENCY_KEY), record.timestamp, record.offset
             )
         ]
-        self.dropped += len(records) - len(kept)
-        return kept
 
     async def ensure(self, partition: TopicPartition, start: int) -> None:
         """Rebuild the partition's memory up to `start`, the first offset about to be handled,

@@ -11,14 +11,13 @@ from collections import Counter
 from pathlib import Path
 
 import httpx2 as httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from consumer_service import EVENT_CONSUMED
 from devtools.local_kafka import LocalKafka
 from devtools.processes import free_port
 from tests.support.load import PostingLoad, accepted_in_topic
 from tests.support.polling import eventually, until_status
-from tests.support.processes import service_process
+from tests.support.processes import Samples, metric_samples, service_process
 from tests.support.recovery import (
     DEFAULT_REQUEST_TIMEOUT_MS,
     DEFAULT_SESSION_TIMEOUT_MS,
@@ -101,7 +100,8 @@ async def test_services_started_without_a_broker_wait_for_it_and_then_work(
             early = await client.post("/biometrics", json=body)
             assert early.status_code == 503
             assert early.headers["retry-after"].isdigit()
-            await consumer.wait_for_message("Kafka is not reachable")
+            # Its warning that it retries (docs/configuration.md), found by its fields.
+            await consumer.wait_for(lambda line: "retry_in_s" in line, awaiting="a retry")
 
             await asyncio.to_thread(kafka.start)
             # The default request timeout and session: nothing is configured shorter here.
@@ -144,7 +144,7 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
         assert response.status_code == 202
         await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED, len(bodies))
         await _until_committed(probes, len(bodies))
-        samples = _samples((await probes.get("/metrics")).text)
+        samples = metric_samples((await probes.get("/metrics")).text)
         assert samples[("biometrics_records_consumed_total", ())] == len(bodies)
         assert samples[("biometrics_records_handled_total", ())] == len(bodies)
         assert samples[("biometrics_records_dead_lettered_total", ())] == 0
@@ -162,21 +162,13 @@ async def test_the_consumer_probes_report_membership_metrics_and_a_lost_broker(
     assert codes == [0, 0]
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
 async def _until_committed(probes: httpx.AsyncClient, count: int) -> None:
     """Poll /metrics against a deadline until `count` records count as handled and committed."""
 
-    async def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        return _samples((await probes.get("/metrics")).text)
+    async def scrape() -> Samples:
+        return metric_samples((await probes.get("/metrics")).text)
 
-    def committed(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> bool:
+    def committed(samples: Samples) -> bool:
         return (
             samples.get(("biometrics_commit_latency_seconds_count", ()), 0) >= 1
             and samples.get(("biometrics_records_handled_total", ()), 0) >= count

@@ -18,10 +18,8 @@ from dataclasses import dataclass
 import httpx2 as httpx
 import pytest
 
-from consumer_service import CONSUMER_STARTED
 from devtools.local_cluster import LocalKafkaCluster
 from shared.kafka.adapter import cluster_client, topic_metadata
-from shared.kafka.connecting import FETCH_CANCELLED_ON_STOP
 from shared.kafka.topics import ensure_topics
 from tests.support.kafka import make_whole
 from tests.support.load import PostingLoad, accepted_in_topic
@@ -37,8 +35,6 @@ from tests.support.samples import event_body
 from tests.support.settings import project_settings, service_env
 from tests.support.topics import committed_offsets, fill_topic, wait_until_caught_up
 from tests.support.zones import report_exactly_once, zone_bodies
-from zones_service.service import ZONES_STARTED
-from zones_service.transactions import TRANSACTION_COMMITTED
 
 pytestmark = pytest.mark.cluster
 
@@ -54,6 +50,9 @@ MARGIN_S = 5
 # How long after the kill both consumers get SIGTERM: within the dead node's broker session
 # (3 s here), while their fetches from it fail and wait out the retry backoff.
 STOP_DELAYS_S = (1.0, 2.0)
+# What the services' /metrics say of their rebalances and transactions.
+REBALANCES = "biometrics_consumer_rebalances_total"
+COMMITTED = "biometrics_zone_transactions_committed_total"
 # The services keep the default session and request timeouts: a group that lost a node's
 # coordinator catches up within this.
 _CAUGHT_UP_S = caught_up_s(DEFAULT_SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
@@ -110,10 +109,11 @@ class _Pair:
         The consumer commits after every batch, retrying until the commit succeeds or the group
         has moved on, and reads again only from a new assignment's committed offset: so a record
         is re-delivered only through a rebalance, at most the batch in hand at each. The bound
-        is a batch per rebalance (as the consumer logged them), and per fault at most."""
+        is a batch per rebalance (as the consumer's /metrics count them), and per fault at most."""
         bootstrap, topic, group_id = self.cluster.bootstrap_servers, self.topic, self.group_id
         assert await self.producer.finish() == 0
         ends = await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, _CAUGHT_UP_S)
+        rebalances = int(await self.consumer.metric(REBALANCES)) - 1  # the first is the join
         assert await self.consumer.finish() == 0
         lag = sum(ends.values()) - sum((await committed_offsets(bootstrap, group_id)).values())
         in_topic = await accepted_in_topic(bootstrap, topic, PARTITIONS, load.accepted)
@@ -122,7 +122,6 @@ class _Pair:
         not_logged = [key for key, at in load.accepted.items() if logged_at.get(key) != at]
         lines_per_record = Counter((line["partition"], line["offset"]) for line in events)
         redelivered = sum(count - 1 for count in lines_per_record.values())
-        rebalances = len(self.consumer.matching(_assignment)) - 1
         max_redelivered = min(faults, rebalances) * MAX_POLL_RECORDS
         print(
             f"{name}: answers={dict(load.statuses)}, in topic={in_topic.records}, "
@@ -149,7 +148,7 @@ async def _pair(cluster: LocalKafkaCluster) -> AsyncIterator[_Pair]:
         service_process("consumer_service", env) as consumer,
         httpx.AsyncClient(base_url=await producer.url(), timeout=60) as client,
     ):
-        await consumer.wait_for_message(CONSUMER_STARTED, timeout_s=120)
+        await consumer.ready(timeout_s=120)
         await _check_replicated(cluster, topic)
         yield _Pair(cluster, topic, group_id, producer, consumer, client)
 
@@ -260,10 +259,10 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         ZONES__MAX_POLL_RECORDS="20",
     )
     async with service_process("zones_service", env) as zones:
-        await zones.wait_for_message(ZONES_STARTED, timeout_s=120)
+        await zones.ready(timeout_s=120)
         await _check_replicated(kafka_cluster, topic, zones_topic)
         await fill_topic(bootstrap, topic, chunks[0])
-        await zones.wait_for(_committed, 3, timeout_s=120)
+        await zones.until_metric(COMMITTED, 3, timeout_s=120)
         # The coordinator of every transaction (__transaction_state has one partition).
         coordinator = await kafka_cluster.leader("__transaction_state", 0)
         roles = [
@@ -279,12 +278,12 @@ async def test_the_zone_processor_stays_exactly_once_through_a_transaction_coord
         await asyncio.to_thread(coordinator.start)
         await fill_topic(bootstrap, topic, chunks[2])
         await wait_until_caught_up(bootstrap, topic, PARTITIONS, group_id, _CAUGHT_UP_S)
+        transactions = int(await zones.metric(COMMITTED))
         code = await zones.finish()
     print(
         f"zone coordinator kill: {at_kill} of {len(chunks[0])} input events committed at the "
         f"kill (it also led {', '.join(roles) or 'no other partition'}), "
-        f"{len(zones.matching(_committed))} transactions, "
-        f"{len(zones.matching(_assignment))} assignments, exit {code}"
+        f"{transactions} transactions, exit {code}"
     )
     assert at_kill < len(chunks[0]), "the kill came after the input was processed"
     assert code == 0
@@ -321,11 +320,11 @@ async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) ->
         service_process("zones_service", env) as zones,
         httpx.AsyncClient(base_url=await producer.url(), timeout=60) as client,
     ):
-        await consumer.wait_for_message(CONSUMER_STARTED, timeout_s=120)
-        await zones.wait_for_message(ZONES_STARTED, timeout_s=120)
+        await consumer.ready(timeout_s=120)
+        await zones.ready(timeout_s=120)
         async with PostingLoad(client, WORKERS) as load:
             await load.wait_for_accepted(200)
-            await zones.wait_for(_committed, 1, timeout_s=120)
+            transactions = await zones.until_metric(COMMITTED, 1, timeout_s=120)
             victim = await cluster.leader(topic, 0)
             await asyncio.to_thread(victim.kill)
             # The delay is the scenario, not a wait for something: both stop mid-failover.
@@ -338,24 +337,10 @@ async def _stop_during_a_failover(cluster: LocalKafkaCluster, delay_s: float) ->
     print(
         f"stop {delay_s} s after a leader kill: exit codes (consumer, zones) {codes}, "
         f"consumer logged to {dict(logged_end)}, committed {committed}, "
-        f"answers={dict(load.statuses)}, {len(zones.matching(_committed))} zone transactions; "
-        f"aiokafka's cancelled fetch absorbed by (consumer, zones) "
-        f"{[len(service.matching(_fetch_cancelled)) for service in (consumer, zones)]}"
+        f"answers={dict(load.statuses)}, {transactions:g} zone transactions before the kill"
     )
     assert codes == [0, 0], (consumer.lines[-5:], consumer.other_output, zones.other_output)
     assert all(offset <= logged_end[p] for p, offset in committed.items()), committed
-
-
-def _committed(line: dict[str, object]) -> bool:
-    return line["message"] == TRANSACTION_COMMITTED
-
-
-def _fetch_cancelled(line: dict[str, object]) -> bool:
-    return line["message"] == FETCH_CANCELLED_ON_STOP
-
-
-def _assignment(line: dict[str, object]) -> bool:
-    return line["message"] == "partitions assigned"
 
 
 async def test_topics_are_created_only_once_every_node_knows_them_with_leaders(

@@ -8,7 +8,7 @@ import uuid
 
 from aiokafka import AIOKafkaProducer
 
-from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
+from consumer_service import EVENT_CONSUMED
 from tests.support.kafka import TopicFactory
 from tests.support.processes import service_process
 from tests.support.settings import service_env
@@ -51,10 +51,9 @@ async def test_the_zone_processor_emits_each_events_zones_once_across_restarts_a
     await _write(kafka_bootstrap, topic, run_one)
 
     async def run(expected_offset: int, fail: int | None = None) -> int:
-        counts, owner = await process_aborting_once(settings, fail, {0: expected_offset})
-        assert owner.duplicates is not None
+        counts = await process_aborting_once(settings, fail, {0: expected_offset})
         assert counts.aborted == (0 if fail is None else 1)
-        return owner.duplicates.dropped
+        return counts.dropped
 
     assert await run(len(run_one)) == 5
     # A new member, as after a crash: its memory comes from the log. Copies of events 5-14 of the
@@ -80,7 +79,7 @@ async def test_the_consumer_logs_a_copy_once_also_after_a_restart(
     events = _keyed(zone_bodies(10, seed=5), 0)
     await _write(kafka_bootstrap, topic, events + events[:3])
     async with service_process("consumer_service", env) as consumer:
-        await consumer.wait_for_message(CONSUMER_STARTED)
+        await consumer.ready()
         await consumer.wait_for(lambda line: line["message"] == EVENT_CONSUMED, 10)
         await wait_until_committed(kafka_bootstrap, env["BIOMETRICS_CONSUMER__GROUP_ID"], {0: 13})
         assert await consumer.finish() == 0

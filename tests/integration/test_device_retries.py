@@ -13,7 +13,6 @@ import uuid
 import httpx2 as httpx
 import orjson
 
-from consumer_service import CONSUMER_STARTED
 from devtools.local_kafka import LocalKafka
 from tests.support.kafka import TopicFactory
 from tests.support.polling import eventually
@@ -64,7 +63,7 @@ async def test_retries_through_two_producers_a_restart_a_killed_and_a_joining_zo
             return await stack.enter_async_context(service_process(module, env))
 
         consumer, zones = await start("consumer_service"), await start("zones_service")
-        await consumer.wait_for_message(CONSUMER_STARTED)
+        await consumer.ready()
         first, second = await start("producer_service"), await start("producer_service")
         await send(first, requests[:40])
         await send(second, requests[:40])  # another replica: each a copy
@@ -117,7 +116,7 @@ async def test_a_retry_after_a_503_whose_record_was_stored_is_dropped_downstream
 
         producer, consumer = await start("producer_service"), await start("consumer_service")
         zones = await start("zones_service")
-        await consumer.wait_for_message(CONSUMER_STARTED)
+        await consumer.ready()
         async with httpx.AsyncClient(base_url=await producer.url(), timeout=30) as client:
             os.kill(own_kafka.pid, signal.SIGSTOP)
             try:

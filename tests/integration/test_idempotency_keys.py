@@ -10,7 +10,7 @@ import uuid
 import httpx2 as httpx
 import orjson
 
-from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
+from consumer_service import EVENT_CONSUMED
 from tests.support.kafka import TopicFactory
 from tests.support.processes import service_process
 from tests.support.samples import event_body
@@ -31,7 +31,7 @@ async def test_the_same_request_twice_one_after_the_other_and_at_once_is_one_rec
         service_process("consumer_service", env) as consumer,
     ):
         url = await producer.url()
-        await consumer.wait_for_message(CONSUMER_STARTED)
+        await consumer.ready()
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
 
             async def post(path: str, body: object, key: str) -> httpx.Response:

@@ -8,7 +8,6 @@ import contextlib
 import random
 import re
 import signal
-from collections.abc import Callable
 
 import httpx2 as httpx
 
@@ -22,32 +21,14 @@ from tests.support.topics import (
     wait_until_caught_up,
 )
 from tests.support.zones import report_exactly_once, zone_bodies
-from zones_service.transactions import TRANSACTION_COMMITTED
 
 PARTITIONS, BATCH = 6, 20
 # The broker's smallest allowed session: a SIGKILLed or frozen instance's partitions move on
 # after this long.
 SESSION_TIMEOUT_MS = 6000
-
-
-def _committed(line: dict[str, object]) -> bool:
-    return line["message"] == TRANSACTION_COMMITTED
-
-
-def _owns_some(line: dict[str, object]) -> bool:
-    return line["message"] == "partitions assigned" and bool(line.get("partitions"))
-
-
-def _assigned(partitions: int) -> Callable[[dict[str, object]], bool]:
-    def test(line: dict[str, object]) -> bool:
-        owned = line.get("partitions")
-        return (
-            line["message"] == "partitions assigned"
-            and isinstance(owned, list)
-            and (len(owned) == partitions)
-        )
-
-    return test
+# What an instance's /metrics say.
+OWNED = "biometrics_zone_partitions_owned"
+COMMITTED = "biometrics_zone_transactions_committed_total"
 
 
 async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigterm(
@@ -65,17 +46,17 @@ async def test_instances_share_partitions_through_kills_a_new_member_and_a_sigte
 
         instances = [await start() for _ in range(3)]
         for instance in instances:
-            await instance.wait_for(_owns_some)
+            await instance.until_metric(OWNED, 1)
         kills = []
         for chunk in chunks[:3]:  # three kills of the first instance, at random points
             await fill_topic(kafka_bootstrap, topic, chunk)
             # The pause is the scenario (a kill at a random point of the work), not a wait.
             await asyncio.sleep(rng.uniform(0, 1.0))
             victim = instances[0]
-            kills.append(len(victim.matching(_committed)))
+            kills.append(int(await victim.metric(COMMITTED)))
             assert await victim.finish(signal.SIGKILL) == -signal.SIGKILL
             instances[0] = await start()
-            await instances[0].wait_for(_owns_some)
+            await instances[0].until_metric(OWNED, 1)
         instances.append(await start())  # a fourth member joins
         await fill_topic(kafka_bootstrap, topic, chunks[3])
         await asyncio.sleep(rng.uniform(0, 1.0))  # the scenario: a SIGTERM at a random point
@@ -106,21 +87,22 @@ async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
         service_process("zones_service", env) as zombie,
         service_process("zones_service", env) as survivor,
     ):
-        await zombie.wait_for(_assigned(PARTITIONS // 2), timeout_s=60)
-        await survivor.wait_for(_assigned(PARTITIONS // 2), timeout_s=60)
+        half = PARTITIONS // 2
+        await zombie.until_metric(OWNED, half, at_most=half)
+        await survivor.until_metric(OWNED, half, at_most=half)
         await fill_topic(kafka_bootstrap, topic, first)
-        await zombie.wait_for(_committed, 2)
+        await zombie.until_metric(COMMITTED, 2)
         zombie.process.send_signal(signal.SIGSTOP)  # busy: records fetched and not handled
         frozen_at = sum((await committed_offsets(kafka_bootstrap, group_id)).values())
         # Past the session timeout the group gives every partition to the survivor.
         rejoined_s = member_rejoined_s(SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
-        await survivor.wait_for(_assigned(PARTITIONS), timeout_s=rejoined_s)
+        await survivor.until_metric(OWNED, PARTITIONS, timeout_s=rejoined_s)
         await fill_topic(kafka_bootstrap, topic, second)
         zombie.process.send_signal(signal.SIGCONT)
         caught_up = caught_up_s(SESSION_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)
         await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id, caught_up)
         zombie_code = await zombie.finish()  # SIGTERM, unless it has already exited
-        fenced = zombie.matching(lambda line: "belongs to another instance" in str(line))
+        fenced = zombie.matching(_fenced)
         assert await survivor.finish() == 0
     print(
         f"zombie test: committed when frozen={frozen_at} of {len(first)}, zombie fenced="
@@ -133,6 +115,11 @@ async def test_a_frozen_instance_is_fenced_when_it_wakes_and_duplicates_nothing(
     await report_exactly_once(
         "zone zombie test", seed, kafka_bootstrap, zones_topic, PARTITIONS, first + second
     )
+
+
+def _fenced(line: dict[str, object]) -> bool:
+    """The one error line a fenced instance ends with (docs/operating.md), by its error field."""
+    return line["level"] == "error" and str(line.get("error", "")).startswith("FencedError(")
 
 
 def _env(bootstrap: str, topic: str, group_id: str, zones_topic: str) -> dict[str, str]:
@@ -158,7 +145,7 @@ async def test_the_probes_show_readiness_partitions_transactions_and_lag(
         httpx.AsyncClient(base_url=await instance.url(), timeout=10) as probes,
     ):
         assert (await probes.get("/healthz")).status_code == 200
-        await instance.wait_for(_assigned(PARTITIONS))
+        await instance.until_metric(OWNED, PARTITIONS)
         assert (await probes.get("/readyz")).status_code == 200
         await fill_topic(kafka_bootstrap, topic, records)
         await wait_until_caught_up(kafka_bootstrap, topic, PARTITIONS, group_id)

@@ -39,7 +39,7 @@ async def test_an_aborted_transaction_is_seen_by_read_uncommitted_readers_only(
     settings = zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq)
 
     # The second transaction's zone events are produced and acknowledged when it fails.
-    counts, _ = await process_aborting_once(settings, 2, {0: EVENTS})
+    counts = await process_aborting_once(settings, 2, {0: EVENTS})
     committed = await read_pairs(kafka_bootstrap, zones_topic, 1, "read_committed")
     uncommitted = await read_pairs(kafka_bootstrap, zones_topic, 1, "read_uncommitted")
     aborted = uncommitted - committed

@@ -1,4 +1,6 @@
-"""The services run as real processes (`python -m`), their JSON output read as it comes."""
+"""The services run as real processes (`python -m`), their JSON output read as it comes, their
+probes asked over HTTP. A test learns what a service did from its probes (/readyz, /metrics),
+the topics or its event lines, never from the text of its log messages."""
 
 from __future__ import annotations
 
@@ -12,9 +14,14 @@ from typing import Any
 
 import httpx2 as httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
-from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
+from consumer_service import EVENT_CONSUMED
 from tests.support import ROOT
+from tests.support.polling import eventually, until_status
+
+# A metric's samples: by name and sorted labels, their values.
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 # uvicorn's start-up line, which names the port it bound (the tests ask for port 0).
 UVICORN_RUNNING = "Uvicorn running on"
@@ -72,12 +79,6 @@ class ServiceProcess:
             ) from None
         return found
 
-    async def wait_for_message(self, message: str, timeout_s: float = 60) -> dict[str, Any]:
-        """Wait for the first line whose message contains `message`."""
-        matches: Callable[[dict[str, Any]], bool] = lambda line: message in line["message"]  # noqa: E731
-        [line, *_] = await self.wait_for(matches, 1, timeout_s, f"a line with {message!r}")
-        return line
-
     def last_output(self) -> str:
         """The service's pid, last lines and any output that was not a JSON line, for a failure."""
         other = b"".join(self.other_output[-10:]).decode(errors="replace")
@@ -85,11 +86,40 @@ class ServiceProcess:
         return f"pid {self.process.pid}, last lines: {self.lines[-10:]}{tail}"
 
     async def url(self) -> str:
-        """The producer's base URL, from uvicorn's start-up line."""
-        line = await self.wait_for_message(UVICORN_RUNNING)
+        """The base URL of the service's HTTP server (the producer's, or the probes' of the
+        consumer and the zone processor), from uvicorn's start-up line: the tests ask for port 0,
+        and that line is the one place the bound port is told."""
+        [line, *_] = await self.wait_for(_uvicorn_running, awaiting="uvicorn's start-up line")
         match = re.search(r"http://[\d.]+:\d+", line["message"])
         assert match is not None, line
         return match.group()
+
+    async def ready(self, timeout_s: float = 60) -> None:
+        """Wait until /readyz answers 200 (a consumer or zone processor: in its group with an
+        assignment, see docs/operating.md)."""
+        async with httpx.AsyncClient(base_url=await self.url(), timeout=10) as client:
+            await until_status(client, "/readyz", 200, timeout_s, self.last_output)
+
+    async def metric(self, name: str) -> float:
+        """The sum of the samples named `name` (over their labels) on /metrics now."""
+        async with httpx.AsyncClient(base_url=await self.url(), timeout=10) as client:
+            samples = metric_samples((await client.get("/metrics")).text)
+        return sum(value for (sample, _), value in samples.items() if sample == name)
+
+    async def until_metric(
+        self, name: str, at_least: float, at_most: float | None = None, timeout_s: float = 60
+    ) -> float:
+        """Poll /metrics until `name` (as metric() sums it) is at least `at_least` (and at most
+        `at_most`, if given); return it."""
+        high = float("inf") if at_most is None else at_most
+        bounds = f">= {at_least:g}" if at_most is None else f"in [{at_least:g}, {at_most:g}]"
+        return await eventually(
+            lambda: self.metric(name),
+            lambda value: at_least <= value <= high,
+            timeout_s=timeout_s,
+            awaiting=f"{name} {bounds}",
+            context=self.last_output,
+        )
 
     def events(self) -> list[dict[str, Any]]:
         """The consumer's event lines so far."""
@@ -103,6 +133,19 @@ class ServiceProcess:
             code = await self.process.wait()
             await self._reader
         return code
+
+
+def _uvicorn_running(line: dict[str, Any]) -> bool:
+    return line["logger"] == "uvicorn.error" and UVICORN_RUNNING in line["message"]
+
+
+def metric_samples(text: str) -> Samples:
+    """The samples of a /metrics answer (Prometheus text format)."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 @asynccontextmanager
@@ -138,7 +181,7 @@ async def through_the_pair(
         service_process("consumer_service", env) as consumer,
     ):
         url = await producer.url()
-        await consumer.wait_for_message(CONSUMER_STARTED)
+        await consumer.ready()
         async with httpx.AsyncClient(base_url=url) as client:
             for body in bodies:
                 response = await client.post("/biometrics", json=body)

@@ -179,10 +179,9 @@ async def run_zones_until_committed(settings: Settings, offsets: dict[int, int])
 
 async def process_aborting_once(
     settings: Settings, fail: int | None, offsets: dict[int, int]
-) -> tuple[TransactionCounts, PartitionProducers]:
+) -> TransactionCounts:
     """An in-process member whose transaction number `fail` (None: none) raises once its zone
-    events are produced (so it aborts), run until its group has committed `offsets`; its counts
-    and its producers."""
+    events are produced (so it aborts), run until its group has committed `offsets`; its counts."""
 
     async def fail_once(transaction: int) -> None:
         if transaction == fail:
@@ -195,4 +194,4 @@ async def process_aborting_once(
             settings.kafka.bootstrap_servers, settings.zones.group_id, offsets
         )
         stop.set()
-        return await task, owner
+        return await task

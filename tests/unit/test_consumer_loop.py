@@ -144,3 +144,13 @@ async def test_a_commit_updates_the_lag_per_partition() -> None:
     source = FakeSource([{P0: [record(0, 5), record(0, 6)]}], stop)
     committer = await _run(source, stop, RecordingHandler())
     assert committer.metrics.lag.labels(TOPIC, "0")._value.get() == 100 - 7
+
+
+async def test_each_assignment_counts_as_a_rebalance() -> None:
+    committer = Committer(FakeSource([], asyncio.Event()), PendingOffsets(), ConsumerMetrics())
+    listener = RebalanceHandler(RecordingHandler(), committer)
+    await listener.on_partitions_assigned([P0, P1])
+    await listener.on_partitions_revoked([P0, P1])
+    await listener.on_partitions_assigned([])  # an empty assignment is a rebalance too
+    rebalances = committer.metrics.registry.get_sample_value("biometrics_consumer_rebalances_total")
+    assert rebalances == 2

@@ -12,8 +12,9 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from consumer_service import EVENT_CONSUMED, RecordProcessor, StreamSink
+from consumer_service import EVENT_CONSUMED, ConsumerMetrics, RecordProcessor, StreamSink
 from consumer_service.processor import ProcessorStoppedError
+from shared.kafka.dedupe import Duplicates
 from shared.kafka.registry import frame_prefix
 from tests.support.fakes import FlakySink, RecordingDeadLetters
 from tests.support.samples import P0, P1, TOPIC, event_body, record
@@ -271,5 +272,29 @@ async def test_the_set_aside_line_names_the_records_request_id_and_traceparent(
     processor = _processor(StreamSink(io.BytesIO()), RecordingDeadLetters())
     with caplog.at_level(logging.ERROR):
         await processor.process(TopicPartition(TOPIC, 0), [record(0, 5, b"{", headers=headers)])
-    [line] = [r for r in caplog.records if r.getMessage() == "record set aside"]
+    [line] = [r for r in caplog.records if r.name == "consumer_service.processor"]
     assert (line.request_id, line.traceparent) == ("r-5", traceparent.decode())  # type: ignore[attr-defined]
+
+
+async def test_copies_are_dropped_and_counted_in_the_duplicates_metric() -> None:
+    metrics = ConsumerMetrics()
+    processor = RecordProcessor(
+        FlakySink(failures=0),
+        RecordingDeadLetters(),
+        max_record_bytes=4096,
+        retries=0,
+        retry_backoff_s=0,
+        metrics=metrics,
+        duplicates=Duplicates(records=100, window_s=600, client_options={}),
+    )
+    body = orjson.dumps(event_body())
+    keys = [b"a", b"b", b"a", b"a", b"c"]
+    batch = [record(0, n, body, headers=[("idempotency-key", key)]) for n, key in enumerate(keys)]
+    await processor.process(P0, batch)
+    await processor.process(P0, [record(0, 5, body, headers=[("idempotency-key", b"b")])])
+    assert await processor.flush() == {P0: 6}
+    counted = [
+        metrics.registry.get_sample_value(name)
+        for name in ("biometrics_duplicates_dropped_total", "biometrics_records_handled_total")
+    ]
+    assert counted == [3, 3]
