@@ -285,7 +285,7 @@ async def test_copies_are_dropped_and_counted_in_the_duplicates_metric() -> None
         retries=0,
         retry_backoff_s=0,
         metrics=metrics,
-        duplicates=Duplicates(records=100, window_s=600, client_options={}),
+        duplicates=Duplicates(records=100, window_s=600, reader_options={}),
     )
     body = orjson.dumps(event_body())
     keys = [b"a", b"b", b"a", b"a", b"c"]
