@@ -146,7 +146,7 @@ class Ingestion:
     ) -> tuple[bytes, RawHeaders]:
         event = parse_event(body)
         limits = self.limits
-        state = () if limits is None else limits.take_one(_device(event, key))
+        state = () if limits is None else limits.take({_device(event, key): 1})
         keys = None if idempotency_key is None else event_keys(idempotency_key, 1, batch=False)
         [delivery] = await publisher.publish((event,), trace, keys)
         return _encode(delivery), state

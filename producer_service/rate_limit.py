@@ -58,20 +58,6 @@ class DeviceLimits:
         """How many devices are remembered now."""
         return len(self._full_at)
 
-    def take_one(self, device: int) -> RawHeaders:
-        """take() for one event: its device's token, or RateLimitedError."""
-        now = self._clock()
-        full_at = self._full_at
-        before = full_at.get(device, now)
-        after = (before if before > now else now) + self._interval
-        if after - now > self._tolerance:
-            raise self._refusal(after - now - self._tolerance, before, now)
-        full_at[device] = after
-        full_at.move_to_end(device)
-        if now >= self._next_sweep:
-            self._forget(now)
-        return self._field(after, now)
-
     def take(self, events: Mapping[int, int]) -> RawHeaders:
         """Take each device's events (device key -> count) from its bucket, all or none, and
         return the answer's RateLimit field (RateLimit-Policy is `policy`, the same for every
