@@ -22,9 +22,12 @@ import string
 import time
 from collections.abc import Awaitable, Callable
 
-from producer_service.errors import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
+from producer_service.errors import (
+    IdempotencyKeyReusedError,
+    InvalidIdempotencyKeyError,
+    RawHeaders,
+)
 
-RawHeaders = tuple[tuple[bytes, bytes], ...]
 Answer = tuple[bytes, RawHeaders]
 
 _KEY_CHARACTERS = (string.ascii_letters + string.digits + "._:-").encode()

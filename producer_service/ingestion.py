@@ -22,12 +22,13 @@ from producer_service.errors import (
     InvalidIdempotencyKeyError,
     MethodNotAllowedError,
     PayloadTooLargeError,
+    RawHeaders,
     RequestTimeoutError,
     UnsupportedMediaError,
 )
 from producer_service.idempotency import IdempotencyKeys, fingerprint, parse_key
 from producer_service.publisher import Delivery, Publisher
-from producer_service.rate_limit import DeviceLimits, RawHeaders
+from producer_service.rate_limit import DeviceLimits
 from shared.contracts.schema import Biometrics, parse_event, parse_events
 from shared.kafka.headers import RecordHeaders, event_keys
 from shared.runtime.settings import HttpSettings

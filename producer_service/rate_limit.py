@@ -21,9 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from producer_service.errors import PayloadTooLargeError, RateLimitedError
-
-RawHeaders = tuple[tuple[bytes, bytes], ...]
+from producer_service.errors import PayloadTooLargeError, RateLimitedError, RawHeaders
 
 _POLICY = b"ratelimit-policy"
 _STATE = b"ratelimit"
