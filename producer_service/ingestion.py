@@ -120,22 +120,11 @@ class Ingestion:
         body = await self._read_body(receive)
         if idempotency_key is None:
             return await publish(body, publisher, trace, key, None)
-        # IdempotencyKeys.answer, inline: this is every keyed request's path.
-        keys, scoped = self.idempotency, (key, idempotency_key)
-        digest = fingerprint(scope["path"], body)
-        found = keys.replay(scoped, digest)
-        if found is not None:
-            return await keys.retried(
-                scoped, digest, found,
-                lambda: publish(body, publisher, trace, key, idempotency_key),
-            )  # fmt: skip
-        try:
-            answer = await publish(body, publisher, trace, key, idempotency_key)
-        except BaseException:
-            keys.failed(scoped)
-            raise
-        keys.remember(scoped, answer[0])
-        return answer
+        return await self.idempotency.answer(
+            (key, idempotency_key),
+            fingerprint(scope["path"], body),
+            lambda: publish(body, publisher, trace, key, idempotency_key),
+        )
 
     async def _event(
         self,
