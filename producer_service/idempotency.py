@@ -21,6 +21,7 @@ import asyncio
 import string
 import time
 from collections.abc import Awaitable, Callable
+from typing import ParamSpec
 
 from producer_service.errors import (
     IdempotencyKeyReusedError,
@@ -29,6 +30,7 @@ from producer_service.errors import (
 )
 
 Answer = tuple[bytes, RawHeaders]
+_P = ParamSpec("_P")
 
 _KEY_CHARACTERS = (string.ascii_letters + string.digits + "._:-").encode()
 REPLAYED: RawHeaders = ((b"idempotent-replayed", b"true"),)
@@ -97,16 +99,22 @@ class IdempotencyKeys:
         return self._bytes
 
     async def answer(
-        self, key: Key, digest: int, produce: Callable[[], Awaitable[Answer]]
+        self,
+        key: Key,
+        digest: int,
+        produce: Callable[_P, Awaitable[Answer]],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
     ) -> Answer:
         """The answer of the key's request: its first request's 202 (a retry, which waits while
-        the first is under way), or produced now by `produce` and remembered; a request whose
-        `produce` raises is forgotten. IdempotencyKeyReusedError (422) for a key sent with
-        another request."""
+        the first is under way), or produced now by `produce(*args, **kwargs)` and remembered;
+        a request whose `produce` raises is forgotten. IdempotencyKeyReusedError (422) for a key
+        sent with another request."""
+        # produce and its arguments, not a closure: no function is made for each request.
         found = self._replay(key, digest)
         if found is None:
             try:
-                answer = await produce()
+                answer = await produce(*args, **kwargs)
             except BaseException:
                 self._failed(key)
                 raise
@@ -117,7 +125,7 @@ class IdempotencyKeys:
         await asyncio.wait([found])
         if found.cancelled():
             # The first request failed: this retry is a new request.
-            return await self.answer(key, digest, produce)
+            return await self.answer(key, digest, produce, *args, **kwargs)
         self.replayed += 1
         return found.result(), REPLAYED
 

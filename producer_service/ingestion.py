@@ -123,7 +123,12 @@ class Ingestion:
         return await self.idempotency.answer(
             (key, idempotency_key),
             fingerprint(scope["path"], body),
-            lambda: publish(body, publisher, trace, key, idempotency_key),
+            publish,
+            body,
+            publisher,
+            trace,
+            key,
+            idempotency_key,
         )
 
     async def _event(
