@@ -36,6 +36,9 @@ from shared.contracts.schema import InvalidEvent
 RETRY_AFTER_SECONDS = 5
 OVERLOADED_RETRY_AFTER_SECONDS = 1
 
+# The extra headers of an answer, as ASGI sends them: lower-case names, latin-1 values.
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
 _log = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}

@@ -21,11 +21,16 @@ import asyncio
 import string
 import time
 from collections.abc import Awaitable, Callable
+from typing import ParamSpec
 
-from producer_service.errors import IdempotencyKeyReusedError, InvalidIdempotencyKeyError
+from producer_service.errors import (
+    IdempotencyKeyReusedError,
+    InvalidIdempotencyKeyError,
+    RawHeaders,
+)
 
-RawHeaders = tuple[tuple[bytes, bytes], ...]
 Answer = tuple[bytes, RawHeaders]
+_P = ParamSpec("_P")
 
 _KEY_CHARACTERS = (string.ascii_letters + string.digits + "._:-").encode()
 REPLAYED: RawHeaders = ((b"idempotent-replayed", b"true"),)
@@ -93,11 +98,41 @@ class IdempotencyKeys:
         """What the remembered answers cost, as counted against http.idempotency_max_bytes."""
         return self._bytes
 
-    def replay(self, key: Key, digest: int) -> bytes | asyncio.Future[bytes] | None:
+    async def answer(
+        self,
+        key: Key,
+        digest: int,
+        produce: Callable[_P, Awaitable[Answer]],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> Answer:
+        """The answer of the key's request: its first request's 202 (a retry, which waits while
+        the first is under way), or produced now by `produce(*args, **kwargs)` and remembered;
+        a request whose `produce` raises is forgotten. IdempotencyKeyReusedError (422) for a key
+        sent with another request."""
+        # produce and its arguments, not a closure: no function is made for each request.
+        found = self._replay(key, digest)
+        if found is None:
+            try:
+                answer = await produce(*args, **kwargs)
+            except BaseException:
+                self._failed(key)
+                raise
+            self._remember(key, answer[0])
+            return answer
+        if isinstance(found, bytes):
+            return found, REPLAYED
+        await asyncio.wait([found])
+        if found.cancelled():
+            # The first request failed: this retry is a new request.
+            return await self.answer(key, digest, produce, *args, **kwargs)
+        self.replayed += 1
+        return found.result(), REPLAYED
+
+    def _replay(self, key: Key, digest: int) -> bytes | asyncio.Future[bytes] | None:
         """What a request with this key gets before anything is produced: the 202 body it was
-        answered (a replay), a future of it (its first request is under way: wait, and on
-        cancellation call again), or None (a new request: produce it, then `remember` or
-        `failed`). IdempotencyKeyReusedError (422) for a key sent with another request."""
+        answered (a replay), a future of it (its first request is under way), or None (a new
+        request: produce it, then `_remember` or `_failed`)."""
         answered = self._answered.get(key)
         if answered is not None:
             self._check(answered[0], digest)
@@ -114,7 +149,7 @@ class IdempotencyKeys:
             waiters = self._waiters[key] = asyncio.get_running_loop().create_future()
         return waiters
 
-    def remember(self, key: Key, body: bytes) -> None:
+    def _remember(self, key: Key, body: bytes) -> None:
         """The new request of `key` was answered 202 with `body`."""
         digest = self._pending.pop(key)
         now = self._clock()
@@ -126,44 +161,11 @@ class IdempotencyKeys:
         if self._bytes > self._max_bytes or now >= self._next_sweep:
             self._forget(now)
 
-    def failed(self, key: Key) -> None:
+    def _failed(self, key: Key) -> None:
         """The new request of `key` was not answered 202: forget it (its waiters produce)."""
         del self._pending[key]
         if (waiters := self._waiters.pop(key, None)) is not None:
             waiters.cancel()
-
-    async def answer(
-        self, key: Key, digest: int, produce: Callable[[], Awaitable[Answer]]
-    ) -> Answer:
-        """The answer of the key's first request: produced now by `produce`, or remembered.
-        (The ingestion routes inline the first request's path: replay, produce, remember.)"""
-        found = self.replay(key, digest)
-        if found is not None:
-            return await self.retried(key, digest, found, produce)
-        try:
-            answer = await produce()
-        except BaseException:
-            self.failed(key)
-            raise
-        self.remember(key, answer[0])
-        return answer
-
-    async def retried(
-        self,
-        key: Key,
-        digest: int,
-        found: bytes | asyncio.Future[bytes],
-        produce: Callable[[], Awaitable[Answer]],
-    ) -> Answer:
-        """A retry's answer, `found` being what `replay` gave: the first request's answer, once
-        it has one; if the first fails, the retry is a new request."""
-        if isinstance(found, bytes):
-            return found, REPLAYED
-        await asyncio.wait([found])
-        if not found.cancelled():
-            self.replayed += 1
-            return found.result(), REPLAYED
-        return await self.answer(key, digest, produce)
 
     def _check(self, remembered: int, digest: int) -> None:
         if remembered != digest:

@@ -22,12 +22,13 @@ from producer_service.errors import (
     InvalidIdempotencyKeyError,
     MethodNotAllowedError,
     PayloadTooLargeError,
+    RawHeaders,
     RequestTimeoutError,
     UnsupportedMediaError,
 )
 from producer_service.idempotency import IdempotencyKeys, fingerprint, parse_key
 from producer_service.publisher import Delivery, Publisher
-from producer_service.rate_limit import DeviceLimits, RawHeaders
+from producer_service.rate_limit import DeviceLimits
 from shared.contracts.schema import Biometrics, parse_event, parse_events
 from shared.kafka.headers import RecordHeaders, event_keys
 from shared.runtime.settings import HttpSettings
@@ -119,22 +120,16 @@ class Ingestion:
         body = await self._read_body(receive)
         if idempotency_key is None:
             return await publish(body, publisher, trace, key, None)
-        # IdempotencyKeys.answer, inline: this is every keyed request's path.
-        keys, scoped = self.idempotency, (key, idempotency_key)
-        digest = fingerprint(scope["path"], body)
-        found = keys.replay(scoped, digest)
-        if found is not None:
-            return await keys.retried(
-                scoped, digest, found,
-                lambda: publish(body, publisher, trace, key, idempotency_key),
-            )  # fmt: skip
-        try:
-            answer = await publish(body, publisher, trace, key, idempotency_key)
-        except BaseException:
-            keys.failed(scoped)
-            raise
-        keys.remember(scoped, answer[0])
-        return answer
+        return await self.idempotency.answer(
+            (key, idempotency_key),
+            fingerprint(scope["path"], body),
+            publish,
+            body,
+            publisher,
+            trace,
+            key,
+            idempotency_key,
+        )
 
     async def _event(
         self,
@@ -146,7 +141,7 @@ class Ingestion:
     ) -> tuple[bytes, RawHeaders]:
         event = parse_event(body)
         limits = self.limits
-        state = () if limits is None else limits.take_one(_device(event, key))
+        state = () if limits is None else limits.take({_device(event, key): 1})
         keys = None if idempotency_key is None else event_keys(idempotency_key, 1, batch=False)
         [delivery] = await publisher.publish((event,), trace, keys)
         return _encode(delivery), state

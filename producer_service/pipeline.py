@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Collection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer_service.access_log import AccessLog
-from producer_service.errors import as_api_error, error_body
+from producer_service.errors import RawHeaders, as_api_error, error_body
 from producer_service.ingestion import ClientGone, Ingestion
 from producer_service.metrics import ProducerMetrics
 from producer_service.tracing import RequestSpans
@@ -29,7 +29,6 @@ _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _JSON = b"application/json"
 _CLIENT_GONE = 499  # logged and counted only: nobody is left to answer
 
-RawHeaders = tuple[tuple[bytes, bytes], ...]
 # The status, and the body and extra headers to send; no body when the answer is already sent.
 Outcome = tuple[int, bytes | None, RawHeaders]
 

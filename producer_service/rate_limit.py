@@ -21,9 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
-from producer_service.errors import PayloadTooLargeError, RateLimitedError
-
-RawHeaders = tuple[tuple[bytes, bytes], ...]
+from producer_service.errors import PayloadTooLargeError, RateLimitedError, RawHeaders
 
 _POLICY = b"ratelimit-policy"
 _STATE = b"ratelimit"
@@ -58,20 +56,6 @@ class DeviceLimits:
         """How many devices are remembered now."""
         return len(self._full_at)
 
-    def take_one(self, device: int) -> RawHeaders:
-        """take() for one event: its device's token, or RateLimitedError."""
-        now = self._clock()
-        full_at = self._full_at
-        before = full_at.get(device, now)
-        after = (before if before > now else now) + self._interval
-        if after - now > self._tolerance:
-            raise self._refusal(after - now - self._tolerance, before, now)
-        full_at[device] = after
-        full_at.move_to_end(device)
-        if now >= self._next_sweep:
-            self._forget(now)
-        return self._field(after, now)
-
     def take(self, events: Mapping[int, int]) -> RawHeaders:
         """Take each device's events (device key -> count) from its bucket, all or none, and
         return the answer's RateLimit field (RateLimit-Policy is `policy`, the same for every
@@ -80,27 +64,31 @@ class DeviceLimits:
         bucket."""
         now = self._clock()
         full_at = self._full_at
-        interval, tolerance = self._interval, self._tolerance
-        taken: dict[int, float] = {}
-        wait = 0.0
+        interval, burst = self._interval, self._burst
+        # Comparisons, not max(): this runs for every request of POST /biometrics.
+        taken: list[tuple[int, float]] = []
+        latest = now  # the latest of the full times after this request
         for device, count in events.items():
-            if count > self._burst:
+            if count > burst:
                 raise PayloadTooLargeError(
                     f"{count} events of one device in one request, more than http.device_burst "
-                    f"({self._burst}) allows: send them in requests of {self._burst} or fewer"
+                    f"({burst}) allows: send them in requests of {burst} or fewer"
                 )
-            after = max(full_at.get(device, now), now) + count * interval
-            wait = max(wait, after - now - tolerance)
-            taken[device] = after
+            before = full_at.get(device, now)
+            after = (before if before > now else now) + count * interval
+            if after > latest:
+                latest = after
+            taken.append((device, after))
+        wait = latest - now - self._tolerance
         if wait > 0:
             # The fullest of the refused buckets decides when the whole request fits.
-            raise self._refusal(wait, max(full_at.get(device, now) for device in taken), now)
-        for device, after in taken.items():
+            raise self._refusal(wait, max(full_at.get(device, now) for device, _ in taken), now)
+        for device, after in taken:
             full_at[device] = after
             full_at.move_to_end(device)
         if now >= self._next_sweep:
             self._forget(now)
-        return self._field(max(taken.values(), default=now), now)
+        return self._field(latest, now)
 
     def _refusal(self, wait: float, full_at: float, now: float) -> RateLimitedError:
         [(_, state)] = self._field(full_at, now)

@@ -43,10 +43,7 @@ from shared.contracts.schema import AwareDatetime, Biometrics
 __all__ = [
     "HeartRateZoneReached",
     "Zone",
-    "encode_zone_key",
-    "encode_zone_value",
     "parse_zone_event",
-    "zone_events",
     "zone_for",
     "zone_json_schema",
     "zone_records",
@@ -88,41 +85,17 @@ def zone_for(heart_rate: int, max_heart_rate: int) -> Zone | None:
     return _ZONE_BY_TENTHS[tenths] if tenths >= 0 else None
 
 
-def zone_events(event: Biometrics) -> list[HeartRateZoneReached]:
-    """One HeartRateZoneReached per heart-rate reading that has a zone, in reading order."""
-    found = []
-    for reading in event.heartRates:
-        zone = zone_for(reading.value, event.maxHeartRate)
-        if zone is not None:
-            found.append(
-                HeartRateZoneReached(
-                    event.deviceId, zone, reading.dateTime, reading.value, event.maxHeartRate
-                )
-            )
-    return found
-
-
-def encode_zone_key(event: HeartRateZoneReached) -> bytes:
-    """The record key: the device id, so a device's zone events share a partition."""
-    return str(event.deviceId).encode()
-
-
-def encode_zone_value(event: HeartRateZoneReached) -> bytes:
-    """The record value: the event as compact JSON, the zone as its name."""
-    # orjson, not msgspec: it writes a UTC time with "+00:00", as the zone events always have.
-    return orjson.dumps(msgspec.structs.asdict(event))
-
-
 def zone_records(event: Biometrics) -> list[tuple[bytes, bytes]]:
-    """The key and value of each of the event's zone events, in reading order: what
-    encode_zone_key and encode_zone_value make of zone_events(event), with the device id
-    encoded once (the zone processor's hot path)."""
+    """The record of each HeartRateZoneReached of the event, one per heart-rate reading that has
+    a zone, in reading order: the key is the device id, so a device's zone events share a
+    partition; the value is the event as compact JSON, the zone as its name."""
     device_id = str(event.deviceId)
     key = device_id.encode()
     records = []
     for reading in event.heartRates:
         zone = zone_for(reading.value, event.maxHeartRate)
         if zone is not None:
+            # orjson, not msgspec: it writes a UTC time as "+00:00", as zone events always have.
             value = {
                 "deviceId": device_id,
                 "zone": zone,

@@ -5,6 +5,7 @@
 - `logs`: logging configured for one test.
 - `settings`: the project's settings for a test broker, as `Settings` or as a process's environment.
 - `polling`: `eventually`, a condition polled against a deadline.
+- `metrics`: a sample's value in a service's /metrics text.
 - `recovery`: deadlines for a service's recovery from a fault, from the timeouts a test sets.
 - `kafka`: the pytest fixtures of a real broker, cluster, Schema Registry, fresh topics and groups.
 - `topics`: writing, reading and awaiting a topic's records and a group's offsets.

@@ -80,7 +80,7 @@ class RecordingPublisher:
         self.published: list[Biometrics] = []
         self.headers: list[list[tuple[str, bytes]]] = []  # those of each call
         self.keys: list[list[bytes] | None] = []  # the idempotency keys of each call
-        self.failure: Exception | None = None
+        self.failure: Exception | None = None  # what a call fails with, as set when it began
         self.gate: asyncio.Event | None = None  # when set, publish waits for it
         self.is_ready = True
         self.entered = self.exited = False
@@ -101,10 +101,11 @@ class RecordingPublisher:
         headers: RecordHeaders = (),
         keys: Sequence[bytes] | None = None,
     ) -> list[Delivery]:
+        failure = self.failure
         if self.gate is not None:
             await self.gate.wait()
-        if self.failure is not None:
-            raise self.failure
+        if failure is not None:
+            raise failure
         first = len(self.published)
         self.published.extend(events)
         self.headers.append(list(headers))

@@ -1,5 +1,6 @@
 """The producer and the consumer run in the test's event loop: the producer served by uvicorn on a
-free port (and a client of it), the consumer's loop writing its lines to a LineCollector."""
+free port (and a client of it), or its app called directly by a client without a socket; the
+consumer's loop writing its lines to a LineCollector."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import httpx2 as httpx
 import uvicorn
 from opentelemetry.sdk.trace import TracerProvider
+from starlette.types import ASGIApp, Message
 
 from consumer_service import run_consumer
 from producer_service import create_app
@@ -72,6 +74,33 @@ async def producer_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient
     """An HTTP client of the producer served (serving_producer) with these settings."""
     async with serving_producer(settings) as (url, _), httpx.AsyncClient(base_url=url) as client:
         yield client
+
+
+@asynccontextmanager
+async def app_client(app: ASGIApp, timeout_s: float = 10) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that calls `app` in this loop (no socket), between the app's lifespan start-up
+    and shutdown, run as a server runs them."""
+    to_app: asyncio.Queue[Message] = asyncio.Queue()
+    from_app: asyncio.Queue[Message] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    lifespan = asyncio.create_task(app(scope, to_app.get, from_app.put))
+
+    async def step(name: str) -> None:
+        await to_app.put({"type": f"lifespan.{name}"})
+        async with asyncio.timeout(timeout_s):
+            answer = await from_app.get()
+        if answer["type"] != f"lifespan.{name}.complete":
+            await lifespan
+            raise RuntimeError(f"the app's lifespan {name}: {answer}")
+
+    await step("startup")
+    try:
+        transport = httpx.ASGITransport(app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            yield client
+    finally:
+        await step("shutdown")
+        await lifespan
 
 
 @asynccontextmanager

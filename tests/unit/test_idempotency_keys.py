@@ -4,25 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from uuid import uuid4
 
 import httpx2 as httpx
+import msgspec
 import pytest
 from starlette.testclient import TestClient
 
-from producer_service import create_app
-from producer_service.errors import IdempotencyKeyReusedError
+from producer_service import Delivery, PublishError, create_app
 from producer_service.idempotency import (
     ENTRY_OVERHEAD_BYTES,
     IdempotencyKeys,
     fingerprint,
     parse_key,
 )
-from producer_service.publisher import PublishError
 from shared.runtime.settings import Settings
 from tests.support.fakes import RecordingPublisher
+from tests.support.metrics import sample_value
+from tests.support.polling import eventually
 from tests.support.samples import event_body
+from tests.support.servers import app_client
 from tests.support.settings import with_changes
 
 
@@ -127,80 +129,79 @@ def test_a_request_that_failed_is_not_remembered(
     assert len(publisher.published) == 1
 
 
-async def test_a_retry_while_the_first_is_under_way_waits_for_its_answer() -> None:
-    keys = IdempotencyKeys(window_s=600, max_bytes=1 << 20)
-    gate = asyncio.Event()
-    produced = 0
-
-    async def produce() -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-        nonlocal produced
-        produced += 1
-        await gate.wait()
-        return b"answer", ()
-
-    digest = fingerprint("/biometrics", b"{}")
-    first = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
-    retry = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
-    await _until(lambda: keys.waited == 1)
-    assert not first.done() and not retry.done()
-    gate.set()
-    assert await first == (b"answer", ())
-    assert await retry == (b"answer", ((b"idempotent-replayed", b"true"),))
-    assert (produced, keys.waited, keys.replayed) == (1, 1, 1)
+async def test_a_retry_while_the_first_is_under_way_waits_for_its_answer(
+    settings: Settings, publisher: RecordingPublisher
+) -> None:
+    publisher.gate = asyncio.Event()
+    body = event_body()
+    async with app_client(create_app(settings, lambda _: publisher)) as client:
+        both = [asyncio.create_task(_post_async(client, "k", body)) for _ in range(2)]
+        await _until_metric(client, "biometrics_idempotent_waits_total", 1)
+        assert not any(request.done() for request in both)
+        publisher.gate.set()
+        first, retry = sorted(await asyncio.gather(*both), key=_replayed)
+        metrics = (await client.get("/metrics")).text
+    assert (first.status_code, retry.status_code) == (202, 202)
+    assert retry.content == first.content
+    assert (_replayed(first), _replayed(retry)) == (False, True)
+    assert len(publisher.published) == 1
+    assert sample_value(metrics, "biometrics_idempotent_replays_total") == 1
 
 
-async def test_a_retry_waiting_on_a_first_that_fails_is_produced_itself() -> None:
-    keys = IdempotencyKeys(window_s=600, max_bytes=1 << 20)
-    gate = asyncio.Event()
-    attempts = 0
-
-    async def produce() -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 1:
-            await gate.wait()
-            raise PublishError("timed out", 0, 1)
-        return b"second", ()
-
-    digest = fingerprint("/biometrics", b"{}")
-    first = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
-    retry = asyncio.create_task(keys.answer((0, b"k"), digest, produce))
-    await _until(lambda: keys.waited == 1)
-    gate.set()
-    with pytest.raises(PublishError):
-        await first
-    assert await retry == (b"second", ())
-    assert attempts == 2
+async def test_a_retry_waiting_on_a_first_that_fails_is_produced_itself(
+    settings: Settings, publisher: RecordingPublisher
+) -> None:
+    publisher.gate, publisher.failure = asyncio.Event(), PublishError("timed out", 0, 1)
+    body = event_body()
+    async with app_client(create_app(settings, lambda _: publisher)) as client:
+        both = [asyncio.create_task(_post_async(client, "k", body)) for _ in range(2)]
+        await _until_metric(client, "biometrics_idempotent_waits_total", 1)
+        # The first request, held at the gate, fails; the retry, produced after it, does not.
+        publisher.failure = None
+        publisher.gate.set()
+        failed, retry = sorted(await asyncio.gather(*both), key=lambda answer: -answer.status_code)
+    assert (failed.status_code, retry.status_code) == (503, 202)
+    assert not _replayed(retry)
+    assert len(publisher.published) == 1
+    assert publisher.keys == [[b"k"]]
 
 
-async def test_keys_are_forgotten_after_the_window_and_beyond_the_byte_budget() -> None:
-    clock = [0.0]
-    entry = ENTRY_OVERHEAD_BYTES + 100
-    keys = IdempotencyKeys(window_s=10, max_bytes=4 * entry, clock=lambda: clock[0])
-    produced = 0
+def test_keys_are_forgotten_after_the_window_and_beyond_the_byte_budget(
+    settings: Settings, publisher: RecordingPublisher
+) -> None:
+    # Each answer here is the same size: offsets 0 to 9.
+    entry = ENTRY_OVERHEAD_BYTES + len(msgspec.json.encode(Delivery(settings.kafka.topic, 0, 0)))
+    http = {"idempotency_window_s": 10, "idempotency_max_bytes": 4 * entry}
+    now = [0.0]
+    app = create_app(with_changes(settings, http=http), lambda _: publisher, clock=lambda: now[0])
+    body = event_body()
+    with TestClient(app) as client:
 
-    async def produce() -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
-        nonlocal produced
-        produced += 1
-        return b"x" * 100, ()
+        def post(key: str, sent: object = body) -> httpx.Response:
+            answer = _post(client, key, sent)
+            assert answer.status_code in (202, 422), answer.text
+            return answer
 
-    digest = fingerprint("/biometrics", b"{}")
-    for number in range(3):
-        await keys.answer((0, b"k%d" % number), digest, produce)
-    assert len(keys) == 3 and keys.held_bytes == 3 * entry
-    await keys.answer((0, b"k0"), digest, produce)
-    assert (produced, keys.replayed) == (3, 1)
-    await keys.answer((0, b"k3"), digest, produce)  # at the budget
-    await keys.answer((0, b"k4"), digest, produce)  # over it: down to 90% of it, k0 and k1 go
-    assert len(keys) == 3
-    await keys.answer((0, b"k0"), digest, produce)
-    assert produced == 6  # produced again
-    clock[0] = 10.5
-    await keys.answer((0, b"k5"), digest, produce)
-    assert len(keys) == 1
-    with pytest.raises(IdempotencyKeyReusedError):
-        await keys.answer((0, b"k5"), fingerprint("/biometrics", b"[]"), produce)
-    assert keys.reused == 1
+        def metric(name: str) -> float:
+            return sample_value(client.get("/metrics").text, name)
+
+        for number in range(3):
+            post(f"k{number}")
+        assert metric("biometrics_idempotency_keys") == 3
+        assert metric("biometrics_idempotency_bytes") == 3 * entry
+        assert _replayed(post("k0"))
+        assert len(publisher.published) == 3
+        assert metric("biometrics_idempotent_replays_total") == 1
+        post("k3")  # at the budget
+        post("k4")  # over it: down to 90% of it, k0 and k1 go
+        assert metric("biometrics_idempotency_keys") == 3
+        assert not _replayed(post("k0"))
+        assert len(publisher.published) == 6  # produced again
+        now[0] = 10.5
+        post("k5")
+        assert metric("biometrics_idempotency_keys") == 1
+        assert post("k5", event_body(readings=2)).status_code == 422
+        assert metric("biometrics_idempotency_keys_reused_total") == 1
 
 
 def test_keys_of_the_draft_and_bare_keys_are_accepted() -> None:
@@ -234,9 +235,21 @@ async def test_what_a_key_is_counted_is_what_it_takes() -> None:
     assert keys.held_bytes == count * counted
 
 
-async def _until(condition: Callable[[], bool]) -> None:
-    """Give the loop to the tasks under test until `condition` holds (IdempotencyKeys has no
-    event to await: it counts)."""
-    async with asyncio.timeout(5):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0)
+async def _post_async(client: httpx.AsyncClient, key: str, body: object) -> httpx.Response:
+    return await client.post("/biometrics", json=body, headers={"Idempotency-Key": key})
+
+
+def _replayed(answer: httpx.Response) -> bool:
+    return answer.headers.get("idempotent-replayed") == "true"
+
+
+async def _until_metric(client: httpx.AsyncClient, sample: str, value: float) -> None:
+    """Give the loop to the requests under way until the app's /metrics shows `sample` at
+    `value` (a retry that waits has nothing else to show)."""
+    await eventually(
+        lambda: client.get("/metrics"),
+        lambda metrics: sample_value(metrics.text, sample) == value,
+        timeout_s=5,
+        interval_s=0,
+        awaiting=f"{sample} {value:g} in /metrics",
+    )

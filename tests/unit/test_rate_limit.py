@@ -23,11 +23,9 @@ def _limits(rate: float = 2, burst: int = 4) -> tuple[DeviceLimits, Clock]:
     return DeviceLimits(rate, burst, clock), clock
 
 
-@pytest.mark.parametrize("one", [True, False], ids=["take_one", "take"])
-def test_a_device_gets_its_burst_at_once_then_its_rate(one: bool) -> None:
+def test_a_device_gets_its_burst_at_once_then_its_rate() -> None:
     limits, clock = _limits(rate=2, burst=4)
-    take = limits.take_one if one else (lambda device: limits.take({device: 1}))
-    answers = [take(1) for _ in range(4)]
+    answers = [limits.take({1: 1}) for _ in range(4)]
     assert [value for ((_, value),) in answers] == [
         b'"device";r=3;t=1',
         b'"device";r=2;t=1',
@@ -35,14 +33,14 @@ def test_a_device_gets_its_burst_at_once_then_its_rate(one: bool) -> None:
         b'"device";r=0;t=2',
     ]
     with pytest.raises(RateLimitedError) as refused:
-        take(1)
+        limits.take({1: 1})
     assert refused.value.status == 429
     assert refused.value.headers == {"RateLimit": '"device";r=0;t=2', "Retry-After": "1"}
     assert "http.device_rate_per_s 2" in refused.value.message
     clock.now += 0.5  # one token back
-    take(1)
+    limits.take({1: 1})
     with pytest.raises(RateLimitedError):
-        take(1)
+        limits.take({1: 1})
 
 
 def test_one_device_over_its_rate_does_not_touch_another() -> None:

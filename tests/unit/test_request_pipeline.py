@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import logging
-import re
 
 import pytest
 from starlette.testclient import TestClient
@@ -15,6 +14,7 @@ from producer_service.errors import BrokerUnavailableError
 from shared.runtime.settings import Settings
 from tests.support import ROOT
 from tests.support.fakes import RecordingPublisher
+from tests.support.metrics import sample_value
 from tests.support.samples import event_body
 
 _REFUSAL = BrokerUnavailableError("Kafka is away", headers={"Retry-After": "7"})
@@ -25,11 +25,6 @@ class _Refusing(RecordingPublisher):
 
     def ready(self) -> bool:
         raise _REFUSAL
-
-
-def _count(metrics: str, sample: str) -> float:
-    found = re.search(rf"^{re.escape(sample)} (\S+)$", metrics, re.M)
-    return float(found.group(1)) if found else 0.0
 
 
 @pytest.mark.parametrize(
@@ -58,8 +53,10 @@ def test_an_api_error_raised_in_any_route_is_answered_in_the_one_shape_with_the_
         "message": "Kafka is away",
         "details": [],
     }
-    assert _count(metrics, 'biometrics_errors_total{kind="broker_unavailable"}') == 1
-    assert _count(metrics, f'biometrics_http_requests_total{{route="{path}",status="503"}}') == 1
+    assert sample_value(metrics, 'biometrics_errors_total{kind="broker_unavailable"}') == 1
+    assert (
+        sample_value(metrics, f'biometrics_http_requests_total{{route="{path}",status="503"}}') == 1
+    )
     [line] = [r for r in caplog.records if getattr(r, "request_id", None) == "r-api"]
     assert (line.status, line.path) == (503, path)  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if r.exc_info]  # an ApiError is no crash
@@ -90,10 +87,10 @@ def test_routing_refusals_have_the_one_shape_the_request_id_and_one_count(
     )
     answer = response.json()
     assert (answer["error"], answer["details"]) == (code, [])
-    assert _count(metrics, f'biometrics_errors_total{{kind="{code}"}}') == 1
+    assert sample_value(metrics, f'biometrics_errors_total{{kind="{code}"}}') == 1
     route = path if path in ("/healthz", "/biometrics") else "other"
     requests = f'biometrics_http_requests_total{{route="{route}",status="{status}"}}'
-    assert _count(metrics, requests) == 1
+    assert sample_value(metrics, requests) == 1
 
 
 def test_every_answer_has_exactly_one_request_id(client: TestClient) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
 import orjson
 import pytest
 
-from shared.contracts.schema import parse_event
+from shared.contracts.schema import Biometrics, parse_event
 from shared.contracts.zones import (
+    HeartRateZoneReached,
     Zone,
-    encode_zone_key,
-    encode_zone_value,
     parse_zone_event,
-    zone_events,
     zone_for,
     zone_json_schema,
     zone_records,
@@ -49,7 +51,7 @@ def test_readings_below_half_the_maximum_produce_no_event() -> None:
         {"dateTime": f"2026-11-25T08:00:{i:02}+00:00", "value": value}
         for i, value in enumerate(range(90, 191, 20))
     ]
-    events = zone_events(parse_event(orjson.dumps(body)))
+    events = [parse_zone_event(value) for _, value in zone_records(_parsed(body))]
     assert [event.zone for event in events] == [
         Zone.ZONE1,
         Zone.ZONE2,
@@ -63,16 +65,22 @@ def test_readings_below_half_the_maximum_produce_no_event() -> None:
 def test_an_event_carries_the_reading_and_is_keyed_by_device() -> None:
     body = event_body(readings=1, maxHeartRate=100)
     body["heartRates"][0]["value"] = 95
-    [event] = zone_events(parse_event(orjson.dumps(body)))
-    assert encode_zone_key(event) == body["deviceId"].encode()
-    assert orjson.loads(encode_zone_value(event)) == {
+    [(key, value)] = zone_records(_parsed(body))
+    assert key == body["deviceId"].encode()
+    assert orjson.loads(value) == {
         "deviceId": body["deviceId"],
         "zone": "Zone5",
         "dateTime": body["heartRates"][0]["dateTime"],
         "heartRate": 95,
         "maxHeartRate": 100,
     }
-    assert parse_zone_event(encode_zone_value(event)) == event
+    assert parse_zone_event(value) == HeartRateZoneReached(
+        UUID(body["deviceId"]),
+        Zone.ZONE5,
+        datetime.fromisoformat(body["heartRates"][0]["dateTime"]),
+        95,
+        100,
+    )
 
 
 def test_the_schema_documents_the_zone_as_a_string_enum() -> None:
@@ -90,22 +98,51 @@ def test_a_maximum_of_zero_is_refused() -> None:
 def test_the_value_is_compact_json_and_a_utc_time_keeps_its_offset() -> None:
     body = event_body(readings=1, maxHeartRate=100)
     body["heartRates"][0] = {"dateTime": "2026-11-25T08:00:01.5Z", "value": 95}
-    [event] = zone_events(parse_event(orjson.dumps(body)))
-    assert encode_zone_value(event) == (
+    [(_, value)] = zone_records(_parsed(body))
+    assert value == (
         b'{"deviceId":"%b","zone":"Zone5","dateTime":"2026-11-25T08:00:01.500000+00:00",'
         b'"heartRate":95,"maxHeartRate":100}' % body["deviceId"].encode()
     )
 
 
-@pytest.mark.parametrize("offset", ["+00:00", "Z", "+05:30", "-03:00"])
-def test_zone_records_are_the_encoded_zone_events_in_reading_order(offset: str) -> None:
+@pytest.mark.parametrize(
+    ("offset", "written"),
+    [("+00:00", "+00:00"), ("Z", "+00:00"), ("+05:30", "+05:30"), ("-03:00", "-03:00")],
+)
+def test_zone_records_keep_reading_order_and_each_readings_time_and_offset(
+    offset: str, written: str
+) -> None:
     body = event_body(readings=10, maxHeartRate=190)
     for index, reading in enumerate(body["heartRates"]):
         reading["value"] = 80 + 12 * index  # below Zone1, then every zone
-        reading["dateTime"] = reading["dateTime"].removesuffix("+00:00") + f".25{offset}"
-    event = parse_event(orjson.dumps(body))
+        reading["dateTime"] = f"2026-11-25T08:00:{index:02}.25{offset}"
 
-    records = zone_records(event)
+    records = zone_records(_parsed(body))
 
-    assert len(records) == 8
-    assert records == [(encode_zone_key(z), encode_zone_value(z)) for z in zone_events(event)]
+    assert {key for key, _ in records} == {body["deviceId"].encode()}
+    zones = [
+        ("Zone1", 104),
+        ("Zone2", 116),
+        ("Zone2", 128),
+        ("Zone3", 140),
+        ("Zone4", 152),  # exactly 0.8 of the maximum
+        ("Zone4", 164),
+        ("Zone5", 176),
+        ("Zone5", 188),
+    ]
+    assert [orjson.loads(value) for _, value in records] == [
+        {
+            "deviceId": body["deviceId"],
+            "zone": zone,
+            "dateTime": f"2026-11-25T08:00:{index:02}.250000{written}",
+            "heartRate": heart_rate,
+            "maxHeartRate": 190,
+        }
+        for index, (zone, heart_rate) in enumerate(zones, start=2)
+    ]
+    for _, value in records:
+        parse_zone_event(value)  # each value is a HeartRateZoneReached, strictly read
+
+
+def _parsed(body: dict[str, Any]) -> Biometrics:
+    return parse_event(orjson.dumps(body))
