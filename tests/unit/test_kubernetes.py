@@ -5,7 +5,9 @@ KEDA's objects are not in the API's schemas: their fields are checked here inste
 from __future__ import annotations
 
 import tomllib
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -47,12 +49,22 @@ _DEDUPE_BYTES_A_RECORD = 230
 _MIB = 1024 * 1024
 
 
-class _App(NamedTuple):
-    """One of the three services as deployed: its Deployment and the settings its pods load."""
+@dataclass
+class _App:
+    """One of the three services as deployed: its Deployment, its pods' environment, and the
+    settings they load from it (loaded when first asked for, so a bad variable fails the tests
+    that need the settings rather than erring in a fixture)."""
 
     service: str  # producer, consumer or zones
-    deployment: Manifest
-    settings: Settings
+    deployment: Manifest = field(repr=False)
+    env: dict[str, str] = field(repr=False)  # secrets among them
+
+    @cached_property
+    def settings(self) -> Settings:
+        try:
+            return load_settings(ROOT, self.env)
+        except SettingsError as error:
+            pytest.fail(f"{self.service}: {error}")
 
     @property
     def pod(self) -> dict[str, Any]:
@@ -92,7 +104,7 @@ def apps(objects: list[Manifest]) -> dict[str, _App]:
         command = deployment["spec"]["template"]["spec"]["containers"][0].get("command", [""])
         if command[0] in scripts:
             service = scripts[command[0]].split(".", 1)[0].removesuffix("_service")
-            found[service] = _App(service, deployment, _settings(deployment, objects))
+            found[service] = _App(service, deployment, pod_environment(deployment, objects))
     assert set(found) == {"producer", "consumer", "zones"}
     return found
 
@@ -116,15 +128,17 @@ def test_every_built_in_object_is_valid_for_the_kubernetes_api(objects: list[Man
 
 
 def test_every_biometrics_variable_is_a_setting_that_reaches_its_field(
-    objects: list[Manifest], apps: dict[str, _App]
+    apps: dict[str, _App],
 ) -> None:
     for app in apps.values():
-        env = pod_environment(app.deployment, objects)
-        for variable, text in env.items():
-            if not variable.startswith(f"{ENV_PREFIX}_"):
-                continue
+        variables = {
+            name: text for name, text in app.env.items() if name.startswith(f"{ENV_PREFIX}_")
+        }
+        unknown = [name for name in variables if setting_path(name) is None]
+        assert not unknown, f"{app.service}: no such setting: {unknown}"
+        for variable, text in variables.items():
             path = setting_path(variable)
-            assert path is not None, f"{app.service}: {variable} names no setting"
+            assert path is not None
             assert _field(app.settings, path) == _parsed(text), f"{app.service}: {variable}"
 
 
@@ -140,7 +154,7 @@ def test_the_kubelets_service_links_add_no_biometrics_variables(
             for suffix in ("SERVICE_HOST", "SERVICE_PORT", "PORT")
         }
         try:
-            load_settings(ROOT, pod_environment(app.deployment, objects) | links)
+            load_settings(ROOT, app.env | links)
         except SettingsError as error:
             pytest.fail(f"{app.service}: the Services' links break the settings: {error}")
 
@@ -299,14 +313,6 @@ def test_each_service_has_a_disruption_budget_that_lets_a_drain_go_on(
         # A budget that allows no eviction at the smallest count stops every node drain.
         assert spec.get("minAvailable", 0) < minimums[name], app.service
         assert spec.get("maxUnavailable", 1) >= 1, app.service
-
-
-def _settings(deployment: Manifest, objects: list[Manifest]) -> Settings:
-    env = pod_environment(deployment, objects)
-    try:
-        return load_settings(ROOT, env)
-    except SettingsError as error:
-        pytest.fail(f"{deployment['metadata']['name']}: {error}")
 
 
 def _check_login(objects: list[Manifest], settings: Settings, trigger: dict[str, Any]) -> None:
