@@ -66,14 +66,25 @@ def pod_environment(deployment: Manifest, objects: list[Manifest]) -> dict[str, 
     image's ENV, then envFrom in order, then env (service links are not included)."""
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     variables = image_environment()
-    for source in container.get("envFrom", []):
-        if "configMapRef" in source:
-            variables |= config_map_data(one(objects, "ConfigMap", source["configMapRef"]["name"]))
-        else:
-            variables |= secret_data(one(objects, "Secret", source["secretRef"]["name"]))
+    for source in env_sources(deployment, objects):
+        variables |= (
+            config_map_data(source) if source["kind"] == "ConfigMap" else secret_data(source)
+        )
     for variable in container.get("env", []):
         variables[variable["name"]] = variable["value"]
     return variables
+
+
+def env_sources(deployment: Manifest, objects: list[Manifest]) -> list[Manifest]:
+    """The ConfigMaps and Secrets whose every entry the Deployment's first container gets as a
+    variable (envFrom), in order."""
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return [
+        one(objects, "ConfigMap", source["configMapRef"]["name"])
+        if "configMapRef" in source
+        else one(objects, "Secret", source["secretRef"]["name"])
+        for source in container.get("envFrom", [])
+    ]
 
 
 def config_map_data(config_map: Manifest) -> dict[str, str]:

@@ -21,11 +21,14 @@ from tests.support.settings import setting_path
 from tests.unit.kubernetes_manifests import (
     OVERLAYS,
     Manifest,
+    config_map_data,
+    env_sources,
     find,
     image_user,
     one,
     pod_environment,
     render,
+    secret_data,
 )
 
 # The oldest version with every field used here (the preStop sleep action, the PDBs'
@@ -140,6 +143,23 @@ def test_every_biometrics_variable_is_a_setting_that_reaches_its_field(
             path = setting_path(variable)
             assert path is not None
             assert _field(app.settings, path) == _parsed(text), f"{app.service}: {variable}"
+
+
+def test_the_config_maps_and_secrets_hold_settings_only_and_secrets_only_in_secrets(
+    objects: list[Manifest], apps: dict[str, _App]
+) -> None:
+    for app in apps.values():
+        for source in env_sources(app.deployment, objects):
+            entries = (
+                config_map_data(source) if source["kind"] == "ConfigMap" else secret_data(source)
+            )
+            where = f"{source['kind']} {source['metadata']['name']}"
+            # The loader reads BIOMETRICS_* alone: any other name would be ignored unseen.
+            others = [name for name in entries if not name.startswith(f"{ENV_PREFIX}_")]
+            assert not others, f"{where}: not a BIOMETRICS_* variable: {others}"
+            if source["kind"] == "ConfigMap":
+                secrets = [name for name in entries if _is_secret(setting_path(name))]
+                assert not secrets, f"{where}: secrets belong in a Secret: {secrets}"
 
 
 def test_the_kubelets_service_links_add_no_biometrics_variables(
@@ -343,6 +363,15 @@ def _field(settings: Settings, path: tuple[str, ...]) -> Any:
     if isinstance(value, list):
         return [item.get_secret_value() if isinstance(item, SecretStr) else item for item in value]
     return value
+
+
+def _is_secret(path: tuple[str, ...] | None) -> bool:
+    """Whether the settings field at `path` is a secret (SecretStr, or a list of them)."""
+    if path is None or len(path) != 2:
+        return False
+    section: Any = Settings.model_fields[path[0]].annotation
+    annotation = section.model_fields[path[1]].annotation
+    return annotation in (SecretStr, list[SecretStr])
 
 
 def _parsed(text: str) -> Any:
