@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_origin
 
-from shared.runtime.settings import Settings, load_settings
+from pydantic import BaseModel
+
+from shared.runtime.settings import ENV_PREFIX, Settings, load_settings
 from tests.support import ROOT
 
 Changes = Mapping[str, Any]
@@ -70,3 +72,23 @@ def service_env(bootstrap: str, topic: str, group_id: str, **settings: str) -> d
         }
         | {key.upper(): value for key, value in settings.items()}
     )
+
+
+def setting_path(variable: str) -> tuple[str, ...] | None:
+    """The settings field a BIOMETRICS_* variable sets, as its path ("kafka", "topic"), or None
+    when it names none: BIOMETRICS_KAFKA__TOPIC_CONFIGS__RETENTION_MS sets one entry of a table."""
+    path = tuple(variable.removeprefix(f"{ENV_PREFIX}_").lower().split("__"))
+    model: type[BaseModel] = Settings
+    for index, part in enumerate(path):
+        if part not in model.model_fields:
+            return None
+        annotation = model.model_fields[part].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation  # a section: the next part names one of its fields
+            continue
+        # A value; or a table, one entry of which a last part may set (TOPIC_CONFIGS__RETENTION_MS).
+        rest = path[index + 1 :]
+        if not rest or (get_origin(annotation) is dict and len(rest) == 1):
+            return path
+        return None
+    return None

@@ -10,14 +10,14 @@ import sys
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any, NamedTuple, get_origin
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
-from pydantic import BaseModel
 
 from shared.runtime.settings import ENV_PREFIX, Settings, load_settings
 from tests.support import ROOT
+from tests.support.settings import setting_path
 from tests.unit.compose_files import (
     INTERPOLATION,
     container_ports,
@@ -173,7 +173,7 @@ def test_every_biometrics_variable_names_a_settings_field(compose: dict[str, Any
         f"services.{name}: {variable}"
         for name, service in compose["services"].items()
         for variable in environment(service)
-        if variable.startswith(f"{ENV_PREFIX}_") and not _names_a_field(variable)
+        if variable.startswith(f"{ENV_PREFIX}_") and setting_path(variable) is None
     ]
     assert not unknown, f"no such setting: {unknown}"
 
@@ -252,22 +252,6 @@ def test_dockerfile_copies_only_paths_in_the_build_context() -> None:
 def _check_jsonschema() -> list[str]:
     executable = Path(sys.executable).parent / "check-jsonschema"
     return [str(executable)] if executable.is_file() else [sys.executable, "-m", "check_jsonschema"]
-
-
-def _names_a_field(variable: str) -> bool:
-    path = variable.removeprefix(f"{ENV_PREFIX}_").lower().split("__")
-    model: type[BaseModel] = Settings
-    for index, part in enumerate(path):
-        if part not in model.model_fields:
-            return False
-        annotation = model.model_fields[part].annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation  # a section: the next part names one of its fields
-            continue
-        # A value; or a table, one entry of which a last part may set (TOPIC_CONFIGS__RETENTION_MS).
-        rest = path[index + 1 :]
-        return not rest or (get_origin(annotation) is dict and len(rest) == 1)
-    return False
 
 
 def _seconds(duration: str | None) -> float:
