@@ -7,8 +7,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,13 +15,14 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.clients import receive
 from bench.options import Options
 from bench.processes import CpuShares, Processes, cpu_meter, python_module
 from bench.report import Report
 from shared.contracts.schema import encode_key, encode_value, parse_event
+from shared.kafka.adapter import TopicSpec, committed_offsets, describe_topics
+from shared.kafka.topics import create_topics_and_wait
 from shared.runtime.settings import Settings
 
 READINGS = 10
@@ -32,7 +32,6 @@ PLACEHOLDER_DEVICE_ID = "00000000-0000-4000-8000-000000000000"
 _START = datetime(2026, 11, 25, 10, 41, 16, 123000, tzinfo=UTC)
 _DISTINCT_EVENTS = 1000
 _DISTINCT_BATCHES = 20
-_READY_TIMEOUT_S = 30.0
 
 
 def standard_body(device_id: str) -> bytes:
@@ -154,7 +153,8 @@ class Bench:
     def create_topic(self, prefix: str) -> str:
         """Create a topic of its own; return its name once every partition has a leader."""
         name = self.group(prefix)
-        asyncio.run(_create(self.bootstrap, name, self.settings.kafka.topic_partitions))
+        spec = TopicSpec(name, self.settings.kafka.topic_partitions, 1)
+        asyncio.run(create_topics_and_wait({"bootstrap_servers": self.bootstrap}, [spec]))
         return name
 
     def count_records(self, topic: str) -> int:
@@ -204,22 +204,9 @@ def _write_lines(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
-async def _create(bootstrap: str, name: str, partitions: int) -> None:
-    async with _admin(bootstrap) as admin:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-        async with asyncio.timeout(_READY_TIMEOUT_S):
-            while True:
-                (topic,) = await admin.describe_topics([name])
-                found = topic["partitions"]
-                if len(found) == partitions and all(p["leader"] >= 0 for p in found):
-                    return
-                await asyncio.sleep(0.05)
-
-
 async def _count(bootstrap: str, topic: str) -> int:
-    async with _admin(bootstrap) as admin:
-        (description,) = await admin.describe_topics([topic])
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    [described] = await describe_topics({"bootstrap_servers": bootstrap}, [topic])
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
@@ -229,16 +216,5 @@ async def _count(bootstrap: str, topic: str) -> int:
 
 
 async def _committed(bootstrap: str, group: str, topic: str) -> int:
-    async with _admin(bootstrap) as admin:
-        offsets = await admin.list_consumer_group_offsets(group)
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
-
-
-@asynccontextmanager
-async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        yield admin
-    finally:
-        await admin.close()
+    offsets = await committed_offsets({"bootstrap_servers": bootstrap}, group)
+    return sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)

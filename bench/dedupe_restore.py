@@ -17,21 +17,19 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.local_kafka import LocalKafka
+from shared.kafka.adapter import TopicSpec
 from shared.kafka.dedupe import Duplicates
 from shared.kafka.headers import IDEMPOTENCY_KEY
+from shared.kafka.topics import create_topics_and_wait
 
 
 async def measure(bootstrap: str, partitions: int, records: int) -> None:
     topic = f"dedupe-restore-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
+    await create_topics_and_wait(
+        {"bootstrap_servers": bootstrap}, [TopicSpec(topic, partitions, 1)]
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
     )
