@@ -2,30 +2,25 @@
 committing) against the minimal loop that does only the job's minimum (decode, a line per record
 to a file, a commit per batch) and the bare getmany loop that does nothing; the zone processor
 with Kafka transactions (exactly once) against plain acknowledged produce plus offset commits;
-and the consumer's profile. EventLog follows the consumer's log file."""
+and the consumer's profile. The consumer is watched through its /readyz and /metrics; its rate is
+timed from the first to the last of its event lines."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from bench.context import Bench, say
-from bench.processes import cpu_meter, python_module, wait_for_text
+from bench.context import Bench, Followed, consumed_event, metric, say, wait_until
+from bench.metering import cpu_meter, python_module
 from bench.profiler import Recording, start_recording, top_frames
 from bench.report import Row
-from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
+from devtools.processes import free_port, wait_until_serving
 
 _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
 _CONSUMER_ROWS = ("consumer", "consumer_minimum", "consumer_ceiling")
 _ZONE_MODES = (("zones_transactional", "transactional"), ("zones_at_least_once", "at-least-once"))
-# The consumer's log lines the rows wait for, as they appear in its JSON lines.
-_STARTED = b'"message":' + orjson.dumps(CONSUMER_STARTED)
-_CONSUMED = b'"message":' + orjson.dumps(EVENT_CONSUMED)
+# The consumer's counter of records whose line was written (prometheus_client adds _total).
+HANDLED = "biometrics_records_handled_total"
 
 
 def prefill(bench: Bench) -> str | None:
@@ -101,36 +96,39 @@ def _fill(bench: Bench, topic: str, count: int) -> None:
 def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) -> Row:
     name = "consumer" if profile is None else "consumer-profiled"
     path = bench.unique_log(name)
+    port = free_port()
     env = bench.env(topic, group=bench.group("consumer"))
-    with path.open("wb") as out, path.with_suffix(".stderr").open("wb") as err:
-        process = bench.processes.start(
-            python_module("consumer_service"), bench.processes.pinning.service,
-            env=env, stdout=out, stderr=err,
-        )  # fmt: skip
-        recording: Recording | None = None
-        try:
-            if profile is not None:
-                # Attach once imports are done, so the profile shows consuming, not start-up;
-                # the (empty) topic is filled once py-spy samples.
-                wait_for_text(path, _STARTED, process)
-                recording = start_recording(bench.processes, process.pid, profile)
-                recording.wait_until_sampling()
-                _fill(bench, topic, count)
-            events = EventLog(path)
-            with cpu_meter(bench.cpu_pids(consumer=process.pid)) as cpu:
-                events.wait_for(count, count / _MIN_EVENTS_PER_S + 60, process)
-        finally:
-            if recording is not None:
-                recording.stop(bench.processes)
-            code = bench.processes.stop(process)
-    logged, seconds = events.span()
+    env["BIOMETRICS_CONSUMER__PROBE_PORT"] = str(port)
+    process = bench.start(python_module("consumer_service"), bench.pinning.service, env, path)
+    probes = f"http://127.0.0.1:{port}"
+    recording: Recording | None = None
+    try:
+        if profile is not None:
+            # Attach once the consumer is up, so the profile shows consuming, not start-up;
+            # the (empty) topic is filled once py-spy samples.
+            wait_until_serving(f"{probes}/readyz", process)
+            recording = start_recording(bench, process.pid, profile)
+            recording.wait_until_sampling()
+            _fill(bench, topic, count)
+        with cpu_meter(bench.cpu_pids(consumer=process.pid)) as cpu:
+            wait_until(
+                lambda: metric(probes, HANDLED) >= count, process,
+                count / _MIN_EVENTS_PER_S + 60, f"consumer_service handling {count}; see {path}",
+            )  # fmt: skip
+    finally:
+        if recording is not None:
+            recording.stop(bench.processes)
+        code = bench.processes.stop(process)
+    events = Followed(path, consumed_event)
+    events.times()
+    logged = len(events.entries)
     if code != 0 or logged < count:
         raise RuntimeError(f"consumer_service logged {logged} of {count} (exit {code}); see {path}")
     return Row(
         "consumer",
         "consumer: consumer_service, log to file, commit",
         logged - 1,  # counted from the first line's time to the last's
-        seconds,
+        events.entries[-1][1] - events.entries[0][1],
         errors=0,
         cpu=cpu.shares(),
         details={"topic": topic, "events_in_topic": count, "log": str(path)},
@@ -216,54 +214,3 @@ def _zones(bench: Bench, topic: str, count: int, row: str, mode: str) -> Row:
         cpu=cpu.shares(zones=zones_cpu),
         details={"zone_events": result["produced"], "batches": result["batches"], "log": str(path)},
     )
-
-
-class EventLog:
-    """The consumer's log file, followed as it grows: its EVENT_CONSUMED lines, each one's key
-    and time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-        self._lines: list[bytes] = []
-
-    def _read_new(self) -> None:
-        with self.path.open("rb") as log:
-            log.seek(self._offset)
-            complete = log.read().rpartition(b"\n")[0]
-        if complete:
-            self._offset += len(complete) + 1
-            # Only matched while the row runs: parsing every line would load the driver's core.
-            self._lines.extend(line for line in complete.split(b"\n") if _CONSUMED in line)
-
-    def count(self) -> int:
-        """How many events have been logged so far."""
-        self._read_new()
-        return len(self._lines)
-
-    def wait_for(self, count: int, timeout_s: float, writer: subprocess.Popen[bytes]) -> int:
-        """Poll until `count` events are logged, the writer exits or the deadline passes;
-        return the count."""
-        deadline = time.monotonic() + timeout_s
-        while (seen := self.count()) < count and time.monotonic() < deadline:
-            if writer.poll() is not None:
-                raise RuntimeError(f"the consumer exited with {writer.returncode}; see {self.path}")
-            time.sleep(0.1)
-        return seen
-
-    def times(self) -> dict[str, float]:
-        """Each logged event's key and the wall-clock time of its line (the last, if repeated)."""
-        self._read_new()
-        return {entry["key"]: _time(entry) for entry in map(orjson.loads, self._lines)}
-
-    def span(self) -> tuple[int, float]:
-        """The number of events logged and the seconds from the first line to the last."""
-        self._read_new()
-        if len(self._lines) < 2:
-            return len(self._lines), 0.0
-        first, last = (_time(orjson.loads(self._lines[i])) for i in (0, -1))
-        return len(self._lines), last - first
-
-
-def _time(entry: dict[str, Any]) -> float:
-    return datetime.fromisoformat(entry["time"]).timestamp()

@@ -1,13 +1,17 @@
 """Bench: what every row needs (options, processes, the broker and its topics, the files, the
-report), and the standard event the files are made of."""
+report), the standard event the files are made of, and Followed: a file another process appends
+to, read as it grows."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +21,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.clients import receive
+from bench.metering import CpuShares, Pinning, cpu_meter, python_module
 from bench.options import Options
-from bench.processes import CpuShares, Processes, cpu_meter, python_module
 from bench.report import Report
+from consumer_service import EVENT_CONSUMED
+from devtools.processes import Processes
 from shared.contracts.schema import encode_key, encode_value, parse_event
 from shared.kafka.adapter import TopicSpec, committed_offsets, describe_topics
 from shared.kafka.topics import create_topics_and_wait
@@ -104,6 +110,7 @@ class Bench:
 
     options: Options
     processes: Processes
+    pinning: Pinning
     bootstrap: str
     broker_pid: int | None
     directory: Path
@@ -112,8 +119,9 @@ class Bench:
     report: Report
 
     def env(self, topic: str, port: int | None = None, group: str | None = None) -> dict[str, str]:
-        """BIOMETRICS_* variables pointing a service (or helper) at the broker and topic."""
+        """The environment of a service (or helper) pointed at the broker and topic."""
         env = {
+            **os.environ,
             "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
             "BIOMETRICS_KAFKA__TOPIC": topic,
             "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
@@ -126,6 +134,13 @@ class Bench:
         if group is not None:
             env["BIOMETRICS_CONSUMER__GROUP_ID"] = group
         return env
+
+    def start(
+        self, argv: Sequence[str], core: str | None, env: dict[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
+        """Start argv on the core, its stdout and stderr into the log file."""
+        with log.open("wb") as out:
+            return self.processes.start(argv, core, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def cpu_pids(self, **pids: int | None) -> dict[str, int | None]:
         """The processes a row meters: those given, and the broker."""
@@ -178,8 +193,7 @@ class Bench:
         """Run `python -m module args` on the service core (or the load's) to its end, its output
         appended to log; return its result line, its own CPU over its whole life (start-up
         included) in % of one core, and the meter of the other processes meanwhile."""
-        pinning = self.processes.pinning
-        core = pinning.load if on_load_core else pinning.service
+        core = self.pinning.load if on_load_core else self.pinning.service
         with log.open("ab") as out, cpu_meter(self.cpu_pids()) as cpu:
             started = time.monotonic()
             process = self.processes.start(
@@ -190,6 +204,64 @@ class Bench:
         if code != 0:
             raise RuntimeError(f"{module} exited with {code}; see {log}")
         return receive(log.read_text()), own_cpu, cpu
+
+
+def metric(url: str, name: str) -> float:
+    """A sample's value in a service's /metrics (url); 0 while it has none or does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    return 0.0
+
+
+def wait_until(
+    done: Callable[[], bool], process: subprocess.Popen[bytes], timeout_s: float, what: str
+) -> None:
+    """Poll done() until it holds; RuntimeError naming `what` if the process exits first or the
+    deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} (exit code {process.poll()})")
+        time.sleep(0.05)
+
+
+class Followed:
+    """A file another process appends lines to, read as it grows: each complete line's key and
+    time, as `parse` finds them (None: a line to skip)."""
+
+    def __init__(self, path: Path, parse: Callable[[bytes], tuple[str, float] | None]) -> None:
+        self.path = path
+        self._parse = parse
+        self._offset = 0
+        self.entries: list[tuple[str, float]] = []
+
+    def times(self) -> dict[str, float]:
+        """Each key read so far and the time of its first line."""
+        with self.path.open("rb") as file:
+            file.seek(self._offset)
+            complete = file.read().rpartition(b"\n")[0]
+        if complete:
+            self._offset += len(complete) + 1
+            self.entries += filter(None, map(self._parse, complete.split(b"\n")))
+        return dict(reversed(self.entries))
+
+
+def consumed_event(line: bytes) -> tuple[str, float] | None:
+    """A consumer's event line (its product output on stdout): the key and the line's time."""
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None  # a line that is not JSON (a crash's traceback, say)
+    if entry.get("message") != EVENT_CONSUMED:
+        return None
+    return entry["key"], datetime.fromisoformat(entry["time"]).timestamp()
 
 
 def say(message: str) -> None:

@@ -15,9 +15,9 @@ import contextlib
 import time
 import uuid
 
-import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from bench.context import standard_body
 from devtools.local_kafka import LocalKafka
 from shared.kafka.adapter import TopicSpec
 from shared.kafka.dedupe import Duplicates
@@ -36,7 +36,7 @@ async def measure(bootstrap: str, partitions: int, records: int) -> None:
     await producer.start()
     started = time.perf_counter()
     try:
-        value = _event()
+        value = standard_body(str(uuid.uuid4()))
         sent = []
         for partition in range(partitions):
             for _ in range(records):
@@ -64,19 +64,6 @@ async def _time(bootstrap: str, records: int, starts: dict[TopicPartition, int])
     # Each partition's memory is rebuilt from up to `records` records before its start.
     rebuilt = sum(min(start, records) for start in starts.values())
     print(f"rebuilt {len(starts)} partition(s), {rebuilt} records: {seconds:.2f} s")
-
-
-def _event() -> bytes:
-    """A Biometrics event of the standard size: ten heart rates and ten step counts."""
-    stamps = [f"2026-11-25T08:00:{second:02d}+00:00" for second in range(10)]
-    return orjson.dumps(
-        {
-            "deviceId": str(uuid.uuid4()),
-            "heartRates": [{"dateTime": at, "value": 70 + n} for n, at in enumerate(stamps)],
-            "stepCounts": [{"dateTime": at, "value": 10 * n} for n, at in enumerate(stamps)],
-            "maxHeartRate": 190,
-        }
-    )
 
 
 def main() -> None:

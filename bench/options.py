@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import ROOT
+from bench.metering import ROOT
 
 # The rows the producer is compared with.
 _PRODUCER_REFERENCES = ("ceiling", "c_ceiling", "baseline", "baseline_c1", "http_ceiling")
