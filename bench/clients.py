@@ -124,13 +124,8 @@ async def drain(
 
 
 class MinimalJob:
-    """Handles a batch: its lines written and flushed to the sink, then its offsets committed.
-
-    Per record: the value decoded with orjson and one JSON line (topic, partition, offset, key,
-    the request id and traceparent headers, the decoded event); one write and one flush per
-    batch, then a commit of last offset + 1 per partition. No validation, metrics, probes, dead
-    letters or worker thread.
-    """
+    """The job's minimum for a batch: a JSON line per record (its place, key, trace headers and
+    decoded value) written and flushed, then last offset + 1 committed per partition."""
 
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink

@@ -1,6 +1,4 @@
-"""Bench: what every row needs (options, processes, the broker and its topics, the files, the
-report), the standard event the files are made of, and Followed: a file another process appends
-to, read as it grows."""
+"""Bench, what every row needs; the files of standard events it draws from; logs followed."""
 
 from __future__ import annotations
 
@@ -178,27 +176,20 @@ class Bench:
 
     def count_committed(self, group: str, topic: str) -> int:
         """The sum of the group's committed offsets in the topic: the records it has committed."""
-        return asyncio.run(_committed(self.bootstrap, group, topic))
+        offsets = asyncio.run(committed_offsets({"bootstrap_servers": self.bootstrap}, group))
+        return sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)
 
     def run_helper(
-        self,
-        module: str,
-        args: Sequence[str],
-        *,
-        log: Path,
-        env: dict[str, str],
-        timeout_s: float,
-        on_load_core: bool = False,
-    ) -> tuple[dict[str, Any], float, CpuShares]:
-        """Run `python -m module args` on the service core (or the load's) to its end, its output
-        appended to log; return its result line, its own CPU over its whole life (start-up
-        included) in % of one core, and the meter of the other processes meanwhile."""
+        self, module: str, args: Sequence[str], *, log: Path, env: dict[str, str],
+        timeout_s: float, on_load_core: bool = False,
+    ) -> tuple[dict[str, Any], float, CpuShares]:  # fmt: skip
+        """Run `python -m module args` to its end on the service core (or the load's); return its
+        result line, its own CPU over its whole life in % of one core, and the others' meter."""
         core = self.pinning.load if on_load_core else self.pinning.service
         with log.open("ab") as out, cpu_meter(self.cpu_pids()) as cpu:
             started = time.monotonic()
-            process = self.processes.start(
-                python_module(module, *args), core, env=env, stdout=out, stderr=out
-            )
+            argv = python_module(module, *args)
+            process = self.processes.start(argv, core, env=env, stdout=out, stderr=out)
             code, cpu_s = self.processes.wait_measured(process, timeout_s)
             own_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
         if code != 0:
@@ -223,8 +214,7 @@ def metric(url: str, name: str) -> float:
 def wait_until(
     done: Callable[[], bool], process: subprocess.Popen[bytes], timeout_s: float, what: str
 ) -> None:
-    """Poll done() until it holds; RuntimeError naming `what` if the process exits first or the
-    deadline passes."""
+    """Poll done(); RuntimeError naming `what` if the process exits first or time runs out."""
     deadline = time.monotonic() + timeout_s
     while not done():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -233,8 +223,7 @@ def wait_until(
 
 
 class Followed:
-    """A file another process appends lines to, read as it grows: each complete line's key and
-    time, as `parse` finds them (None: a line to skip)."""
+    """A file another process appends lines to: each complete line's (key, time), as parsed."""
 
     def __init__(self, path: Path, parse: Callable[[bytes], tuple[str, float] | None]) -> None:
         self.path = path
@@ -285,8 +274,3 @@ async def _count(bootstrap: str, topic: str) -> int:
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> int:
-    offsets = await committed_offsets({"bootstrap_servers": bootstrap}, group)
-    return sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)

@@ -285,49 +285,35 @@ def render_table(report: Report) -> str:
 
 
 def _format_rows(rows: list[Row]) -> str:
-    header = (
-        "row",
-        "events/s",
-        "p50 ms",
-        "p99 ms",
-        "errors",
-        "rounds, events/s",
-        "CPU, % of one core",
-    )
-    table = [header]
+    table = [
+        ("row", "events/s", "p50 ms", "p99 ms", "errors", "rounds, events/s", "CPU, % of one core")
+    ]
     for row in rows:
+        rounds = " ".join(_short(rate) for rate in row.details.get("rounds_events_per_s", []))
         cpu = ", ".join(f"{name} {value:.0f}" for name, value in row.cpu.items())
-        table.append(
-            (
-                row.label,
-                f"{row.events_per_s:,.0f}",
-                _ms(row.p50_ms),
-                _ms(row.p99_ms),
-                "" if row.errors is None else str(row.errors),
-                " ".join(_short(rate) for rate in row.details.get("rounds_events_per_s", [])),
-                cpu,
-            )
-        )
+        errors = "" if row.errors is None else str(row.errors)
+        rate = f"{row.events_per_s:,.0f}"
+        table.append((row.label, rate, _ms(row.p50_ms), _ms(row.p99_ms), errors, rounds, cpu))
     return _columns(table, right=(1, 2, 3, 4))
+
+
+# How each unit's goal and measure are written.
+_FORMATS = {
+    "ms": ("< {:g} ms", "{:.1f} ms"),
+    "added_ms": ("≤ +{:g} ms", "{:+.1f} ms"),
+    "growth": ("≤ {:.0%}", "{:+.1%}"),
+    "decode": ("≤ {:.0%}", "{:+.1%}"),
+    "ratio": ("≥ {:.0%}", "{:.0%}"),
+}
 
 
 def _format_targets(targets: list[Target]) -> str:
     table = [("target", "measured", "goal", "result", "from")]
     for target in targets:
-        if target.unit == "ms":
-            goal = f"< {target.goal:g} ms"
-            measured = "" if target.measured is None else f"{target.measured:.1f} ms"
-        elif target.unit == "added_ms":
-            goal = f"≤ +{target.goal:g} ms"
-            measured = "" if target.measured is None else f"{target.measured:+.1f} ms"
-        elif target.unit in ("growth", "decode"):
-            goal = f"≤ {target.goal:.0%}"
-            measured = "" if target.measured is None else f"{target.measured:+.1%}"
-        else:
-            goal = f"≥ {target.goal:.0%}"
-            measured = "" if target.measured is None else f"{target.measured:.0%}"
+        goal, measured = _FORMATS[target.unit]
+        shown = "" if target.measured is None else measured.format(target.measured)
         result = {True: "met", False: "MISSED", None: "not run"}[target.met]
-        table.append((target.name, measured, goal, result, target.basis))
+        table.append((target.name, shown, goal.format(target.goal), result, target.basis))
     return _columns(table, right=(1,))
 
 
