@@ -67,9 +67,7 @@ def measure_zones(bench: Bench) -> None:
         row = _paced(bench, chain, "end_to_end_zones", what, bench.options.memory_seconds, "zones")
         if bench.options.profile:
             rate = row.details["rate"]
-            load = Load(
-                "/biometrics", bench.files.zone_template, E2E_CONNECTIONS, bench.options.seconds
-            )
+            load = Load(bench.files.zone_template, E2E_CONNECTIONS, bench.options.seconds)
             sent = bench.directory / "e2e-zones-profiled.tsv"
             profile_under(
                 bench, "zone processor", chain.processes["zones"].pid,
@@ -89,7 +87,7 @@ def _paced(
     say(f"{name}: {rate:.0f} events/s ({basis}) for {seconds:g} s")
     template = bench.files.zone_template if rss_of else bench.files.template
     if rss_of and bench.options.warmup_seconds > 0:
-        warmup = Load("/biometrics", template, E2E_CONNECTIONS, bench.options.warmup_seconds)
+        warmup = Load(template, E2E_CONNECTIONS, bench.options.warmup_seconds)
         run_paced_wrk(bench, chain.url, warmup, rate, bench.directory / f"{name}-warm.tsv")
     sent_file = bench.directory / f"{name}-sent.tsv"
     pids = bench.cpu_pids(**{process: p.pid for process, p in chain.processes.items()})
@@ -97,7 +95,7 @@ def _paced(
     if rss_of:
         sampling = rss_sampler(chain.processes[rss_of].pid)
     with cpu_meter(pids) as cpu, sampling as samples:
-        load = Load("/biometrics", template, E2E_CONNECTIONS, seconds)
+        load = Load(template, E2E_CONNECTIONS, seconds)
         result = run_paced_wrk(bench, chain.url, load, rate, sent_file)
     sent = dict(_read_sent(sent_file))
     deadline = time.monotonic() + _CATCH_UP_S  # for the last ones to arrive

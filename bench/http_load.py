@@ -10,7 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from subprocess import Popen
 
@@ -67,10 +67,10 @@ _SERVICES = {
 class Load:
     """What wrk sends: which bodies to which path, on how many connections, for how long."""
 
-    path: str
     bodies: Path
     connections: int
     seconds: float
+    path: str = "/biometrics"
     events_per_request: int = 1
     keyed: bool = False  # each request with an Idempotency-Key of its own
 
@@ -106,13 +106,8 @@ def serving(bench: Bench) -> Iterator[Services]:
         try:
             for url, process in services.values():
                 wait_until_serving(f"{url}/readyz", process)
+            warmup = Load(bench.files.bodies, _WARMUP_CONCURRENCY, bench.options.warmup_seconds)
             for url, _ in services.values():  # unmeasured load first: connections, caches warm
-                warmup = Load(
-                    "/biometrics",
-                    bench.files.bodies,
-                    _WARMUP_CONCURRENCY,
-                    bench.options.warmup_seconds,
-                )
                 if warmup.seconds > 0:
                     run_wrk(bench, url, warmup)
             yield services
@@ -136,13 +131,13 @@ def measure(bench: Bench, services: Services) -> None:
     seconds, bodies = bench.options.seconds, bench.files.bodies
     for row, (service, what, connections) in _REFERENCE_ROWS.items():
         if service in services and bench.wants(row):
-            load = Load("/biometrics", bodies, connections, seconds)
+            load = Load(bodies, connections, seconds)
             _append(bench, row, f"{what}, c{connections}", services[service], load)
     if "producer" not in services:
         return
     for concurrency in SINGLE_CONCURRENCIES:
         if bench.wants(row := f"single_c{concurrency}"):
-            load = Load("/biometrics", bodies, concurrency, seconds)
+            load = Load(bodies, concurrency, seconds)
             _append(bench, row, f"POST /biometrics, c{concurrency}", services["producer"], load)
     for row, (service, what, keyed) in _VARIANT_ROWS.items():
         if service in services and bench.wants(row):
@@ -151,7 +146,7 @@ def measure(bench: Bench, services: Services) -> None:
             bench.report.rows.append(_paired(bench, row, label, services, service, keyed))
     if bench.wants("batch"):
         per, concurrency = bench.options.events_per_batch, bench.options.batch_concurrency
-        load = Load("/biometrics/batch", bench.files.batches, concurrency, seconds, per)
+        load = Load(bench.files.batches, concurrency, seconds, "/biometrics/batch", per)
         label = f"POST /biometrics/batch ({per}/request), c{concurrency}"
         _append(bench, "batch", label, services["producer"], load)
 
@@ -168,14 +163,13 @@ def measure_sustained(bench: Bench, services: Services) -> None:
     if "producer" not in services:
         return
     url, service = services["producer"]
-    c64 = Load("/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds)
+    c64 = Load(bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds)
     if bench.wants("memory"):
         seconds = bench.options.memory_seconds
         label = f"memory: POST /biometrics, c{REFERENCE_CONCURRENCY}, {seconds:g} s"
         say(label)
         with rss_sampler(service.pid) as samples:
-            load = Load(c64.path, c64.bodies, c64.connections, seconds)
-            row = _measure(bench, "memory", label, url, service, load)
+            row = _measure(bench, "memory", label, url, service, replace(c64, seconds=seconds))
         row.details.update(rss_summary("rss", samples))
         bench.report.rows.append(row)
     if bench.options.profile:
@@ -193,10 +187,8 @@ def _paired(
     without it, so that a busy spell of the shared machine slows both sides of their ratio
     alike: the row is its slices together; its details hold the slices without it ("paired")."""
     count = max(1, min(_PAIRED_SLICES, int(bench.options.seconds // 2)))
-    plain = Load(
-        "/biometrics", bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds / count
-    )
-    variant = Load(plain.path, plain.bodies, plain.connections, plain.seconds, keyed=keyed)
+    plain = Load(bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds / count)
+    variant = replace(plain, keyed=keyed)
     bases, slices = [], []
     for _ in range(count):
         bases.append(_measure(bench, "single_c64", "", *services["producer"], plain))
