@@ -15,10 +15,11 @@ from types import FrameType
 
 from bench import ceilings, consumption, decoding, end_to_end, http_load
 from bench.context import PLACEHOLDER_DEVICE_ID, Bench, Files, say, standard_body
+from bench.metering import ROOT, Pinning
 from bench.options import Options, parse_options
-from bench.processes import ROOT, Pinning, Processes
 from bench.report import ChartUnavailableError, Report, draw_chart, judge, render_table
 from devtools.local_kafka import LocalKafka, kafka_version
+from devtools.processes import Processes
 from shared.runtime.settings import load_settings
 
 
@@ -57,11 +58,11 @@ def run_benchmark(options: Options) -> tuple[Report, Path]:
         # The driver itself keeps off the service's core (children choose their own with taskset).
         if pinning.load is not None:
             os.sched_setaffinity(0, {int(pinning.load)})
-        processes = Processes(pinning)
-        stack.callback(processes.stop_all)
+        processes = stack.enter_context(Processes(cwd=ROOT))
         bench = Bench(
             options,
             processes,
+            pinning,
             bootstrap,
             broker_pid,
             directory,

@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from bench.context import Bench, say
-from bench.processes import cpu_meter
+from bench.metering import cpu_meter
 from bench.report import Row
 from shared.runtime.settings import ProducerSettings
 
@@ -61,7 +61,7 @@ def _kcat(bench: Bench) -> Row:
         started = time.monotonic()
         process = processes.start(
             _kcat_command(bench.bootstrap, topic, bench.settings.producer),
-            processes.pinning.service,
+            bench.pinning.service,
             stdin=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )

@@ -1,28 +1,6 @@
-"""The bare aiokafka clients the services are held to, each run as a helper process, configured
-by the BIOMETRICS_* variables, that hands the driver one result line (`emit`, `receive`):
-
-`python -m bench.clients produce RECORDS_FILE (--seconds S | --count N) [--trace-headers]`: the
-aiokafka ceiling, a bare AIOKafkaProducer with the producer service's settings (acks, idempotence,
-linger, batch size, compression) sending pre-encoded records flat out; hands back {"sent",
-"acked", "failed", "seconds"}. Also fills the consumer rows' topic, with --trace-headers: each
-record then has a traceparent and a request id, as the producer service writes them.
-
-`python -m bench.clients drain --expect N [--min-seconds S]`: the consumer ceiling, a bare
-getmany loop with the consumer service's options that does nothing with the records and commits
-nothing; hands back {"records", "seconds", "passes"}.
-
-`python -m bench.clients minimal --sink FILE --expect N [--min-seconds S]`: the consumer's
-minimum, the same loop doing only what the job requires of each record (MinimalJob); hands back
-{"records", "seconds", "passes", "lines"}.
-
-`python -m bench.clients arrivals --out FILE`: a read_committed reader of kafka.topic from its
-end, writing for each record its key and the wall-clock time it became visible here
-(key<TAB>seconds since the epoch) until SIGTERM; hands back {"records"}.
-
-A drain reads the topic from the start; when it has read all N records before S seconds have
-passed it reads them again, so a fast loop is still timed over a useful stretch. Its clock starts
-when the first batch has been handled.
-"""
+"""The bare aiokafka clients the services are held to, each a helper process configured by the
+BIOMETRICS_* variables that hands the driver one result line (emit, receive); docs/performance.md
+describes each: `python -m bench.clients produce|drain|minimal|arrivals --help`."""
 
 from __future__ import annotations
 
@@ -146,13 +124,8 @@ async def drain(
 
 
 class MinimalJob:
-    """Handles a batch: its lines written and flushed to the sink, then its offsets committed.
-
-    Per record: the value decoded with orjson and one JSON line (topic, partition, offset, key,
-    the request id and traceparent headers, the decoded event); one write and one flush per
-    batch, then a commit of last offset + 1 per partition. No validation, metrics, probes, dead
-    letters or worker thread.
-    """
+    """The job's minimum for a batch: a JSON line per record (its place, key, trace headers and
+    decoded value) written and flushed, then last offset + 1 committed per partition."""
 
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink
@@ -185,7 +158,8 @@ class MinimalJob:
 
 
 async def arrivals(settings: Settings, out: BinaryIO) -> dict[str, Any]:
-    """Follow kafka.topic read_committed, from its end, until SIGTERM; see the module docstring."""
+    """Follow kafka.topic read_committed from its end until SIGTERM, writing each record's key and
+    the wall-clock time it became visible here (key<TAB>seconds since the epoch)."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     consumer = AIOKafkaConsumer(

@@ -1,38 +1,44 @@
-"""The rows that drain a pre-filled topic: consumer_service (handling, logging to a file,
-committing) against the minimal loop that does only the job's minimum (decode, a line per record
-to a file, a commit per batch) and the bare getmany loop that does nothing; the zone processor
-with Kafka transactions (exactly once) against plain acknowledged produce plus offset commits;
-and the consumer's profile. EventLog follows the consumer's log file."""
+"""The rows that drain a pre-filled topic: consumer_service against the minimal loop that does
+only the job's minimum and the bare getmany loop; the zone processor with transactions against
+plain acknowledged produce plus offset commits; and the consumer's profile."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from bench.context import Bench, say
-from bench.processes import cpu_meter, python_module, wait_for_text
+from bench.context import Bench, Followed, consumed_event, metric, say, wait_until
+from bench.metering import cpu_meter, python_module
 from bench.profiler import Recording, start_recording, top_frames
 from bench.report import Row
-from consumer_service import CONSUMER_STARTED, EVENT_CONSUMED
+from devtools.processes import free_port, wait_until_serving
 
 _MIN_EVENTS_PER_S = 200  # only sets deadlines: slower than this is a failure, not a result
-_CONSUMER_ROWS = ("consumer", "consumer_minimum", "consumer_ceiling")
-_ZONE_MODES = (("zones_transactional", "transactional"), ("zones_at_least_once", "at-least-once"))
-# The consumer's log lines the rows wait for, as they appear in its JSON lines.
-_STARTED = b'"message":' + orjson.dumps(CONSUMER_STARTED)
-_CONSUMED = b'"message":' + orjson.dumps(EVENT_CONSUMED)
+# Each row a helper process measures: its label, the helper and its arguments, and the process
+# its CPU is charged to.
+_HELPER_ROWS = {
+    "consumer_minimum": (
+        "consumer minimum: getmany, decode, log to file, commit", "bench.clients", "minimal",
+        "consumer",
+    ),
+    "consumer_ceiling": (
+        "consumer ceiling: bare getmany loop", "bench.clients", "drain", "consumer"
+    ),
+    "zones_transactional": (
+        "zones: HeartRateZoneReached, transactional", "bench.zone_throughput", "", "zones"
+    ),
+    "zones_at_least_once": (
+        "zones: HeartRateZoneReached, at-least-once", "bench.zone_throughput", "--at-least-once",
+        "zones",
+    ),
+}  # fmt: skip
+# The consumer's counter of records whose line was written (prometheus_client adds _total).
+HANDLED = "biometrics_records_handled_total"
 
 
 def prefill(bench: Bench) -> str | None:
     """Fill the topic the consumer rows drain, if they (or the consumer profile) will run."""
-    if not (
-        bench.wants(*_CONSUMER_ROWS, *(row for row, _ in _ZONE_MODES)) or bench.options.profile
-    ):
+    if not (bench.wants("consumer", *_HELPER_ROWS) or bench.options.profile):
         return None
     count = bench.options.consumer_events
     say(f"filling a topic with {count} events for the consumer rows")
@@ -42,24 +48,18 @@ def prefill(bench: Bench) -> str | None:
 
 
 def measure(bench: Bench, topic: str | None) -> None:
-    """One round: consumer_service, the minimal loop, the bare loop, then the zone processor in
-    each mode, each reading all of it in a new group."""
+    """One round: consumer_service, then each helper row, each reading all of the topic in a
+    group of its own."""
     if topic is None:
         return
     count = bench.options.consumer_events
     if bench.wants("consumer"):
         say(f"consumer: consumer_service draining {count} events")
         bench.report.rows.append(_service(bench, topic, count))
-    if bench.wants("consumer_minimum"):
-        say(f"consumer minimum: a getmany loop that decodes, logs and commits {count} events")
-        bench.report.rows.append(_minimum(bench, topic, count))
-    if bench.wants("consumer_ceiling"):
-        say(f"consumer ceiling: a bare getmany loop over {count} events")
-        bench.report.rows.append(_bare(bench, topic, count))
-    for row, mode in _ZONE_MODES:
+    for row in _HELPER_ROWS:
         if bench.wants(row):
-            say(f"zones: {mode} over {count} events")
-            bench.report.rows.append(_zones(bench, topic, count, row, mode))
+            say(f"{_HELPER_ROWS[row][0]}: {count} events")
+            bench.report.rows.append(_helper(bench, topic, count, row))
 
 
 def profile(bench: Bench, topic: str | None) -> None:
@@ -101,169 +101,80 @@ def _fill(bench: Bench, topic: str, count: int) -> None:
 def _service(bench: Bench, topic: str, count: int, profile: Path | None = None) -> Row:
     name = "consumer" if profile is None else "consumer-profiled"
     path = bench.unique_log(name)
+    port = free_port()
     env = bench.env(topic, group=bench.group("consumer"))
-    with path.open("wb") as out, path.with_suffix(".stderr").open("wb") as err:
-        process = bench.processes.start(
-            python_module("consumer_service"), bench.processes.pinning.service,
-            env=env, stdout=out, stderr=err,
-        )  # fmt: skip
-        recording: Recording | None = None
-        try:
-            if profile is not None:
-                # Attach once imports are done, so the profile shows consuming, not start-up;
-                # the (empty) topic is filled once py-spy samples.
-                wait_for_text(path, _STARTED, process)
-                recording = start_recording(bench.processes, process.pid, profile)
-                recording.wait_until_sampling()
-                _fill(bench, topic, count)
-            events = EventLog(path)
-            with cpu_meter(bench.cpu_pids(consumer=process.pid)) as cpu:
-                events.wait_for(count, count / _MIN_EVENTS_PER_S + 60, process)
-        finally:
-            if recording is not None:
-                recording.stop(bench.processes)
-            code = bench.processes.stop(process)
-    logged, seconds = events.span()
+    env["BIOMETRICS_CONSUMER__PROBE_PORT"] = str(port)
+    process = bench.start(python_module("consumer_service"), bench.pinning.service, env, path)
+    probes = f"http://127.0.0.1:{port}"
+    recording: Recording | None = None
+    try:
+        if profile is not None:
+            # Attach once the consumer is up, so the profile shows consuming, not start-up;
+            # the (empty) topic is filled once py-spy samples.
+            wait_until_serving(f"{probes}/readyz", process)
+            recording = start_recording(bench, process.pid, profile)
+            recording.wait_until_sampling()
+            _fill(bench, topic, count)
+        with cpu_meter(bench.cpu_pids(consumer=process.pid)) as cpu:
+            wait_until(
+                lambda: metric(probes, HANDLED) >= count, process,
+                count / _MIN_EVENTS_PER_S + 60, f"consumer_service handling {count}; see {path}",
+            )  # fmt: skip
+    finally:
+        if recording is not None:
+            recording.stop(bench.processes)
+        code = bench.processes.stop(process)
+    events = Followed(path, consumed_event)
+    events.times()
+    logged = len(events.entries)
     if code != 0 or logged < count:
         raise RuntimeError(f"consumer_service logged {logged} of {count} (exit {code}); see {path}")
     return Row(
         "consumer",
         "consumer: consumer_service, log to file, commit",
         logged - 1,  # counted from the first line's time to the last's
-        seconds,
+        events.entries[-1][1] - events.entries[0][1],
         errors=0,
         cpu=cpu.shares(),
         details={"topic": topic, "events_in_topic": count, "log": str(path)},
     )
 
 
-def _minimum(bench: Bench, topic: str, count: int) -> Row:
-    path = bench.unique_log("consumer-minimum")
+def _helper(bench: Bench, topic: str, count: int, row: str) -> Row:
+    """Run the row's helper on the service core over the topic; its row. A drain reads the topic
+    again until --seconds have passed; the minimal loop's lines and commits are checked."""
+    label, module, command, process = _HELPER_ROWS[row]
+    group, path = bench.group(row), bench.unique_log(row.replace("_", "-"))
     sink = path.with_suffix(".jsonl")
-    group = bench.group("minimum")
-    result, cpu = _drain(bench, topic, count, path, group, "minimal", f"--sink={sink}")
+    args = [*filter(None, [command]), f"--expect={count}"]
+    if module == "bench.clients":
+        args += [
+            f"--min-seconds={bench.options.seconds}",
+            *([f"--sink={sink}"] * (command == "minimal")),
+        ]
+    env = bench.env(topic, group=group)
+    env |= {"BIOMETRICS_ZONES__GROUP_ID": group, "BIOMETRICS_ZONES__TOPIC": f"{group}.zones"}
+    timeout_s = bench.options.seconds + count / _MIN_EVENTS_PER_S + 60
+    result, own_cpu, cpu = bench.run_helper(module, args, log=path, env=env, timeout_s=timeout_s)
+    if command == "minimal":
+        _check_minimal(bench, result, count, sink, group, topic)
+    events = result.pop("records" if "records" in result else "events")
+    seconds = result.pop("seconds")
+    shares = cpu.shares(**{process: own_cpu})
+    details = {"topic": topic, "log": str(path), **result}
+    return Row(row, label, events, seconds, errors=0, cpu=shares, details=details)
+
+
+def _check_minimal(
+    bench: Bench, result: dict[str, Any], count: int, sink: Path, group: str, topic: str
+) -> None:
+    """Every pass of the minimal loop wrote a line per record, and its last committed it all."""
     with sink.open("rb") as lines:
         written = sum(chunk.count(b"\n") for chunk in iter(lambda: lines.read(1 << 20), b""))
-    # The sink is only bytes on disk (a few passes of the topic): the count is what matters.
-    sink.unlink()
+    sink.unlink()  # only bytes on disk (a few passes of the topic): the count is what matters
     committed = bench.count_committed(group, topic)
-    # Every pass reads the whole topic; the last one ends having committed all of it.
     if written != result["lines"] or written < result["passes"] * count or committed != count:
         raise RuntimeError(
             f"the minimal consumer wrote {written} lines (reported {result['lines']}, "
-            f"{result['passes']} passes of {count}) and committed {committed}; see {path}"
+            f"{result['passes']} passes of {count}) and committed {committed}"
         )
-    return Row(
-        "consumer_minimum",
-        "consumer minimum: getmany, decode, log to file, commit",
-        result["records"],
-        result["seconds"],
-        errors=0,
-        cpu=cpu,
-        details={"topic": topic, "passes": result["passes"], "lines": written, "log": str(path)},
-    )
-
-
-def _bare(bench: Bench, topic: str, count: int) -> Row:
-    path = bench.unique_log("consumer-ceiling")
-    result, cpu = _drain(bench, topic, count, path, bench.group("bare"), "drain")
-    return Row(
-        "consumer_ceiling",
-        "consumer ceiling: bare getmany loop",
-        result["records"],
-        result["seconds"],
-        errors=0,
-        cpu=cpu,
-        details={"topic": topic, "passes": result["passes"]},
-    )
-
-
-def _drain(
-    bench: Bench, topic: str, count: int, path: Path, group: str, *args: str
-) -> tuple[dict[str, Any], dict[str, float]]:
-    """Run a drain loop of bench.clients on the service core; its result and CPU shares."""
-    result, consumer_cpu, cpu = bench.run_helper(
-        "bench.clients",
-        [*args, f"--expect={count}", f"--min-seconds={bench.options.seconds}"],
-        log=path,
-        env=bench.env(topic, group=group),
-        timeout_s=bench.options.seconds + count / _MIN_EVENTS_PER_S + 60,
-    )
-    return result, cpu.shares(consumer=consumer_cpu)
-
-
-def _zones(bench: Bench, topic: str, count: int, row: str, mode: str) -> Row:
-    group = bench.group(f"zones-{mode}")
-    path = bench.unique_log(row.replace("_", "-"))
-    args = [f"--expect={count}"] + (["--at-least-once"] if mode == "at-least-once" else [])
-    result, zones_cpu, cpu = bench.run_helper(
-        "bench.zone_throughput",
-        args,
-        log=path,
-        env={
-            **bench.env(topic, group=bench.group("unused")),
-            "BIOMETRICS_ZONES__GROUP_ID": group,
-            "BIOMETRICS_ZONES__TOPIC": f"{group}.zones",
-        },
-        timeout_s=count / _MIN_EVENTS_PER_S + 60,
-    )
-    return Row(
-        row,
-        f"zones: HeartRateZoneReached, {mode}",
-        result["events"],
-        result["seconds"],
-        errors=0,
-        cpu=cpu.shares(zones=zones_cpu),
-        details={"zone_events": result["produced"], "batches": result["batches"], "log": str(path)},
-    )
-
-
-class EventLog:
-    """The consumer's log file, followed as it grows: its EVENT_CONSUMED lines, each one's key
-    and time."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-        self._lines: list[bytes] = []
-
-    def _read_new(self) -> None:
-        with self.path.open("rb") as log:
-            log.seek(self._offset)
-            complete = log.read().rpartition(b"\n")[0]
-        if complete:
-            self._offset += len(complete) + 1
-            # Only matched while the row runs: parsing every line would load the driver's core.
-            self._lines.extend(line for line in complete.split(b"\n") if _CONSUMED in line)
-
-    def count(self) -> int:
-        """How many events have been logged so far."""
-        self._read_new()
-        return len(self._lines)
-
-    def wait_for(self, count: int, timeout_s: float, writer: subprocess.Popen[bytes]) -> int:
-        """Poll until `count` events are logged, the writer exits or the deadline passes;
-        return the count."""
-        deadline = time.monotonic() + timeout_s
-        while (seen := self.count()) < count and time.monotonic() < deadline:
-            if writer.poll() is not None:
-                raise RuntimeError(f"the consumer exited with {writer.returncode}; see {self.path}")
-            time.sleep(0.1)
-        return seen
-
-    def times(self) -> dict[str, float]:
-        """Each logged event's key and the wall-clock time of its line (the last, if repeated)."""
-        self._read_new()
-        return {entry["key"]: _time(entry) for entry in map(orjson.loads, self._lines)}
-
-    def span(self) -> tuple[int, float]:
-        """The number of events logged and the seconds from the first line to the last."""
-        self._read_new()
-        if len(self._lines) < 2:
-            return len(self._lines), 0.0
-        first, last = (_time(orjson.loads(self._lines[i])) for i in (0, -1))
-        return len(self._lines), last - first
-
-
-def _time(entry: dict[str, Any]) -> float:
-    return datetime.fromisoformat(entry["time"]).timestamp()

@@ -1,14 +1,15 @@
-"""Bench: what every row needs (options, processes, the broker and its topics, the files, the
-report), and the standard event the files are made of."""
+"""Bench, what every row needs; the files of standard events it draws from; logs followed."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
 import time
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,13 +17,16 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.clients import receive
+from bench.metering import CpuShares, Pinning, cpu_meter, python_module
 from bench.options import Options
-from bench.processes import CpuShares, Processes, cpu_meter, python_module
 from bench.report import Report
+from consumer_service import EVENT_CONSUMED
+from devtools.processes import Processes
 from shared.contracts.schema import encode_key, encode_value, parse_event
+from shared.kafka.adapter import TopicSpec, committed_offsets, describe_topics
+from shared.kafka.topics import create_topics_and_wait
 from shared.runtime.settings import Settings
 
 READINGS = 10
@@ -32,7 +36,6 @@ PLACEHOLDER_DEVICE_ID = "00000000-0000-4000-8000-000000000000"
 _START = datetime(2026, 11, 25, 10, 41, 16, 123000, tzinfo=UTC)
 _DISTINCT_EVENTS = 1000
 _DISTINCT_BATCHES = 20
-_READY_TIMEOUT_S = 30.0
 
 
 def standard_body(device_id: str) -> bytes:
@@ -105,6 +108,7 @@ class Bench:
 
     options: Options
     processes: Processes
+    pinning: Pinning
     bootstrap: str
     broker_pid: int | None
     directory: Path
@@ -113,8 +117,9 @@ class Bench:
     report: Report
 
     def env(self, topic: str, port: int | None = None, group: str | None = None) -> dict[str, str]:
-        """BIOMETRICS_* variables pointing a service (or helper) at the broker and topic."""
+        """The environment of a service (or helper) pointed at the broker and topic."""
         env = {
+            **os.environ,
             "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap,
             "BIOMETRICS_KAFKA__TOPIC": topic,
             "BIOMETRICS_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.DLQ",
@@ -127,6 +132,13 @@ class Bench:
         if group is not None:
             env["BIOMETRICS_CONSUMER__GROUP_ID"] = group
         return env
+
+    def start(
+        self, argv: Sequence[str], core: str | None, env: dict[str, str], log: Path
+    ) -> subprocess.Popen[bytes]:
+        """Start argv on the core, its stdout and stderr into the log file."""
+        with log.open("wb") as out:
+            return self.processes.start(argv, core, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def cpu_pids(self, **pids: int | None) -> dict[str, int | None]:
         """The processes a row meters: those given, and the broker."""
@@ -154,7 +166,8 @@ class Bench:
     def create_topic(self, prefix: str) -> str:
         """Create a topic of its own; return its name once every partition has a leader."""
         name = self.group(prefix)
-        asyncio.run(_create(self.bootstrap, name, self.settings.kafka.topic_partitions))
+        spec = TopicSpec(name, self.settings.kafka.topic_partitions, 1)
+        asyncio.run(create_topics_and_wait({"bootstrap_servers": self.bootstrap}, [spec]))
         return name
 
     def count_records(self, topic: str) -> int:
@@ -163,33 +176,81 @@ class Bench:
 
     def count_committed(self, group: str, topic: str) -> int:
         """The sum of the group's committed offsets in the topic: the records it has committed."""
-        return asyncio.run(_committed(self.bootstrap, group, topic))
+        offsets = asyncio.run(committed_offsets({"bootstrap_servers": self.bootstrap}, group))
+        return sum(offset for tp, offset in offsets.items() if tp.topic == topic and offset > 0)
 
     def run_helper(
-        self,
-        module: str,
-        args: Sequence[str],
-        *,
-        log: Path,
-        env: dict[str, str],
-        timeout_s: float,
-        on_load_core: bool = False,
-    ) -> tuple[dict[str, Any], float, CpuShares]:
-        """Run `python -m module args` on the service core (or the load's) to its end, its output
-        appended to log; return its result line, its own CPU over its whole life (start-up
-        included) in % of one core, and the meter of the other processes meanwhile."""
-        pinning = self.processes.pinning
-        core = pinning.load if on_load_core else pinning.service
+        self, module: str, args: Sequence[str], *, log: Path, env: dict[str, str],
+        timeout_s: float, on_load_core: bool = False,
+    ) -> tuple[dict[str, Any], float, CpuShares]:  # fmt: skip
+        """Run `python -m module args` to its end on the service core (or the load's); return its
+        result line, its own CPU over its whole life in % of one core, and the others' meter."""
+        core = self.pinning.load if on_load_core else self.pinning.service
         with log.open("ab") as out, cpu_meter(self.cpu_pids()) as cpu:
             started = time.monotonic()
-            process = self.processes.start(
-                python_module(module, *args), core, env=env, stdout=out, stderr=out
-            )
+            argv = python_module(module, *args)
+            process = self.processes.start(argv, core, env=env, stdout=out, stderr=out)
             code, cpu_s = self.processes.wait_measured(process, timeout_s)
             own_cpu = round(100 * cpu_s / (time.monotonic() - started), 1)
         if code != 0:
             raise RuntimeError(f"{module} exited with {code}; see {log}")
         return receive(log.read_text()), own_cpu, cpu
+
+
+def metric(url: str, name: str) -> float:
+    """A sample's value in a service's /metrics (url); 0 while it has none or does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    return 0.0
+
+
+def wait_until(
+    done: Callable[[], bool], process: subprocess.Popen[bytes], timeout_s: float, what: str
+) -> None:
+    """Poll done(); RuntimeError naming `what` if the process exits first or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} (exit code {process.poll()})")
+        time.sleep(0.05)
+
+
+class Followed:
+    """A file another process appends lines to: each complete line's (key, time), as parsed."""
+
+    def __init__(self, path: Path, parse: Callable[[bytes], tuple[str, float] | None]) -> None:
+        self.path = path
+        self._parse = parse
+        self._offset = 0
+        self.entries: list[tuple[str, float]] = []
+
+    def times(self) -> dict[str, float]:
+        """Each key read so far and the time of its first line."""
+        with self.path.open("rb") as file:
+            file.seek(self._offset)
+            complete = file.read().rpartition(b"\n")[0]
+        if complete:
+            self._offset += len(complete) + 1
+            self.entries += filter(None, map(self._parse, complete.split(b"\n")))
+        return dict(reversed(self.entries))
+
+
+def consumed_event(line: bytes) -> tuple[str, float] | None:
+    """A consumer's event line (its product output on stdout): the key and the line's time."""
+    try:
+        entry = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None  # a line that is not JSON (a crash's traceback, say)
+    if entry.get("message") != EVENT_CONSUMED:
+        return None
+    return entry["key"], datetime.fromisoformat(entry["time"]).timestamp()
 
 
 def say(message: str) -> None:
@@ -204,41 +265,12 @@ def _write_lines(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
-async def _create(bootstrap: str, name: str, partitions: int) -> None:
-    async with _admin(bootstrap) as admin:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-        async with asyncio.timeout(_READY_TIMEOUT_S):
-            while True:
-                (topic,) = await admin.describe_topics([name])
-                found = topic["partitions"]
-                if len(found) == partitions and all(p["leader"] >= 0 for p in found):
-                    return
-                await asyncio.sleep(0.05)
-
-
 async def _count(bootstrap: str, topic: str) -> int:
-    async with _admin(bootstrap) as admin:
-        (description,) = await admin.describe_topics([topic])
-    partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+    [described] = await describe_topics({"bootstrap_servers": bootstrap}, [topic])
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         return sum((await consumer.end_offsets(partitions)).values())
     finally:
         await consumer.stop()
-
-
-async def _committed(bootstrap: str, group: str, topic: str) -> int:
-    async with _admin(bootstrap) as admin:
-        offsets = await admin.list_consumer_group_offsets(group)
-    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
-
-
-@asynccontextmanager
-async def _admin(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        yield admin
-    finally:
-        await admin.close()

@@ -1,8 +1,5 @@
-"""The decode rows: the records the consumer rows drain, each value decoded as the HTTP edge
-decodes a request (strict: an unknown field refused) and as the consumer and the zone processor
-decode a record (tolerant: shared.contracts.schema.parse_record), side by side in slices, in the
-bench's own process. The targets hold what tolerance adds per event against each reader's CPU per
-event in its row of the same run."""
+"""The decode rows: the consumer rows' records decoded strictly (as the HTTP edge does) and
+tolerantly (as the readers do), in alternating slices in the bench's own process."""
 
 from __future__ import annotations
 

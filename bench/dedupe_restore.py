@@ -15,30 +15,28 @@ import contextlib
 import time
 import uuid
 
-import orjson
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench.context import standard_body
 from devtools.local_kafka import LocalKafka
+from shared.kafka.adapter import TopicSpec
 from shared.kafka.dedupe import Duplicates
 from shared.kafka.headers import IDEMPOTENCY_KEY
+from shared.kafka.topics import create_topics_and_wait
 
 
 async def measure(bootstrap: str, partitions: int, records: int) -> None:
     topic = f"dedupe-restore-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1)])
-    finally:
-        await admin.close()
+    await create_topics_and_wait(
+        {"bootstrap_servers": bootstrap}, [TopicSpec(topic, partitions, 1)]
+    )
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
     )
     await producer.start()
     started = time.perf_counter()
     try:
-        value = _event()
+        value = standard_body(str(uuid.uuid4()))
         sent = []
         for partition in range(partitions):
             for _ in range(records):
@@ -66,19 +64,6 @@ async def _time(bootstrap: str, records: int, starts: dict[TopicPartition, int])
     # Each partition's memory is rebuilt from up to `records` records before its start.
     rebuilt = sum(min(start, records) for start in starts.values())
     print(f"rebuilt {len(starts)} partition(s), {rebuilt} records: {seconds:.2f} s")
-
-
-def _event() -> bytes:
-    """A Biometrics event of the standard size: ten heart rates and ten step counts."""
-    stamps = [f"2026-11-25T08:00:{second:02d}+00:00" for second in range(10)]
-    return orjson.dumps(
-        {
-            "deviceId": str(uuid.uuid4()),
-            "heartRates": [{"dateTime": at, "value": 70 + n} for n, at in enumerate(stamps)],
-            "stepCounts": [{"dateTime": at, "value": 10 * n} for n, at in enumerate(stamps)],
-            "maxHeartRate": 190,
-        }
-    )
 
 
 def main() -> None:

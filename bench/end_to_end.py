@@ -1,27 +1,28 @@
-"""The end-to-end rows, events POSTed by wrk at a fixed rate (half the best single-event
-throughput of this run): to the consumer's log line for each, and through the zone processor, to
-its HeartRateZoneReached visible to a read_committed reader, with the zone processor's RSS."""
+"""The end-to-end rows, events POSTed by wrk at a fixed rate (half the best single-event rate of
+this run): to the consumer's event line for each, and through the zone processor to its
+HeartRateZoneReached visible to a read_committed reader, with the zone processor's RSS."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import statistics
-import subprocess
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
 
-from bench.consumption import EventLog
-from bench.context import PLACEHOLDER_DEVICE_ID, Bench, say
-from bench.http_load import Load, WrkResult, run_paced_wrk
-from bench.processes import cpu_meter, python_module, rss_sampler, wait_until_serving
-from bench.profiler import start_recording, top_frames
+from bench.consumption import HANDLED
+from bench.context import PLACEHOLDER_DEVICE_ID, Bench, Followed, consumed_event, metric, say
+from bench.http_load import Load, run_paced_wrk
+from bench.metering import cpu_meter, python_module, rss_sampler, rss_summary
+from bench.profiler import profile_under
 from bench.report import Row
-from devtools.processes import free_port
+from devtools.processes import free_port, wait_until_serving
 
 DEFAULT_RATE = 500.0
 # Enough free connections that the schedule, not the answers, sets when requests leave.
@@ -29,118 +30,102 @@ E2E_CONNECTIONS = 256
 _CATCH_UP_S = 30.0
 
 
+@dataclass
+class _Chain:
+    """A row's running processes: the producer's URL, the processes metered, the far end's
+    arrivals, and whether the far end has shown an event yet."""
+
+    url: str
+    processes: dict[str, Popen[bytes]]
+    arrivals: Followed
+    arrived: Callable[[], bool]
+
+
 def measure(bench: Bench) -> None:
-    """Run the producer and the consumer on a fresh topic, pace the load, join the two logs."""
-    if not bench.wants("end_to_end"):
-        return
-    rate, basis = _rate(bench)
-    say(f"end to end: {rate:.0f} events/s ({basis}) for {bench.options.seconds:g} s")
-    with _pair(bench) as (url, producer, consumer, events):
-        _warm_up(url, bench, consumer, events)
-        sent_file = bench.directory / "e2e-sent.tsv"
-        pids = bench.cpu_pids(producer=producer.pid, consumer=consumer.pid)
-        with cpu_meter(pids) as cpu:
-            load = Load("/biometrics", bench.files.template, E2E_CONNECTIONS, bench.options.seconds)
-            result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
-        sent, latencies = _latencies(sent_file, events.times)
-    label = f"end to end: POST to log line at {rate:.0f}/s"
-    row = _paced_row("end_to_end", label, (rate, basis), result, sent, latencies, "missing_in_log")
-    row.cpu = cpu.shares(wrk=result.cpu_percent)
-    row.details.update(http_p50_ms=result.p50_ms, http_p99_ms=result.p99_ms)
-    bench.report.rows.append(row)
+    """The producer and the consumer on a fresh topic; their paced load's latency."""
+    if bench.wants("end_to_end"):
+        with _pair(bench) as chain:
+            bodies = itertools.cycle(bench.files.bodies.read_bytes().splitlines())
+            _post_until(chain, bodies, "the consumer", "consumer")
+            row = _paced(bench, chain, "end_to_end", "POST to log line", bench.options.seconds)
+        bench.report.rows.append(row)
 
 
 def measure_zones(bench: Bench) -> None:
-    """Run the producer, the zone processor and a read_committed reader of its output on fresh
-    topics; pace events with one Zone5 reading each for --memory-seconds, sampling the zone
-    processor's RSS; join the send times with the times the zone events became visible."""
+    """The producer, the zone processor and a reader of its output on fresh topics; events with
+    one Zone5 reading each, paced for --memory-seconds, the zone processor's RSS sampled."""
     if not bench.wants("end_to_end_zones"):
         return
-    rate, basis = _rate(bench)
-    seconds = bench.options.memory_seconds
-    say(f"end to end through the zones: {rate:.0f} events/s ({basis}) for {seconds:g} s")
-    with _zone_chain(bench) as (url, producer, zones, reader, arrivals):
-        _warm_up_zones(url, bench, zones, arrivals)
-        if bench.options.warmup_seconds > 0:
-            # Paced load unmeasured first, so the RSS starts from buffers sized for it.
-            warmup = Load(
-                "/biometrics", bench.files.zone_template, E2E_CONNECTIONS,
-                bench.options.warmup_seconds,
-            )  # fmt: skip
-            run_paced_wrk(
-                bench.processes, url, warmup, rate, bench.directory / "e2e-zones-warm.tsv"
-            )
-        sent_file = bench.directory / "e2e-zones-sent.tsv"
-        pids = bench.cpu_pids(producer=producer.pid, zones=zones.pid, reader=reader.pid)
-        with cpu_meter(pids) as cpu, rss_sampler(zones.pid) as samples:
-            load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, seconds)
-            result = run_paced_wrk(bench.processes, url, load, rate, sent_file)
-        sent, latencies = _latencies(sent_file, arrivals.times)
+    with _zone_chain(bench) as chain:
+        template = bench.files.zone_template.read_bytes().strip()
+        placeholder = PLACEHOLDER_DEVICE_ID.encode()
+        bodies = (
+            template.replace(placeholder, str(uuid.uuid4()).encode()) for _ in itertools.count()
+        )
+        _post_until(chain, bodies, "the reader of the zone events", "zones")
+        what = "POST to committed zone event"
+        row = _paced(bench, chain, "end_to_end_zones", what, bench.options.memory_seconds, "zones")
         if bench.options.profile:
-            _profile_zones(bench, url, zones, rate)
-    label = f"end to end, zones: POST to committed zone event at {rate:.0f}/s"
-    missing_as = "missing_zone_events"
-    row = _paced_row("end_to_end_zones", label, (rate, basis), result, sent, latencies, missing_as)
-    row.cpu = cpu.shares(wrk=result.cpu_percent)
-    mib = [value / 2**20 for _, value in samples]
-    row.details.update(
-        zones_rss_start_mb=round(mib[0], 1) if mib else None,
-        zones_rss_max_mb=round(max(mib), 1) if mib else None,
-        zones_rss_end_mb=round(mib[-1], 1) if mib else None,
-        zones_rss_samples=samples,
-    )
+            rate = row.details["rate"]
+            load = Load(bench.files.zone_template, E2E_CONNECTIONS, bench.options.seconds)
+            sent = bench.directory / "e2e-zones-profiled.tsv"
+            profile_under(
+                bench, "zone processor", chain.processes["zones"].pid,
+                f"one Zone5 reading per event at {rate:.0f}/s, under py-spy",
+                lambda: run_paced_wrk(bench, chain.url, load, rate, sent).succeeded_per_s,
+            )  # fmt: skip
     bench.report.rows.append(row)
 
 
-def _profile_zones(bench: Bench, url: str, zones: subprocess.Popen[bytes], rate: float) -> None:
-    """The zone processor under py-spy, at the row's rate, after the measured load (py-spy's
-    sampling shares the core the row measures on)."""
-    say(f"profiling the zone processor (py-spy) at {rate:.0f} events/s")
-    output = bench.directory / "profile-zones.txt"
-    recording = start_recording(bench.processes, zones.pid, output)
-    recording.wait_until_sampling()
-    load = Load("/biometrics", bench.files.zone_template, E2E_CONNECTIONS, bench.options.seconds)
-    result = run_paced_wrk(
-        bench.processes, url, load, rate, bench.directory / "e2e-zones-profiled.tsv"
-    )
-    recording.stop(bench.processes)
-    bench.report.profiles["zone processor"] = {
-        "file": str(output),
-        "load": f"one Zone5 reading per event at {rate:.0f}/s, under py-spy",
-        "events_per_s": result.succeeded / result.seconds,
-        **top_frames(output),
-    }
-
-
-def _paced_row(
-    name: str,
-    label: str,
-    rate: tuple[float, str],
-    result: WrkResult,
-    sent: int,
-    latencies: list[float],
-    missing_as: str,
+def _paced(
+    bench: Bench, chain: _Chain, name: str, what: str, seconds: float, rss_of: str = ""
 ) -> Row:
-    """A row of paced load: the latencies of what arrived; what was sent but never did, under
-    `missing_as` in the details."""
-    missing = sent - len(latencies)
+    """Pace the load for `seconds` (after as much unmeasured when rss_of names a process whose
+    RSS is sampled, so that it starts from buffers sized for it); a row of the latencies of what
+    arrived, and of what was sent but never did."""
+    rate, basis = _rate(bench)
+    say(f"{name}: {rate:.0f} events/s ({basis}) for {seconds:g} s")
+    template = bench.files.zone_template if rss_of else bench.files.template
+    if rss_of and bench.options.warmup_seconds > 0:
+        warmup = Load(template, E2E_CONNECTIONS, bench.options.warmup_seconds)
+        run_paced_wrk(bench, chain.url, warmup, rate, bench.directory / f"{name}-warm.tsv")
+    sent_file = bench.directory / f"{name}-sent.tsv"
+    pids = bench.cpu_pids(**{process: p.pid for process, p in chain.processes.items()})
+    sampling: AbstractContextManager[list[tuple[float, int]]] = nullcontext([])
+    if rss_of:
+        sampling = rss_sampler(chain.processes[rss_of].pid)
+    with cpu_meter(pids) as cpu, sampling as samples:
+        load = Load(template, E2E_CONNECTIONS, seconds)
+        result = run_paced_wrk(bench, chain.url, load, rate, sent_file)
+    sent = dict(_read_sent(sent_file))
+    deadline = time.monotonic() + _CATCH_UP_S  # for the last ones to arrive
+    while (
+        not sent.keys() <= (seen := chain.arrivals.times()).keys() and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    latencies = [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
     p50_ms, p99_ms = _p50_p99(latencies)
+    missing = len(sent) - len(latencies)
     return Row(
         name,
-        label,
+        f"end to end{', zones' if rss_of else ''}: {what} at {rate:.0f}/s",
         len(latencies),
         result.seconds,
         p50_ms=p50_ms,
         p99_ms=p99_ms,
         errors=max(result.errors, missing),
+        cpu=cpu.shares(wrk=result.cpu_percent),
         details={
-            "rate": rate[0],
-            "rate_basis": rate[1],
+            "rate": rate,
+            "rate_basis": basis,
             "achieved_rate": result.requests / result.seconds,
             "connections": E2E_CONNECTIONS,
-            "sent": sent,
-            missing_as: missing,
+            "sent": len(sent),
+            "missing_zone_events" if rss_of else "missing_in_log": missing,
             "max_ms": max(latencies, default=0.0),
+            "http_p50_ms": result.p50_ms,
+            "http_p99_ms": result.p99_ms,
+            **(rss_summary(f"{rss_of}_rss", samples) if rss_of else {}),
         },
     )
 
@@ -156,146 +141,92 @@ def _rate(bench: Bench) -> tuple[float, str]:
 
 
 @contextmanager
-def _pair(
-    bench: Bench,
-) -> Iterator[tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes], EventLog]]:
+def _pair(bench: Bench) -> Iterator[_Chain]:
     """The producer on the service core, the consumer beside wrk, on one fresh topic."""
     topic = bench.create_topic("e2e")
-    port = free_port()
-    pinning = bench.processes.pinning
-    log = bench.log("e2e-consumer")
-    with bench.log("e2e-producer").open("wb") as producer_log, log.open("wb") as consumer_log:
-        producer = bench.processes.start(
-            python_module("producer_service"), pinning.service,
-            env=bench.env(topic, port=port), stdout=producer_log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        consumer = bench.processes.start(
-            python_module("consumer_service"), pinning.load,
-            env=bench.env(topic, group=bench.group("e2e")), stdout=consumer_log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_until_serving(f"{url}/readyz", producer)
-            yield url, producer, consumer, EventLog(log)
-        finally:
-            bench.processes.stop_together([producer, consumer])
-
-
-class Arrivals:
-    """The read_committed reader's file, followed as it grows: each key and when it was seen."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-        self._seen: dict[str, float] = {}
-
-    def times(self) -> dict[str, float]:
-        """Each key read so far and the wall-clock time it was first read."""
-        with self.path.open("rb") as file:
-            file.seek(self._offset)
-            complete = file.read().rpartition(b"\n")[0]
-        if complete:
-            self._offset += len(complete) + 1
-            for line in complete.decode().split("\n"):
-                key, _, at = line.partition("\t")
-                self._seen.setdefault(key, float(at))
-        return self._seen
+    probe_port = free_port()
+    consumer_env = bench.env(topic, group=bench.group("e2e"))
+    consumer_env["BIOMETRICS_CONSUMER__PROBE_PORT"] = str(probe_port)
+    others = {"consumer": (python_module("consumer_service"), consumer_env)}
+    with _running(bench, "e2e", topic, others) as (url, processes):
+        arrivals = Followed(bench.log("e2e-consumer"), consumed_event)
+        probes = f"http://127.0.0.1:{probe_port}"
+        yield _Chain(url, processes, arrivals, lambda: metric(probes, HANDLED) > 0)
 
 
 @contextmanager
-def _zone_chain(
-    bench: Bench,
-) -> Iterator[
-    tuple[str, subprocess.Popen[bytes], subprocess.Popen[bytes], subprocess.Popen[bytes], Arrivals]
-]:
+def _zone_chain(bench: Bench) -> Iterator[_Chain]:
     """The producer on the service core; the zone processor and the reader of its output beside
     wrk, as the consumer of the other end-to-end row."""
-    topic = bench.create_topic("e2e-zones")
-    zones_topic = bench.create_topic("e2e-zones-out")
-    port = free_port()
-    load_core = bench.processes.pinning.load
+    topic, zones_topic = bench.create_topic("e2e-zones"), bench.create_topic("e2e-zones-out")
     zones_env = {
         **bench.env(topic),
         "BIOMETRICS_ZONES__TOPIC": zones_topic,
         "BIOMETRICS_ZONES__GROUP_ID": bench.group("e2e-zones"),
         "BIOMETRICS_ZONES__PROBE_PORT": "0",
     }
-    arrivals = bench.directory / "e2e-zones-arrivals.tsv"
-    arrivals.touch()
-    with ExitStack() as stack:
-        logs = {
-            name: stack.enter_context(bench.log(f"e2e-zones-{name}").open("wb"))
-            for name in ("producer", "zones", "reader")
-        }
-        started = [
-            (python_module("producer_service"), bench.processes.pinning.service,
-             bench.env(topic, port=port), logs["producer"]),
-            (python_module("zones_service"), load_core, zones_env, logs["zones"]),
-            (python_module("bench.clients", "arrivals", f"--out={arrivals}"), load_core,
-             bench.env(zones_topic), logs["reader"]),
-        ]  # fmt: skip
-        processes = []
-        try:
-            for argv, core, env, log in started:
-                processes.append(
-                    bench.processes.start(argv, core, env=env, stdout=log, stderr=subprocess.STDOUT)
-                )
-            url = f"http://127.0.0.1:{port}"
-            wait_until_serving(f"{url}/readyz", processes[0])
-            yield url, processes[0], processes[1], processes[2], Arrivals(arrivals)
-        finally:
-            bench.processes.stop_together(processes)
+    arrivals_file = bench.directory / "e2e-zones-arrivals.tsv"
+    arrivals_file.touch()
+    others = {
+        "zones": (python_module("zones_service"), zones_env),
+        "reader": (
+            python_module("bench.clients", "arrivals", f"--out={arrivals_file}"),
+            bench.env(zones_topic),
+        ),
+    }
+    with _running(bench, "e2e-zones", topic, others) as (url, processes):
+        arrivals = Followed(arrivals_file, _arrival)
+        yield _Chain(url, processes, arrivals, lambda: bool(arrivals.times()))
 
 
-def _warm_up_zones(
-    url: str, bench: Bench, zones: subprocess.Popen[bytes], arrivals: Arrivals
-) -> None:
-    """POST Zone5 events until the reader has seen a zone event: the zone processor has joined
-    its group and the reader is at the end of the output."""
-    template = bench.files.zone_template.read_bytes().strip()
-    placeholder = PLACEHOLDER_DEVICE_ID.encode()
-    bodies = (template.replace(placeholder, str(uuid.uuid4()).encode()) for _ in itertools.count())
-    failure = f"no zone event reached the reader; see {arrivals.path}"
-    _post_until(url, bodies, lambda: bool(arrivals.times()), zones, failure)
+@contextmanager
+def _running(
+    bench: Bench, prefix: str, topic: str, others: dict[str, tuple[list[str], dict[str, str]]]
+) -> Iterator[tuple[str, dict[str, Popen[bytes]]]]:
+    """The producer of the topic on the service core and the others beside wrk, each with a log
+    of its own; yield the producer's URL and the processes once it is ready; stop them together
+    after."""
+    port = free_port()
+    started = {
+        "producer": (
+            python_module("producer_service"),
+            bench.pinning.service,
+            bench.env(topic, port=port),
+        ),
+        **{name: (argv, bench.pinning.load, env) for name, (argv, env) in others.items()},
+    }
+    processes: dict[str, Popen[bytes]] = {}
+    try:
+        for name, (argv, core, env) in started.items():
+            processes[name] = bench.start(argv, core, env, bench.log(f"{prefix}-{name}"))
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(f"{url}/readyz", processes["producer"])
+        yield url, processes
+    finally:
+        bench.processes.stop_together(list(processes.values()))
 
 
-def _warm_up(url: str, bench: Bench, consumer: subprocess.Popen[bytes], events: EventLog) -> None:
-    """POST events until the consumer has logged one: it has joined and caught up."""
-    bodies = itertools.cycle(bench.files.bodies.read_bytes().splitlines())
-    failure = f"the consumer logged no warm-up event; see {events.path}"
-    _post_until(url, bodies, lambda: events.count() > 0, consumer, failure)
+def _arrival(line: bytes) -> tuple[str, float]:
+    """A line of the read_committed reader: the key and when it was first read."""
+    key, _, at = line.partition(b"\t")
+    return key.decode(), float(at)
 
 
-def _post_until(
-    url: str,
-    bodies: Iterator[bytes],
-    done: Callable[[], bool],
-    process: subprocess.Popen[bytes],
-    failure: str,
-) -> None:
-    """POST the bodies one by one until `done`; RuntimeError(failure) if the process that should
-    show it exits first, or a minute passes."""
+def _post_until(chain: _Chain, bodies: Iterator[bytes], far_end: str, watched: str) -> None:
+    """POST the bodies one by one until the far end has shown an event (it has joined and
+    caught up); RuntimeError if the watched process exits first, or a minute passes."""
     deadline = time.monotonic() + 60
-    while not done():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(failure)
+    while not chain.arrived():
+        if chain.processes[watched].poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"no warm-up event reached {far_end}; see {chain.arrivals.path}")
         request = urllib.request.Request(
-            f"{url}/biometrics", data=next(bodies), headers={"Content-Type": "application/json"}
+            f"{chain.url}/biometrics",
+            data=next(bodies),
+            headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=10):
             pass
         time.sleep(0.05)
-
-
-def _latencies(sent_file: Path, times: Callable[[], dict[str, float]]) -> tuple[int, list[float]]:
-    """How many requests wrk sent, and the ms from each one's sending to its time in `times`
-    (each device's), waiting up to _CATCH_UP_S for the last ones to appear."""
-    sent = dict(_read_sent(sent_file))
-    deadline = time.monotonic() + _CATCH_UP_S
-    while not sent.keys() <= (seen := times()).keys() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return len(sent), [(seen[key] - at) * 1000 for key, at in sent.items() if key in seen]
 
 
 def _read_sent(path: Path) -> Iterator[tuple[str, float]]:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import ROOT
+from bench.metering import ROOT
 
 # The rows the producer is compared with.
 _PRODUCER_REFERENCES = ("ceiling", "c_ceiling", "baseline", "baseline_c1", "http_ceiling")
@@ -65,39 +65,23 @@ def parse_options(argv: list[str] | None = None) -> Options:
         description="Measure the pipeline against one local Kafka broker and print a table; "
         "also writes results.json and chart.png.",
     )
-    parser.add_argument("--seconds", type=float, default=10, help="each row's load (10)")
-    parser.add_argument(
-        "--rounds", type=int, default=3, help="times each throughput row runs; best kept (3)"
+    add = parser.add_argument
+    add("--seconds", type=float, default=10, help="each row's load (10)")
+    add("--rounds", type=int, default=3, help="times each throughput row runs; best kept (3)")
+    add("--warmup", type=float, default=2, help="unmeasured load first (2)")
+    add("--memory-seconds", type=float, default=60, help="RSS run (60)")
+    rows = f"comma-separated rows or groups ({', '.join(ROWS)}; {', '.join(GROUPS)}); all"
+    add("--rows", default="all", help=rows)
+    add("--output", type=Path, default=ROOT / "bench" / "results")
+    add("--profile", action="store_true", help="also py-spy the producer, consumer and zones")
+    add("--bootstrap-servers", help="use this broker instead of starting a local Kafka")
+    add(
+        "--schema-registry-url", help="the registry row's registry (Confluent API), not a local one"
     )
-    parser.add_argument("--warmup", type=float, default=2, help="unmeasured load first (2)")
-    parser.add_argument("--memory-seconds", type=float, default=60, help="RSS run (60)")
-    parser.add_argument(
-        "--rows",
-        default="all",
-        help=f"comma-separated rows or groups ({', '.join(ROWS)}; {', '.join(GROUPS)}); all",
-    )
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="also py-spy the producer, the consumer and the zone processor",
-    )
-    parser.add_argument(
-        "--bootstrap-servers", help="use this broker instead of starting a local Kafka"
-    )
-    parser.add_argument(
-        "--schema-registry-url",
-        help="the registry row uses this registry (its Confluent-compatible API) instead of "
-        "starting a local one",
-    )
-    parser.add_argument("--batch-concurrency", type=int, default=16)
-    parser.add_argument("--events-per-batch", type=int, default=100)
-    parser.add_argument(
-        "--e2e-rate", type=float, help="events/s (default: half the best single-event rate)"
-    )
-    parser.add_argument(
-        "--consumer-events", type=int, help="records in the consumer topic (20000 x --seconds)"
-    )
+    add("--batch-concurrency", type=int, default=16)
+    add("--events-per-batch", type=int, default=100)
+    add("--e2e-rate", type=float, help="events/s (default: half the best single-event rate)")
+    add("--consumer-events", type=int, help="records in the consumer topic (20000 x --seconds)")
     args = parser.parse_args(argv)
     return Options(
         seconds=args.seconds,

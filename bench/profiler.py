@@ -7,12 +7,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.processes import ROOT, Processes, wait_for_text
+from bench.metering import ROOT
+from devtools.processes import Processes
+
+if TYPE_CHECKING:
+    from bench.context import Bench
 
 _PROJECT_PACKAGES = frozenset({"producer_service", "consumer_service", "zones_service", "shared"})
 _SAMPLING_LINE = b"py-spy> Sampling process"  # what py-spy prints once attached
@@ -35,7 +41,11 @@ class Recording:
 
     def wait_until_sampling(self, timeout_s: float = 30) -> None:
         """Return once py-spy has attached and samples; raise if it exits or takes too long."""
-        wait_for_text(self.log, _SAMPLING_LINE, self.process, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while _SAMPLING_LINE not in self.log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"py-spy is not sampling; see {self.log}")
+            time.sleep(0.02)
 
     def stop(self, processes: Processes) -> Path:
         """SIGINT py-spy (it then writes the file) and wait for it."""
@@ -43,7 +53,7 @@ class Recording:
         return self.output
 
 
-def start_recording(processes: Processes, pid: int, output: Path) -> Recording:
+def start_recording(bench: Bench, pid: int, output: Path) -> Recording:
     """Attach py-spy to pid, sampling 200 times a second without pausing the target."""
     executable = py_spy()
     if executable is None:
@@ -54,8 +64,24 @@ def start_recording(processes: Processes, pid: int, output: Path) -> Recording:
     ]
     log = output.with_suffix(".py-spy.log")
     with log.open("wb") as out:
-        process = processes.start(argv, processes.pinning.load, stdout=out, stderr=out)
+        process = bench.processes.start(argv, bench.pinning.load, stdout=out, stderr=out)
     return Recording(process, output, log)
+
+
+def profile_under(bench: Bench, name: str, pid: int, load: str, run: Callable[[], float]) -> None:
+    """Record pid with py-spy while run() loads it (returning the events/s it reached); keep the
+    profile's summary in the report under name."""
+    output = bench.directory / f"profile-{name.replace(' ', '-')}.txt"
+    recording = start_recording(bench, pid, output)
+    recording.wait_until_sampling()
+    events_per_s = run()
+    recording.stop(bench.processes)
+    bench.report.profiles[name] = {
+        "file": str(output),
+        "load": load,
+        "events_per_s": events_per_s,
+        **top_frames(output),
+    }
 
 
 def top_frames(raw: Path, limit: int = 15) -> dict[str, Any]:

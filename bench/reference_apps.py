@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +23,7 @@ from starlette.routing import Route
 
 from shared.kafka.options import producer_options
 from shared.runtime.lifecycle import start_service
+from shared.runtime.probes import probe_routes
 from shared.runtime.settings import Settings
 
 
@@ -63,16 +65,11 @@ def create_noop_app() -> Starlette:
 
 
 def _app(post: Any, lifespan: Any = None) -> Starlette:
-    async def readyz(request: Request) -> Response:
-        # Answers only once the lifespan has run, so the Kafka client (if any) is connected.
-        return Response(b'{"status":"ready"}', media_type="application/json")
-
+    # The services' probes; Starlette serves /readyz only once the lifespan has run, so the
+    # Kafka client (if any) is connected.
+    probes = probe_routes(CollectorRegistry(), is_ready=lambda: True)
     return Starlette(
-        routes=[
-            Route("/biometrics", post, methods=["POST"]),
-            Route("/readyz", readyz, methods=["GET"]),
-        ],
-        lifespan=lifespan,
+        routes=[Route("/biometrics", post, methods=["POST"]), *probes], lifespan=lifespan
     )
 
 

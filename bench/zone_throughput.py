@@ -1,15 +1,5 @@
-"""The zone processor's events/s over a pre-filled topic, transactional or not.
-
-Both modes run the service's loop (process_zones) over the same batches; they differ only in how
-a partition's records are committed. Transactional: begin, produce, send the offset to the
-transaction, commit (what `python -m zones_service` does). At-least-once: produce, wait for the
-acknowledgements, commit the offset with the consumer, no transaction.
-
-`python -m bench.zone_throughput --expect N [--at-least-once]`, configured by the BIOMETRICS_*
-variables: kafka.topic must hold at least N Biometrics events and zones.group_id must be a group
-without offsets. Hands back (bench.clients.emit) {"mode", "events", "produced", "batches",
-"seconds", "events_per_s"}.
-"""
+"""The zone processor's events/s over a pre-filled topic, with transactions or with plain commits
+after the acknowledgements (docs/performance.md: `python -m bench.zone_throughput`)."""
 
 from __future__ import annotations
 

@@ -32,11 +32,6 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-# Logged once the consumer has joined its group. Only bench/consumption.py still waits for this
-# text, until its rewrite observes /readyz; nothing else may (docs/development.md).
-CONSUMER_STARTED = "consumer started"
-
-
 async def run_consumer(
     settings: Settings,
     stop: asyncio.Event,
@@ -76,7 +71,7 @@ async def run_consumer(
             )
         except StoppedError:
             return 0
-        _log.info(CONSUMER_STARTED, extra={"topic": kafka.topic, "group_id": config.group_id})
+        _log.info("consumer started", extra={"topic": kafka.topic, "group_id": config.group_id})
         return await consume(
             consumer,
             processor,

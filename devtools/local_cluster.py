@@ -8,12 +8,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
 from devtools.local_kafka import LocalKafka, random_cluster_id
 from devtools.processes import StartStop, free_ports
 from devtools.server_properties import Quorum
+from shared.kafka.adapter import describe_topics, topic_configs
 
 
 class LocalKafkaCluster(StartStop):
@@ -96,16 +94,7 @@ class LocalKafkaCluster(StartStop):
     async def topic_configs(self, topic: str) -> dict[str, str]:
         """The topic's configs (name -> value), min.insync.replicas among them; empty while the
         node asked does not know the topic yet."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._running_servers)
-        await admin.start()
-        try:
-            [response] = await admin.describe_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, topic)]
-            )
-        finally:
-            await admin.close()
-        [(_, _, _, _, entries)] = response.resources
-        return {name: value for name, value, *_ in entries}
+        return await topic_configs({"bootstrap_servers": self._running_servers}, topic)
 
     async def wait_until_in_sync(self, timeout_s: float = 120) -> None:
         """Poll until every node runs and no partition is under-replicated: a restarted node is
@@ -120,10 +109,4 @@ class LocalKafkaCluster(StartStop):
 
     async def _describe_topics(self, topics: list[str] | None = None) -> list[dict[str, Any]]:
         """The metadata of these topics (all, by default) from the running nodes."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._running_servers)
-        await admin.start()
-        try:
-            described: list[dict[str, Any]] = await admin.describe_topics(topics)
-        finally:
-            await admin.close()
-        return described
+        return await describe_topics({"bootstrap_servers": self._running_servers}, topics)

@@ -19,7 +19,7 @@ from contextlib import ExitStack
 
 from devtools.local_kafka import LocalKafka
 from devtools.local_registry import LocalRegistry
-from devtools.processes import wait_until_ok
+from devtools.processes import Processes, wait_until_ok
 from shared.runtime.settings import SettingsError, load_settings
 
 _SERVICES = ("producer_service", "consumer_service", "zones_service")
@@ -51,10 +51,13 @@ def main() -> int:
         since_ms = int(time.time() * 1000)  # the zone events of this run are written after it
         commands = [[sys.executable, "-m", name] for name in _SERVICES]
         commands.append([sys.executable, "-m", _ZONE_EVENTS, "--since-ms", str(since_ms)])
+        processes = stack.enter_context(
+            Processes(stop_timeout_s=settings.http.shutdown_timeout_s + 5)
+        )
         services: list[subprocess.Popen[bytes]] = []
-        stack.callback(_stop_all, services, settings.http.shutdown_timeout_s + 5)
         for command in commands:
-            services.append(subprocess.Popen(command, env=env))
+            # Their output is the run's: consumed events, zone events and log lines.
+            services.append(processes.start(command, env=env, stdout=None))
             _say(f"{command[2]} started (pid {services[-1].pid})")
         url = f"http://{settings.http.host}:{settings.http.port}"
 
@@ -72,26 +75,13 @@ def main() -> int:
             if any(service.poll() is not None for service in services):
                 _say("a service exited; stopping the others")
                 break
-        _stop_all(services, settings.http.shutdown_timeout_s + 5)
+        processes.stop_together(services)  # SIGTERM: they flush and commit
         names = [command[2] for command in commands]
         codes = {name: _exit_code(service) for name, service in zip(names, services, strict=True)}
         for name, code in codes.items():
             if code:
                 _say(f"{name} exited with {code}")
         return next((code for code in codes.values() if code > 0), 1 if any(codes.values()) else 0)
-
-
-def _stop_all(services: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
-    """SIGTERM each running service (they flush and commit), then wait; safe to call twice."""
-    for service in services:
-        if service.poll() is None:
-            service.send_signal(signal.SIGTERM)
-    for service in services:
-        try:
-            service.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            service.kill()
-            service.wait()
 
 
 def _exit_code(service: subprocess.Popen[bytes]) -> int:

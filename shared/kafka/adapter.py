@@ -12,6 +12,11 @@ test_aiokafka_adapter.py where only a live client shows it) that fails when a re
 - is_retriable: KafkaError.retriable
 - create_topics: aiokafka.admin.AIOKafkaAdminClient, NewTopic, create_topics (its raw
   CreateTopicsResponse), describe_topics, aiokafka.errors.for_code
+- describe_topics: AIOKafkaAdminClient.describe_topics
+- delete_topics: AIOKafkaAdminClient.delete_topics
+- topic_configs: AIOKafkaAdminClient.describe_configs (its raw DescribeConfigsResponse),
+  aiokafka.admin.config_resource.ConfigResource
+- committed_offsets: AIOKafkaAdminClient.list_consumer_group_offsets
 - cluster_client: aiokafka.AIOKafkaClient (bootstrap, close)
 - broker_ids: AIOKafkaClient.cluster.brokers
 - topic_metadata: AIOKafkaClient.send, aiokafka.protocol.metadata.MetadataRequest and its
@@ -33,8 +38,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import collect_hosts, create_conn
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.protocol.metadata import MetadataRequest
@@ -43,17 +49,22 @@ __all__ = [
     "CONNECTION_OPTIONS",
     "ClusterClient",
     "TopicSpec",
+    "TopicsCreated",
     "bootstrap_addresses",
     "broker_ids",
     "close_consumer_connections",
     "cluster_client",
+    "committed_offsets",
     "coordinator_known",
     "create_topics",
+    "delete_topics",
+    "describe_topics",
     "fetch_topic_names",
     "is_retriable",
     "log_in_once",
     "refusal_reason",
     "retrieve_transaction_errors",
+    "topic_configs",
     "topic_metadata",
     "watch_partition_count",
 ]
@@ -141,9 +152,7 @@ async def create_topics(options: Mapping[str, Any], topics: Sequence[TopicSpec])
     Why: the admin client is not in aiokafka's API documentation, and its create_topics and
     describe_topics return the broker's raw responses.
     """
-    admin = AIOKafkaAdminClient(**options)
-    await admin.start()
-    try:
+    async with _admin(options) as admin:
         response = await admin.create_topics(
             [
                 NewTopic(
@@ -165,10 +174,66 @@ async def create_topics(options: Mapping[str, Any], topics: Sequence[TopicSpec])
                 message = rest[0] if rest else None
                 raise for_code(code)(f"could not create topic {name}: {message}")
         described = await admin.describe_topics(existing) if existing else []
-    finally:
-        await admin.close()
     partitions = {topic["topic"]: len(topic["partitions"]) for topic in described}
     return TopicsCreated(created, partitions)
+
+
+async def describe_topics(
+    options: Mapping[str, Any], names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """The metadata of the named topics (every topic, internal ones included, when names is
+    None): per topic a dict of "topic", "error_code" and "partitions" (each with "partition",
+    "leader", "replicas" and "isr").
+
+    Why: the documented clients know partitions and leaders only of topics they use, and never
+    the replicas or the in-sync set.
+    """
+    async with _admin(options) as admin:
+        described: list[dict[str, Any]] = await admin.describe_topics(
+            None if names is None else list(names)
+        )
+    return described
+
+
+async def delete_topics(options: Mapping[str, Any], names: Sequence[str]) -> None:
+    """Delete the named topics.
+
+    Why: only the (undocumented) admin client deletes topics.
+    """
+    async with _admin(options) as admin:
+        await admin.delete_topics(list(names))
+
+
+async def topic_configs(options: Mapping[str, Any], topic: str) -> dict[str, str]:
+    """The topic's configs (name -> value); empty while the broker asked does not know it.
+
+    Why: only the admin client describes configs, and it returns the broker's raw response.
+    """
+    async with _admin(options) as admin:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    [(_, _, _, _, entries)] = response.resources
+    return {name: value for name, value, *_ in entries}
+
+
+async def committed_offsets(options: Mapping[str, Any], group: str) -> dict[TopicPartition, int]:
+    """The group's committed offset of each partition, as the broker reports it.
+
+    Why: a consumer's documented committed() asks for its own group only, and one partition at
+    a time; the admin client lists a group's offsets at once.
+    """
+    async with _admin(options) as admin:
+        offsets = await admin.list_consumer_group_offsets(group)
+    return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+@asynccontextmanager
+async def _admin(options: Mapping[str, Any]) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
 
 
 @asynccontextmanager

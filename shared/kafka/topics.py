@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
 from shared.kafka.adapter import (
     ClusterClient,
+    TopicsCreated,
     TopicSpec,
     broker_ids,
     cluster_client,
@@ -22,6 +24,7 @@ from shared.kafka.options import client_options
 from shared.runtime.settings import KafkaSettings
 
 __all__ = [
+    "create_topics_and_wait",
     "ensure_topics",
     "ensure_topics_when_reachable",
 ]
@@ -35,7 +38,11 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]
     """Create the named topics unless they exist, as the settings say; return those created.
 
     A topic that exists with another partition count than kafka.topic_partitions is reported
-    in the log, not silently accepted (changing it would move keys between partitions).
+    in the log, not silently accepted (changing it would move keys between partitions). On a
+    cluster the brokers learn of a new topic a moment after the controller; a consumer that
+    joins its group meanwhile may be assigned no partitions, and aiokafka asks again only after
+    metadata_max_age_ms. So this waits until every broker knows the topics; after
+    request_timeout_ms it goes on, with a warning.
     """
     specs = [
         TopicSpec(
@@ -43,34 +50,46 @@ async def ensure_topics(kafka: KafkaSettings, names: Sequence[str]) -> list[str]
         )
         for name in names
     ]
-    topics = await create_topics(client_options(kafka), specs)
+    options = client_options(kafka)
+    topics = await create_topics(options, specs)
     _report_partition_mismatches(kafka, topics.existing_partitions)
-    await _wait_until_every_broker_knows(kafka, names)
+    unknown = await _unknown_after(options, names, kafka.request_timeout_ms / 1000)
+    if unknown:
+        _log.warning(
+            "a broker does not know the topics yet; consumers may be assigned them late",
+            extra={"topics": unknown},
+        )
     return topics.created
 
 
-async def _wait_until_every_broker_knows(kafka: KafkaSettings, names: Sequence[str]) -> None:
-    """Wait until every broker's metadata has the topics, each partition with a leader.
+async def create_topics_and_wait(
+    options: Mapping[str, Any], specs: Sequence[TopicSpec], timeout_s: float = 30
+) -> TopicsCreated:
+    """Create the topics unless they exist; return once every broker knows each of them, every
+    partition with a leader; TimeoutError, naming the topics still unknown, after timeout_s."""
+    topics = await create_topics(options, specs)
+    if unknown := await _unknown_after(options, [spec.name for spec in specs], timeout_s):
+        raise TimeoutError(f"after {timeout_s:g} s a broker does not know the topics {unknown}")
+    return topics
 
-    On a cluster the brokers learn of a new topic a moment after the controller. A consumer
-    that joins its group meanwhile may be assigned no partitions from metadata without the
-    topic, and aiokafka asks again only after metadata_max_age_ms. After the deadline this goes
-    on, with a warning.
-    """
-    unknown: set[str] = set()
-    async with cluster_client(client_options(kafka)) as client:
+
+async def _unknown_after(
+    options: Mapping[str, Any], names: Sequence[str], timeout_s: float
+) -> list[str]:
+    """Wait until every broker's metadata has the topics, each partition with a leader; return
+    the sorted names of those some broker still does not know after timeout_s (none: [])."""
+    unknown: set[str] = set(names)
+    async with cluster_client(options) as client:
         try:
-            async with asyncio.timeout(kafka.request_timeout_ms / 1000):
+            async with asyncio.timeout(timeout_s):
                 while True:
                     unknown = await _unknown_somewhere(client, names)
                     if not unknown:
                         break
                     await asyncio.sleep(_METADATA_POLL_S)
         except TimeoutError:
-            _log.warning(
-                "a broker does not know the topics yet; consumers may be assigned them late",
-                extra={"topics": sorted(unknown)},
-            )
+            pass
+    return sorted(unknown)
 
 
 async def _unknown_somewhere(client: ClusterClient, names: Sequence[str]) -> set[str]:

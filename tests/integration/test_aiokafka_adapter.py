@@ -7,7 +7,7 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from devtools.processes import free_port
@@ -17,14 +17,19 @@ from shared.kafka.adapter import (
     broker_ids,
     close_consumer_connections,
     cluster_client,
+    committed_offsets,
     coordinator_known,
     create_topics,
+    delete_topics,
+    describe_topics,
     fetch_topic_names,
     log_in_once,
+    topic_configs,
     topic_metadata,
     watch_partition_count,
 )
 from tests.support.kafka import TopicFactory
+from tests.support.polling import eventually
 
 
 async def test_one_connection_logs_in_to_a_broker_and_fails_on_a_closed_port(
@@ -100,3 +105,47 @@ async def test_a_consumer_in_its_group_knows_its_coordinator_and_its_connections
         assert not any(connection.connected() for connection in connections)
     finally:
         await consumer.stop()
+
+
+async def test_a_topic_is_described_with_its_replicas_and_in_sync_set_then_deleted(
+    kafka_bootstrap: str, topic_factory: TopicFactory
+) -> None:
+    topic, options = await topic_factory(2), {"bootstrap_servers": kafka_bootstrap}
+    [described] = await describe_topics(options, [topic])
+    assert (described["topic"], described["error_code"]) == (topic, 0)
+    partitions = sorted(described["partitions"], key=lambda p: p["partition"])
+    assert [p["partition"] for p in partitions] == [0, 1]
+    assert all(p["leader"] >= 0 and p["isr"] == p["replicas"] for p in partitions)
+    assert topic in {entry["topic"] for entry in await describe_topics(options)}
+    await delete_topics(options, [topic])
+    await eventually(
+        lambda: describe_topics(options),
+        lambda topics: topic not in {entry["topic"] for entry in topics},
+        timeout_s=30,
+        awaiting=f"topic {topic} deleted",
+    )
+
+
+async def test_a_topics_configs_are_read_by_name(
+    kafka_bootstrap: str, topic_factory: TopicFactory
+) -> None:
+    configs = await topic_configs({"bootstrap_servers": kafka_bootstrap}, await topic_factory(1))
+    assert configs["cleanup.policy"] == "delete"
+    assert configs["retention.ms"].isdigit()
+
+
+async def test_a_groups_committed_offsets_are_listed_per_partition(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+) -> None:
+    topic = await topic_factory(2)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        await consumer.commit({TopicPartition(topic, 0): 3, TopicPartition(topic, 1): 5})
+    finally:
+        await consumer.stop()
+    offsets = await committed_offsets({"bootstrap_servers": kafka_bootstrap}, group_id)
+    assert offsets == {TopicPartition(topic, 0): 3, TopicPartition(topic, 1): 5}

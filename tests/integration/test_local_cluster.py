@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools.local_cluster import LocalKafkaCluster
+from shared.kafka.adapter import TopicSpec, create_topics
 from tests.support.topics import read_topic
 
 pytestmark = pytest.mark.cluster
@@ -30,14 +30,10 @@ async def _produce(bootstrap: str, topic: str, values: range) -> None:
 async def test_a_killed_leader_loses_no_acknowledged_write_and_restarts(
     kafka_cluster: LocalKafkaCluster,
 ) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic("replicated", 1, 3, topic_configs={"min.insync.replicas": "2"})]
-        )
-    finally:
-        await admin.close()
+    await create_topics(
+        {"bootstrap_servers": kafka_cluster.bootstrap_servers},
+        [TopicSpec("replicated", 1, 3, {"min.insync.replicas": "2"})],
+    )
     await _produce(kafka_cluster.bootstrap_servers, "replicated", range(100))
     leader = await kafka_cluster.leader("replicated", 0)
     leader.kill()

@@ -6,23 +6,11 @@ import logging
 from uuid import uuid4
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from shared.kafka.topics import ensure_topics
+from shared.kafka.adapter import TopicSpec, describe_topics, topic_configs
+from shared.kafka.topics import create_topics_and_wait, ensure_topics
 from tests.support.kafka import TopicFactory
 from tests.support.settings import settings_for
-
-
-async def _configs(bootstrap: str, topic: str) -> dict[str, str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    finally:
-        await admin.close()
-    [(_, _, _, _, entries)] = response.resources
-    return {name: value for name, value, *_ in entries}
 
 
 async def test_topics_are_created_once_with_their_configured_configs(kafka_bootstrap: str) -> None:
@@ -31,7 +19,8 @@ async def test_topics_are_created_once_with_their_configured_configs(kafka_boots
     names = [kafka.topic, kafka.dead_letter_topic]
     assert sorted(await ensure_topics(kafka, names)) == sorted(names)
     assert await ensure_topics(kafka, names) == []
-    events, dead_letters = [await _configs(kafka_bootstrap, name) for name in names]
+    options = {"bootstrap_servers": kafka_bootstrap}
+    events, dead_letters = [await topic_configs(options, name) for name in names]
     assert events["retention.ms"] == "604800000"
     assert events["min.insync.replicas"] == "1"
     assert dead_letters["retention.ms"] == "2419200000"
@@ -47,3 +36,15 @@ async def test_an_existing_topic_with_another_partition_count_is_reported(
     # The error line docs/operating.md describes, found by its fields.
     [report] = [r for r in caplog.records if hasattr(r, "configured_partitions")]
     assert (report.partitions, report.configured_partitions) == (2, 6)  # type: ignore[attr-defined]
+
+
+async def test_topics_created_and_awaited_have_every_partition_led_on_every_broker(
+    kafka_bootstrap: str,
+) -> None:
+    name, options = f"test-{uuid4().hex}", {"bootstrap_servers": kafka_bootstrap}
+    created = await create_topics_and_wait(options, [TopicSpec(name, 3, 1)])
+    assert created.created == [name]
+    [described] = await describe_topics(options, [name])
+    assert sorted(p["partition"] for p in described["partitions"] if p["leader"] >= 0) == [0, 1, 2]
+    again = await create_topics_and_wait(options, [TopicSpec(name, 3, 1)])
+    assert (again.created, again.existing_partitions) == ([], {name: 3})

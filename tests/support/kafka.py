@@ -14,17 +14,17 @@ import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from devtools import LocalKafka
 from devtools.local_cluster import LocalKafkaCluster
 from devtools.local_kafka import kafka_version
 from devtools.local_registry import LocalRegistry, LocalRegistryError
 from devtools.processes import free_port
-from tests.support.polling import eventually
+from shared.kafka.adapter import TopicSpec, delete_topics
+from shared.kafka.topics import create_topics_and_wait
 
 _BOOTSTRAP_ENV = "BIOMETRICS_KAFKA__BOOTSTRAP_SERVERS"
 # A Confluent-compatible Schema Registry API; unset or "local": a LocalRegistry for the session.
@@ -34,7 +34,6 @@ _REGISTRY_ENV = "BIOMETRICS_SCHEMA_REGISTRY__URL"
 _KAFKA_IMAGE_ENV = "TEST_KAFKA_IMAGE"
 # Set by CI where it has started an engine: the testcontainers branch must then be taken.
 _REQUIRE_DOCKER_ENV = "TEST_REQUIRE_DOCKER"
-_TOPIC_READY_TIMEOUT_S = 30.0
 
 
 class TopicFactory(Protocol):
@@ -128,17 +127,13 @@ def schema_registry_url() -> Iterator[str]:
 @pytest.fixture
 async def topic_factory(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
     """Yield make_topic(partitions=3) -> name; the topics it made are deleted afterwards."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await admin.start()
+    options = {"bootstrap_servers": kafka_bootstrap}
     created: list[str] = []
 
     async def make_topic(partitions: int = 3) -> str:
         name = f"test-{uuid.uuid4().hex}"
-        new_topic = NewTopic(name, num_partitions=partitions, replication_factor=1)
-        response = await admin.create_topics([new_topic])
         created.append(name)
-        _raise_for_topic_errors(response.to_object())
-        await _wait_until_visible(admin, name, partitions)
+        await create_topics_and_wait(options, [TopicSpec(name, partitions, 1)])
         return name
 
     try:
@@ -146,8 +141,7 @@ async def topic_factory(kafka_bootstrap: str) -> AsyncIterator[TopicFactory]:
     finally:
         if created:
             with contextlib.suppress(Exception):
-                await admin.delete_topics(created)
-        await admin.close()
+                await delete_topics(options, created)
 
 
 @pytest.fixture
@@ -243,29 +237,3 @@ def _local_kafka() -> Iterator[str]:
         yield kafka.bootstrap_servers
     finally:
         kafka.stop()
-
-
-def _raise_for_topic_errors(response: dict[str, Any]) -> None:
-    """Raise when a CreateTopics response reports a per-topic error."""
-    for topic in response["topic_errors"]:
-        if topic["error_code"] != 0:
-            reason = topic.get("error_message") or f"error code {topic['error_code']}"
-            raise RuntimeError(f"creating topic {topic['topic']!r} failed: {reason}")
-
-
-async def _wait_until_visible(admin: AIOKafkaAdminClient, name: str, partitions: int) -> None:
-    """Poll metadata until the topic has all its partitions, each with a leader."""
-
-    def visible(described: list[dict[str, Any]]) -> bool:
-        [topic] = described
-        found = topic["partitions"]
-        has_leaders = all(partition["leader"] >= 0 for partition in found)
-        return topic["error_code"] == 0 and len(found) == partitions and has_leaders
-
-    await eventually(
-        lambda: admin.describe_topics([name]),
-        visible,
-        timeout_s=_TOPIC_READY_TIMEOUT_S,
-        interval_s=0.05,
-        awaiting=f"topic {name} with {partitions} partitions, each with a leader",
-    )

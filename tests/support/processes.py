@@ -1,12 +1,15 @@
-"""The services run as real processes (`python -m`), their JSON output read as it comes, their
-probes asked over HTTP. A test learns what a service did from its probes (/readyz, /metrics),
-the topics or its event lines, never from the text of its log messages."""
+"""The services run as real processes (`python -m`, started and stopped by devtools' Processes),
+awaited from the test's event loop, their JSON output read as it comes, their probes asked over
+HTTP. A test learns what a service did from its probes (/readyz, /metrics), the topics or its
+event lines, never from the text of its log messages."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +20,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumer_service import EVENT_CONSUMED
+from devtools.processes import Processes
 from tests.support import ROOT
 from tests.support.polling import eventually, until_status
 
@@ -27,20 +31,56 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 UVICORN_RUNNING = "Uvicorn running on"
 
 
+class AwaitedProcess:
+    """A child process, awaited without blocking the event loop."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self._process = process
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        return self._process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code, or None while the process runs."""
+        return self._process.poll()
+
+    def send_signal(self, signum: int) -> None:
+        """Signal the process unless it has exited."""
+        if self._process.poll() is None:
+            self._process.send_signal(signum)
+
+    async def wait(self) -> int:
+        """Wait for the process to exit; return its exit code."""
+        if (code := self._process.poll()) is not None:
+            return code
+        exited = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        pidfd = os.pidfd_open(self._process.pid)  # readable once the process has exited
+        loop.add_reader(pidfd, exited.set)
+        try:
+            await exited.wait()
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+        return self._process.wait()
+
+
 class ServiceProcess:
     """A service run as a real process; its stdout JSON lines are read as they come."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: AwaitedProcess, stdout: asyncio.StreamReader) -> None:
         self.process = process
         self.lines: list[dict[str, Any]] = []
         self.other_output: list[bytes] = []
         self._changed = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
+        self._reader = asyncio.create_task(self._read(stdout))
 
-    async def _read(self) -> None:
+    async def _read(self, stdout: asyncio.StreamReader) -> None:
         # Reading all the time keeps a full pipe from ever blocking the service.
-        assert self.process.stdout is not None
-        while raw := await self.process.stdout.readline():
+        while raw := await stdout.readline():
             try:
                 self.lines.append(orjson.loads(raw))
             except orjson.JSONDecodeError:
@@ -127,8 +167,7 @@ class ServiceProcess:
 
     async def finish(self, signum: int = signal.SIGTERM, timeout_s: float = 60) -> int:
         """Send the signal, wait for the exit code and the last of the output."""
-        if self.process.returncode is None:
-            self.process.send_signal(signum)
+        self.process.send_signal(signum)
         async with asyncio.timeout(timeout_s):
             code = await self.process.wait()
             await self._reader
@@ -150,24 +189,25 @@ def metric_samples(text: str) -> Samples:
 
 @asynccontextmanager
 async def service_process(module: str, env: dict[str, str]) -> AsyncIterator[ServiceProcess]:
-    """Start `python -m module`; kill it on exit if the test has not stopped it."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        module,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    service = ServiceProcess(process)
-    try:
-        yield service
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-        await service._reader
+    """Start `python -m module` with exactly env; kill it on exit if the test has not stopped it."""
+    with Processes(cwd=ROOT) as processes:
+        process = processes.start(
+            [sys.executable, "-m", module],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        stdout = asyncio.StreamReader()
+        await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdout), process.stdout
+        )
+        service = ServiceProcess(AwaitedProcess(process), stdout)
+        try:
+            yield service
+        finally:
+            processes.stop_all(signal.SIGKILL)
+            await service._reader
 
 
 async def through_the_pair(

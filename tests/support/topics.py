@@ -8,9 +8,9 @@ from collections import Counter
 from collections.abc import Mapping
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 
+from shared.kafka.adapter import committed_offsets as shared_committed_offsets
 from tests.support.polling import eventually
 
 RawRecord = tuple[bytes | None, bytes | None]
@@ -95,20 +95,15 @@ async def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, 
 
 async def committed_offsets(bootstrap: str, group_id: str) -> dict[int, int]:
     """The group's committed offset per partition, as the broker reports it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await eventually(
-            lambda: admin.list_consumer_group_offsets(group_id),
-            lambda _: True,
-            timeout_s=30,
-            awaiting=f"the offsets of group {group_id}",
-            # A fresh broker creates __consumer_offsets on first use; ask again.
-            ignoring=(GroupCoordinatorNotAvailableError,),
-        )
-    finally:
-        await admin.close()
-    return {tp.partition: meta.offset for tp, meta in offsets.items()}
+    offsets = await eventually(
+        lambda: shared_committed_offsets({"bootstrap_servers": bootstrap}, group_id),
+        lambda _: True,
+        timeout_s=30,
+        awaiting=f"the offsets of group {group_id}",
+        # A fresh broker creates __consumer_offsets on first use; ask again.
+        ignoring=(GroupCoordinatorNotAvailableError,),
+    )
+    return {tp.partition: offset for tp, offset in offsets.items()}
 
 
 async def wait_until_committed(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.conn import AIOKafkaConnection, create_conn
 from aiokafka.errors import (
@@ -24,7 +25,12 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
     for_code,
 )
-from aiokafka.protocol.admin import CreateTopicsResponse_v1, CreateTopicsResponse_v3
+from aiokafka.protocol.admin import (
+    CreateTopicsResponse_v1,
+    CreateTopicsResponse_v3,
+    DescribeConfigsResponse_v0,
+    DescribeConfigsResponse_v2,
+)
 from aiokafka.protocol.metadata import (
     MetadataRequest,
     MetadataRequest_v0,
@@ -89,6 +95,29 @@ def test_the_admin_client_creates_and_describes_topics_as_create_topics_calls_it
         assert inspect.iscoroutinefunction(getattr(AIOKafkaAdminClient, method))
     assert for_code(TopicAlreadyExistsError.errno) is TopicAlreadyExistsError
     assert for_code(0).__name__ == "NoError"
+
+
+def test_the_admin_client_describes_deletes_lists_offsets_and_describes_configs() -> None:
+    inspect.signature(AIOKafkaAdminClient.describe_topics).bind(None, None)
+    inspect.signature(AIOKafkaAdminClient.delete_topics).bind(None, ["t"])
+    inspect.signature(AIOKafkaAdminClient.list_consumer_group_offsets).bind(None, "g")
+    resource = ConfigResource(ConfigResourceType.TOPIC, "t")
+    inspect.signature(AIOKafkaAdminClient.describe_configs).bind(None, [resource])
+    for method in ("delete_topics", "list_consumer_group_offsets", "describe_configs"):
+        assert inspect.iscoroutinefunction(getattr(AIOKafkaAdminClient, method))
+
+
+@pytest.mark.parametrize("response", [DescribeConfigsResponse_v0, DescribeConfigsResponse_v2])
+def test_a_describe_configs_response_holds_one_resource_of_five_fields_with_named_entries(
+    response: type,
+) -> None:
+    if response is DescribeConfigsResponse_v0:
+        entry: tuple[object, ...] = ("retention.ms", "1000", False, False, False)
+    else:
+        entry = ("retention.ms", "1000", False, 1, False, [])
+    answer = response(throttle_time_ms=0, resources=[(0, None, 2, "t", [entry])])
+    [(_, _, _, _, entries)] = answer.resources
+    assert [(name, value) for name, value, *_ in entries] == [("retention.ms", "1000")]
 
 
 @pytest.mark.parametrize("response", [CreateTopicsResponse_v1, CreateTopicsResponse_v3])
