@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
+
 async def run_consumer(
     settings: Settings,
     stop: asyncio.Event,
