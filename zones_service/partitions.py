@@ -67,9 +67,12 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
         # The next offset to process of each owned partition: the committed one. A fetched batch
         # that starts before it was fetched before a reassignment, and is dropped.
         self.offsets: dict[TopicPartition, int] = {}
+        # The partitions taken over: producer started, offset and memory of keys restored.
+        self.owned: set[TopicPartition] = set()
         # Held by the loop while it handles a batch, and here while the assignment changes.
         self.lock = asyncio.Lock()
-        # Whether the group has assigned this instance partitions (possibly none) yet.
+        # Whether this instance has taken over an assignment (possibly empty) of the group yet:
+        # its producers started, its offsets and its memory of keys restored.
         self.assigned = False
         # Raised by the loop: a listener's own exceptions are only logged by aiokafka.
         self.failure: BaseException | None = None
@@ -80,12 +83,12 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         async with self.lock:
-            self.assigned = True
             try:
                 await self._take(sorted(assigned))
             except Exception as error:
                 self.failure = error
                 raise
+            self.assigned = True
             _log.info(
                 "partitions assigned",
                 extra={"partitions": sorted(tp.partition for tp in self.producers)},
@@ -118,9 +121,11 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]
             self.offsets[tp] = offset
         if self.duplicates is not None:
             await self.duplicates.restore({tp: self.offsets[tp] for tp in committed})
+        self.owned.update(partitions)
 
     async def _close(self, partitions: list[TopicPartition]) -> None:
         producers = [self.producers.pop(tp) for tp in partitions]
+        self.owned.difference_update(partitions)
         for tp in partitions:
             self.offsets.pop(tp, None)
         if self.duplicates is not None:

@@ -178,7 +178,7 @@ class _Member:
         self._joined = consumer, owner
 
     def ready(self) -> bool:
-        """In the group with an assignment (possibly empty), and not stopping."""
+        """In the group with its assignment (possibly empty) taken over, and not stopping."""
         return self._joined is not None and self._joined[1].assigned and not self._stop.is_set()
 
     def lag(self) -> dict[TopicPartition, int | None]:
@@ -187,7 +187,7 @@ class _Member:
             return {}
         consumer, owner = self._joined
         lags: dict[TopicPartition, int | None] = {}
-        for tp in list(owner.producers):
+        for tp in list(owner.owned):
             end, done = consumer.last_stable_offset(tp), owner.offsets.get(tp)
             lags[tp] = None if end is None or done is None else max(0, end - done)
         return lags

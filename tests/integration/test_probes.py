@@ -126,9 +126,9 @@ async def test_every_probe_answers_within_a_second_while_the_broker_is_frozen(
             "consumer": (await consumer.url(), consumer),
             "zones": (await zones.url(), zones),
         }
-        # The zone processor has started its partitions' producers: a broker that stops answering
-        # while it takes partitions over ends it (exit 1), which is another test's subject.
-        await zones.until_metric("biometrics_zone_partitions_owned", 1, timeout_s=90)
+        # The zone processor has taken its partitions over (ready): a broker that stops answering
+        # while it does ends it (exit 1), which is another test's subject.
+        await zones.ready(timeout_s=90)
         await _probe_until(client, services, loop.time(), _every_readyz(200), timeout_s=90)
 
         with _frozen(own_kafka):

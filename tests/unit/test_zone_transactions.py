@@ -308,3 +308,30 @@ async def test_at_shutdown_a_transaction_unfinished_in_time_is_left_open_and_the
     # The warning docs/zones.md promises an operator names the partitions left open.
     [left_open] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert (left_open.name, left_open.partitions) == ("zones_service.loop", [1])  # type: ignore[attr-defined]
+
+
+class _HeldSource(FakeSource):
+    """A FakeSource whose committed offsets are answered only once `answer` is set."""
+
+    def __init__(self, logs: Mapping[TopicPartition, int], stop: asyncio.Event) -> None:
+        super().__init__(logs, stop)
+        self.asked = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        self.asked.set()
+        await self.answer.wait()
+        return await super().committed(partition)
+
+
+async def test_an_assignment_is_owned_and_ready_only_once_it_is_taken_over() -> None:
+    source = _HeldSource({P0: 1, P1: 1}, asyncio.Event())
+    owner = PartitionProducers(source, Producers())
+    taking = asyncio.create_task(owner.on_partitions_assigned([P0, P1]))
+    await source.asked.wait()  # the producers are started; the offsets not yet restored
+    assert (owner.assigned, owner.owned, sorted(owner.producers)) == (False, set(), [P0, P1])
+    source.answer.set()
+    await taking
+    assert (owner.assigned, owner.owned) == (True, {P0, P1})
+    await owner.on_partitions_revoked([P1])
+    assert owner.owned == {P0}
