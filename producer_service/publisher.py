@@ -52,6 +52,11 @@ class Delivery(msgspec.Struct, frozen=True, gc=False):
     offset: int
 
 
+# What publish takes: a request's events, and with an Idempotency-Key the header value of each.
+Events = Sequence[Biometrics]
+EventKeys = Sequence[bytes] | None
+
+
 class PublishError(Exception):
     """The broker did not acknowledge every record in time; `delivered` counts those it did."""
 
@@ -70,10 +75,7 @@ class Publisher(Protocol):
     """What the HTTP layer needs: publish events, and say whether Kafka can take them now."""
 
     async def publish(
-        self,
-        events: Sequence[Biometrics],
-        headers: RecordHeaders = (),
-        keys: Sequence[bytes] | None = None,
+        self, events: Events, headers: RecordHeaders = (), keys: EventKeys = None
     ) -> list[Delivery]: ...
 
     def ready(self) -> bool:
@@ -178,10 +180,7 @@ class KafkaPublisher:
                 self._ready_until = time.monotonic() + _READINESS_STALE_S if known else 0.0
 
     async def publish(
-        self,
-        events: Sequence[Biometrics],
-        headers: RecordHeaders = (),
-        keys: Sequence[bytes] | None = None,
+        self, events: Events, headers: RecordHeaders = (), keys: EventKeys = None
     ) -> list[Delivery]:
         """Send the events, each with these headers (and with `keys`, the idempotency key of
         each), and wait for every acknowledgement; raise PublishError otherwise."""

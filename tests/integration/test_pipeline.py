@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
 
 import httpx2 as httpx
 import orjson
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from producer_service.publisher import Delivery, KafkaPublisher
-from shared.contracts.schema import Biometrics, parse_event
+from producer_service.publisher import Delivery, EventKeys, Events, KafkaPublisher
+from shared.contracts.schema import parse_event
 from shared.kafka.headers import RecordHeaders
 from shared.runtime.settings import Settings
 from tests.support.kafka import TopicFactory
@@ -33,10 +33,15 @@ async def _settings(
     return settings_for(kafka_bootstrap, topic, group_id, partitions, **sections)
 
 
+@pytest.fixture
+async def settings(kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str) -> Settings:
+    """The default settings, on a fresh topic of three partitions."""
+    return await _settings(kafka_bootstrap, topic_factory, group_id)
+
+
 async def test_a_posted_event_is_in_the_topic_keyed_by_device(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, settings: Settings
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     body = event_body()
     async with producer_client(settings) as client:
         response = await client.post("/biometrics", json=body)
@@ -54,9 +59,8 @@ async def test_a_posted_event_is_in_the_topic_keyed_by_device(
 
 
 async def test_a_batch_is_produced_whole_with_each_records_coordinates(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, settings: Settings
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(25)]
     async with producer_client(settings) as client:
         response = await client.post("/biometrics/batch", json=bodies)
@@ -134,9 +138,8 @@ async def test_rejected_requests_produce_nothing(
 
 
 async def test_the_consumer_logs_each_event_once_and_commits(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    kafka_bootstrap: str, group_id: str, settings: Settings
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     bodies = [event_body() for _ in range(30)]
     async with producer_client(settings) as client:
         response = await client.post("/biometrics/batch", json=bodies)
@@ -150,9 +153,8 @@ async def test_the_consumer_logs_each_event_once_and_commits(
 
 
 async def test_a_restarted_consumer_resumes_from_its_committed_offset(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
+    settings: Settings,
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id)
     first, second = [event_body() for _ in range(8)], [event_body() for _ in range(5)]
     async with producer_client(settings) as client:
         assert (await client.post("/biometrics/batch", json=first)).status_code == 202
@@ -173,10 +175,7 @@ class _CountingPublisher(KafkaPublisher):
         self._remaining = expected
 
     async def publish(
-        self,
-        events: Sequence[Biometrics],
-        headers: RecordHeaders = (),
-        keys: Sequence[bytes] | None = None,
+        self, events: Events, headers: RecordHeaders = (), keys: EventKeys = None
     ) -> list[Delivery]:
         self._remaining -= 1
         if self._remaining == 0:

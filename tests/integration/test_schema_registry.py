@@ -54,6 +54,14 @@ async def _settings(
 
 
 @pytest.fixture
+async def registry_settings(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+) -> Settings:
+    """Settings on a fresh one-partition topic, with the session's Schema Registry."""
+    return await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+
+
+@pytest.fixture
 async def unserved_registry(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> tuple[int, Settings]:
@@ -64,9 +72,9 @@ async def unserved_registry(
 
 
 async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+    kafka_bootstrap: str, schema_registry_url: str, registry_settings: Settings
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    settings = registry_settings
     topic = settings.kafka.topic
     body = event_body()
     async with producer_client(settings) as client:
@@ -84,9 +92,9 @@ async def test_our_values_are_framed_and_read_by_confluents_json_deserializer(
 
 
 async def test_what_confluents_json_serializer_writes_is_logged_by_our_consumer(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+    kafka_bootstrap: str, group_id: str, schema_registry_url: str, registry_settings: Settings
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    settings = registry_settings
     topic = settings.kafka.topic
     body = event_body()
     with SchemaRegistryClient({"url": schema_registry_url}) as registry:
@@ -100,9 +108,9 @@ async def test_what_confluents_json_serializer_writes_is_logged_by_our_consumer(
 
 
 async def test_a_framed_value_with_an_id_the_registry_lacks_is_a_dead_letter(
-    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, schema_registry_url: str
+    kafka_bootstrap: str, group_id: str, schema_registry_url: str, registry_settings: Settings
 ) -> None:
-    settings = await _settings(kafka_bootstrap, topic_factory, group_id, schema_registry_url)
+    settings = registry_settings
     topic = settings.kafka.topic
     unknown = frame_prefix(987_654) + orjson.dumps(event_body())
     await fill_topic(kafka_bootstrap, topic, [(b"k", unknown), (b"k", orjson.dumps(event_body()))])

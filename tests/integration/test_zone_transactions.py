@@ -9,6 +9,7 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
+from shared.runtime.settings import Settings
 from tests.support.kafka import TopicFactory
 from tests.support.topics import fill_topic, read_all, read_pairs, wait_until_committed
 from tests.support.zones import (
@@ -30,13 +31,21 @@ async def _topics(topic_factory: TopicFactory) -> tuple[str, str, str]:
     return await topic_factory(1), await topic_factory(1), await topic_factory(1)
 
 
+async def _filled(
+    kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str, seed: int
+) -> tuple[Settings, list[tuple[bytes, bytes]]]:
+    """Zone settings on fresh topics, the input filled with EVENTS records of `seed`."""
+    topic, zones_topic, dlq = await _topics(topic_factory)
+    records = zone_bodies(EVENTS, seed=seed)
+    await fill_topic(kafka_bootstrap, topic, records)
+    return zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq), records
+
+
 async def test_an_aborted_transaction_is_seen_by_read_uncommitted_readers_only(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
-    topic, zones_topic, dlq = await _topics(topic_factory)
-    records = zone_bodies(EVENTS, seed=7)
-    await fill_topic(kafka_bootstrap, topic, records)
-    settings = zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq)
+    settings, records = await _filled(kafka_bootstrap, topic_factory, group_id, seed=7)
+    zones_topic = settings.zones.topic
 
     # The second transaction's zone events are produced and acknowledged when it fails.
     counts = await process_aborting_once(settings, 2, {0: EVENTS})
@@ -53,10 +62,8 @@ async def test_an_aborted_transaction_is_seen_by_read_uncommitted_readers_only(
 async def test_the_partitions_next_producer_fences_a_stalled_owner_which_duplicates_nothing(
     kafka_bootstrap: str, topic_factory: TopicFactory, group_id: str
 ) -> None:
-    topic, zones_topic, dlq = await _topics(topic_factory)
-    records = zone_bodies(EVENTS, seed=11)
-    await fill_topic(kafka_bootstrap, topic, records)
-    settings = zone_settings(kafka_bootstrap, topic, group_id, zones_topic, dlq)
+    settings, records = await _filled(kafka_bootstrap, topic_factory, group_id, seed=11)
+    zones_topic = settings.zones.topic
     paused, resume = asyncio.Event(), asyncio.Event()
 
     async def pause_the_second(transaction: int) -> None:
@@ -69,7 +76,9 @@ async def test_the_partitions_next_producer_fences_a_stalled_owner_which_duplica
         async with asyncio.timeout(30):
             await paused.wait()
         # What the partition's next owner does first: start a producer with its transactional id.
-        newer = await start_transactional_producer(settings, TopicPartition(topic, 0))
+        newer = await start_transactional_producer(
+            settings, TopicPartition(settings.kafka.topic, 0)
+        )
         await newer.stop()
         resume.set()
         with pytest.raises(FencedError, match="belongs to another instance"):

@@ -11,6 +11,7 @@ import orjson
 
 from consumer_service import EVENT_CONSUMED
 from producer_service import Delivery
+from producer_service.publisher import EventKeys, Events
 from shared.contracts.schema import Biometrics
 from shared.kafka.headers import RecordHeaders
 from shared.runtime.settings import Settings
@@ -96,10 +97,7 @@ class RecordingPublisher:
         return self.is_ready
 
     async def publish(
-        self,
-        events: Sequence[Biometrics],
-        headers: RecordHeaders = (),
-        keys: Sequence[bytes] | None = None,
+        self, events: Events, headers: RecordHeaders = (), keys: EventKeys = None
     ) -> list[Delivery]:
         failure = self.failure
         if self.gate is not None:
