@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import uvicorn
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from starlette.applications import Starlette
@@ -67,14 +67,15 @@ class _Readiness:
 
 
 def probe_routes(registry: CollectorRegistry, is_ready: Callable[[], bool]) -> list[Route]:
-    """GET /metrics (Prometheus: the registry's metrics and `biometrics_ready`), /healthz (alive)
-    and /readyz (200 or 503, as is_ready() says)."""
+    """GET /metrics (Prometheus: the registry's metrics, `biometrics_ready` and the process's
+    CPU and memory), /healthz (alive) and /readyz (200 or 503, as is_ready() says)."""
     # A registry of the probes' own, so that the service's registry is only read, never changed.
-    readiness = CollectorRegistry()
-    readiness.register(_Readiness(is_ready))
+    own = CollectorRegistry()
+    own.register(_Readiness(is_ready))
+    ProcessCollector(registry=own)
 
     async def metrics(request: Request) -> Response:
-        body = generate_latest(registry) + generate_latest(readiness)
+        body = generate_latest(registry) + generate_latest(own)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:

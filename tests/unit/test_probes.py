@@ -50,3 +50,10 @@ def test_a_readiness_that_raises_is_not_ready_on_metrics_either() -> None:
     client = TestClient(create_probe_app(CollectorRegistry(), raising))
 
     assert "biometrics_ready 0.0" in client.get("/metrics").text.splitlines()
+
+
+def test_metrics_carry_the_process_cpu_and_memory() -> None:
+    client = TestClient(create_probe_app(CollectorRegistry(), _Readiness()))
+
+    names = {line.split(" ")[0] for line in client.get("/metrics").text.splitlines()}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
