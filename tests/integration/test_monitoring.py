@@ -209,12 +209,18 @@ async def test_a_poison_record_fires_the_dead_letter_alert(stack: Stack) -> None
 
 async def test_a_flood_from_one_device_fires_the_429_alert_and_nothing_else(stack: Stack) -> None:
     prometheus = stack.prometheus
+
+    async def settled() -> tuple[bool, dict[str, str]]:
+        both = "job:biometrics_records_consumed:rate5m > 0 and on() "
+        both += "job:biometrics_zone_records_processed:rate5m > 0"
+        return bool(await prometheus.query(both)), await prometheus.alerts()
+
     async with posting(stack.producer_url):
         await eventually(
-            prometheus.alerts,
-            lambda active: active == {},
+            settled,
+            lambda seen: seen == (True, {}),
             timeout_s=_ALERT_TIMEOUT_S,
-            awaiting="no alert pending or firing before the flood",
+            awaiting="events consumed and zone-processed, no alert pending or firing",
         )
     async with posting(stack.producer_url, device_id=str(uuid.uuid4()), pause_s=_FLOOD_PAUSE_S):
         await firing(prometheus, "BiometricsProducerRateLimited", "route=/biometrics")
