@@ -16,6 +16,7 @@ from shared.kafka.batcher import Batch
 from shared.runtime.settings import Settings
 from tests.support.settings import with_changes
 from zones_service.loop import TRANSACTIONS_LEFT_OPEN, process_zones
+from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
 from zones_service.transform import Output
@@ -306,3 +307,32 @@ async def test_at_shutdown_a_transaction_unfinished_in_time_is_left_open_and_the
     assert (counts.committed, counts.aborted, counts.records) == (1, 0, 2)
     [left_open] = [r for r in caplog.records if r.message == TRANSACTIONS_LEFT_OPEN]
     assert left_open.partitions == [1]  # type: ignore[attr-defined]
+
+
+async def test_dead_letters_are_counted_once_their_transaction_commits(settings: Settings) -> None:
+    dead_letter_topic = settings.kafka.dead_letter_topic
+
+    def odd_ones_dead(record: ConsumerRecord[Any, Any]) -> Output:
+        topic = dead_letter_topic if record.offset % 2 else "out"
+        return Output(topic, [(record.key, record.value)], [])
+
+    source = FakeSource({P0: 4}, asyncio.Event())
+    owner, producers = await _owning(source, P0)
+    producers.started[P0].fail_offsets = [RuntimeError("injected after producing")]
+    metrics = ZoneMetrics(lambda: {})
+    settings = with_changes(
+        settings,
+        zones={
+            "group_id": GROUP,
+            "retry_backoff_ms": 0,
+            "max_poll_records": 2,
+            "poll_timeout_ms": 1,
+        },
+    )
+    await process_zones(
+        source, owner, odd_ones_dead, source._stop, settings=settings, metrics=metrics
+    )
+
+    # Offsets 1 and 3; the first transaction's dead letter once, though it was made twice.
+    assert metrics.registry.get_sample_value("biometrics_records_dead_lettered_total") == 2
+    assert metrics.registry.get_sample_value("biometrics_zone_transactions_aborted_total") == 1
