@@ -195,16 +195,20 @@ async def test_a_consumer_stopped_while_events_arrive_fires_no_progress_and_rest
         await resolved(prometheus, "BiometricsConsumerNoProgress")
 
 
-async def test_a_poison_record_fires_the_dead_letter_alert(stack: Stack) -> None:
-    # Prometheus has the counter at 0 first: a counter first seen at 1 has no increase.
+async def test_a_poison_record_fires_the_dead_letter_alert_of_the_consumer_and_the_zones(
+    stack: Stack,
+) -> None:
+    # Prometheus has the counters at 0 first: a counter first seen at 1 has no increase.
     await eventually(
-        lambda: stack.prometheus.query('biometrics_records_dead_lettered_total{job="consumer"}'),
+        lambda: stack.prometheus.query("biometrics_records_dead_lettered_total"),
+        lambda counters: len(counters) == 2,
         timeout_s=_SERIES_TIMEOUT_S,
-        awaiting="the consumer's dead-letter counter scraped",
+        awaiting="the consumer's and the zone processor's dead-letter counters scraped",
     )
     await fill_topic(stack.bootstrap, stack.topic, [(b"poison", b"not json")])
 
     await firing(stack.prometheus, "BiometricsDeadLetters", "job=consumer")
+    await firing(stack.prometheus, "BiometricsDeadLetters", "job=zones")
 
 
 async def test_a_flood_from_one_device_fires_the_429_alert_and_nothing_else(stack: Stack) -> None:
