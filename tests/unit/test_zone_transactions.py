@@ -5,7 +5,7 @@ follow the assignment."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -157,7 +157,11 @@ async def _owning(
 
 
 async def _run(
-    source: FakeSource, owner: PartitionProducers, settings: Settings
+    source: FakeSource,
+    owner: PartitionProducers,
+    settings: Settings,
+    transform: Callable[[ConsumerRecord[Any, Any]], Output] = _echo,
+    metrics: ZoneMetrics | None = None,
 ) -> TransactionCounts:
     settings = with_changes(
         settings,
@@ -168,7 +172,9 @@ async def _run(
             "poll_timeout_ms": 1,
         },
     )
-    return await process_zones(source, owner, _echo, source._stop, settings=settings)
+    return await process_zones(
+        source, owner, transform, source._stop, settings=settings, metrics=metrics
+    )
 
 
 def _values(source: FakeSource, tp: TopicPartition) -> Sequence[bytes | None]:
@@ -320,18 +326,7 @@ async def test_dead_letters_are_counted_once_their_transaction_commits(settings:
     owner, producers = await _owning(source, P0)
     producers.started[P0].fail_offsets = [RuntimeError("injected after producing")]
     metrics = ZoneMetrics(lambda: {})
-    settings = with_changes(
-        settings,
-        zones={
-            "group_id": GROUP,
-            "retry_backoff_ms": 0,
-            "max_poll_records": 2,
-            "poll_timeout_ms": 1,
-        },
-    )
-    await process_zones(
-        source, owner, odd_ones_dead, source._stop, settings=settings, metrics=metrics
-    )
+    await _run(source, owner, settings, odd_ones_dead, metrics)
 
     # Offsets 1 and 3; the first transaction's dead letter once, though it was made twice.
     assert metrics.registry.get_sample_value("biometrics_records_dead_lettered_total") == 2
