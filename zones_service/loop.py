@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
@@ -48,9 +48,15 @@ _log = logging.getLogger(__name__)
 # is for closing the producers and the consumer (service.CLOSE_SHARE each) and a margin.
 FINISH_SHARE = 0.5
 
-# (records, produced, copies dropped) of a partition's batch: produced is None once aborted, and
-# then no copy counts as dropped (they are read again).
-Outcome = tuple[int, int | None, int]
+
+class Outcome(NamedTuple):
+    """A partition's batch: its records, and once committed what it produced (None once aborted),
+    the copies dropped and the dead letters among it (0 once aborted: all are read again)."""
+
+    records: int
+    produced: int | None
+    dropped: int = 0
+    dead_letters: int = 0
 
 
 async def process_zones(
@@ -72,6 +78,7 @@ async def process_zones(
     counts = TransactionCounts()
     zones = settings.zones
     group_id, backoff_s = zones.group_id, zones.retry_backoff_ms / 1000
+    dead_letter_topic = settings.kafka.dead_letter_topic
     finish_s = zones.shutdown_timeout_s * FINISH_SHARE
     while not stop.is_set():
         batch = await consumer.getmany(
@@ -83,22 +90,22 @@ async def process_zones(
             await schema_ids.check([record for records in batch.values() for record in records])
         async with owner.lock:
             handling = {
-                tp: _handle(owner, tp, records, transform, group_id)
+                tp: _handle(owner, tp, records, transform, group_id, dead_letter_topic)
                 for tp, records in batch.items()
                 if records and _current(owner, tp, records[0].offset)
             }
             results = await _handle_all(handling, stop, finish_s)
-        for records, produced, dropped in results:
-            if produced is None:
+        for outcome in results:
+            if outcome.produced is None:
                 counts.aborted += 1
             else:
                 counts.committed += 1
-                counts.records += records
-                counts.produced += produced
-                counts.dropped += dropped
+                counts.records += outcome.records
+                counts.produced += outcome.produced
+                counts.dropped += outcome.dropped
             if metrics is not None:
-                _count(metrics, records, produced, dropped)
-        if any(produced is None for _, produced, _ in results):
+                _count(metrics, outcome)
+        if any(outcome.produced is None for outcome in results):
             await _pause(stop, backoff_s)
     return counts
 
@@ -150,9 +157,10 @@ async def _handle(
     records: Sequence[ConsumerRecord[Any, Any]],
     transform: Transform,
     group_id: str,
+    dead_letter_topic: str,
 ) -> Outcome:
-    """(records, produced, copies dropped) once committed, or (records, None, 0) once aborted and
-    sought back. Cancelled (at the shutdown deadline), the transaction is left open as it is."""
+    """The outcome once committed, or with produced None once aborted and sought back.
+    Cancelled (at the shutdown deadline), the transaction is left open as it is."""
     producer = owner.producers[tp]
     duplicates = owner.duplicates
     copies = 0
@@ -161,8 +169,9 @@ async def _handle(
         copies = len(records) - len(originals)
         if copies:
             transform = _skipping_copies(transform, {record.offset for record in originals})
+    letters = _DeadLetters(transform, dead_letter_topic)
     try:
-        produced = await commit_partition(producer, tp, records, transform, group_id)
+        produced = await commit_partition(producer, tp, records, letters, group_id)
     except ProducerFenced as error:
         raise FencedError(
             f"partition {tp.partition} of {tp.topic} belongs to another instance now (this one "
@@ -178,13 +187,28 @@ async def _handle(
             "transaction aborted; its records will be read again",
             extra={"partition": tp.partition, "records": len(records), "error": repr(error)},
         )
-        return len(records), None, 0
+        return Outcome(len(records), None)
     owner.offsets[tp] = records[-1].offset + 1
     _log.info(
         "transaction committed",
         extra={"partition": tp.partition, "records": len(records), "produced": produced},
     )
-    return len(records), produced, copies
+    return Outcome(len(records), produced, copies, letters.count)
+
+
+class _DeadLetters:
+    """The transform, counting the dead letters among what it makes."""
+
+    def __init__(self, transform: Transform, topic: str) -> None:
+        self._transform = transform
+        self._topic = topic
+        self.count = 0
+
+    def __call__(self, record: ConsumerRecord[Any, Any]) -> Output:
+        output = self._transform(record)
+        if output.topic == self._topic:
+            self.count += len(output.records)
+        return output
 
 
 _NOTHING = Output("", (), [])
@@ -200,14 +224,15 @@ def _skipping_copies(transform: Transform, originals: set[int]) -> Transform:
     return skipping
 
 
-def _count(metrics: ZoneMetrics, records: int, produced: int | None, dropped: int) -> None:
-    if produced is None:
+def _count(metrics: ZoneMetrics, outcome: Outcome) -> None:
+    if outcome.produced is None:
         metrics.aborted.inc()
         return
     metrics.committed.inc()
-    metrics.records.inc(records)
-    metrics.produced.inc(produced)
-    metrics.duplicates.inc(dropped)
+    metrics.records.inc(outcome.records)
+    metrics.produced.inc(outcome.produced)
+    metrics.duplicates.inc(outcome.dropped)
+    metrics.dead_lettered.inc(outcome.dead_letters)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

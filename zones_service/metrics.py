@@ -18,8 +18,8 @@ LagReader = Callable[[], Mapping[TopicPartition, int | None]]
 
 
 class ZoneMetrics:
-    """Transactions committed and aborted, records read, zone events produced and copies dropped,
-    partitions owned and their lag."""
+    """Transactions committed and aborted, records read, zone events and dead letters produced,
+    copies dropped, partitions owned and their lag."""
 
     def __init__(self, lag: LagReader) -> None:
         self.registry = CollectorRegistry()
@@ -41,6 +41,11 @@ class ZoneMetrics:
         self.produced = Counter(
             "biometrics_zone_records_produced",
             "Zone events and dead letters committed",
+            registry=self.registry,
+        )
+        self.dead_lettered = Counter(
+            "biometrics_records_dead_lettered",
+            "Records set aside in the dead-letter topic, in committed transactions",
             registry=self.registry,
         )
         self.duplicates = Counter(

@@ -1,7 +1,7 @@
 """Command line for the project's own Docker engine, where none runs (CI):
 
 python -m devtools.docker start    install dockerd if missing, start it, wait until it answers
-python -m devtools.docker images   build the local Python and Kafka images unless cached
+python -m devtools.docker images   build the local Python, Kafka and Prometheus images unless cached
 python -m devtools.docker compose  build Compose v2 (`docker compose`) unless cached
 python -m devtools.docker env      print the exports that point docker, compose and the tests
                                    at it: eval "$(python -m devtools.docker env)"
@@ -18,7 +18,12 @@ import time
 from devtools.docker.compose_plugin import docker_config_dir, ensure_compose_plugin
 from devtools.docker.engine import DockerEngine
 from devtools.docker.errors import DockerError
-from devtools.docker.images import ensure_kafka_image, ensure_python_image, kafka_image
+from devtools.docker.images import (
+    ensure_kafka_image,
+    ensure_prometheus_image,
+    ensure_python_image,
+    kafka_image,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             client = engine.client()
             _timed("python image", lambda: ensure_python_image(client))
             _timed("kafka image", lambda: ensure_kafka_image(client))
+            _timed("prometheus image", lambda: ensure_prometheus_image(client))
         elif command == "compose":
             _timed("compose v2", lambda: str(ensure_compose_plugin()))
         elif command == "env":

@@ -1,7 +1,8 @@
 """The images that stand in for registry images where none can be pulled.
 
 `biometrics-local/python:3.11` replaces python:3.11-slim as the services' base (compose.local.yaml
-passes it as PYTHON_IMAGE), `biometrics-local/kafka:<version>` replaces apache/kafka:<version>.
+passes it as PYTHON_IMAGE), `biometrics-local/kafka:<version>` replaces apache/kafka:<version>,
+`biometrics-local/prometheus:bookworm` (Debian's package) replaces prom/prometheus.
 Each is also tagged with a hash of its inputs, and is rebuilt only when that tag is missing.
 """
 
@@ -24,11 +25,13 @@ from devtools.local_kafka import ensure_kafka_classpath, kafka_version
 
 REPOSITORY = "biometrics-local"
 PYTHON_IMAGE = f"{REPOSITORY}/python:3.11"
+PROMETHEUS_IMAGE = f"{REPOSITORY}/prometheus:bookworm"
 _HERE = Path(__file__).parent
 _PROJECT = _HERE.parents[1]
 _KAFKA_POM = _PROJECT / "devtools" / "kafka" / "pom.xml"
 _PYTHON_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 _JRE_PACKAGES = ("openjdk-17-jre-headless",)
+_PROMETHEUS_PACKAGES = ("prometheus",)
 _PIP_TIMEOUT_S = 900.0
 
 
@@ -58,6 +61,12 @@ def ensure_kafka_image(client: DockerClient) -> str:
         shutil.copytree(ensure_kafka_classpath(), context / "libs")
 
     return _ensure_built(client, kafka_image(), sources, base, [_KAFKA_POM.read_text()], fill)
+
+
+def ensure_prometheus_image(client: DockerClient) -> str:
+    """Build the Prometheus image (Debian's package) unless it exists; return its name."""
+    base = ensure_rootfs_image(client, f"{REPOSITORY}/debian-prometheus", _PROMETHEUS_PACKAGES)
+    return _ensure_built(client, PROMETHEUS_IMAGE, _HERE / "prometheus", base, [], lambda _: None)
 
 
 def _ensure_built(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import uvicorn
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -47,11 +48,35 @@ _READY = msgspec.json.encode(Probe("ready"))
 _UNAVAILABLE = msgspec.json.encode(Probe("unavailable"))
 
 
+class _Readiness:
+    """`biometrics_ready`: what /readyz answers, as a gauge an alert can read."""
+
+    def __init__(self, is_ready: Callable[[], bool]) -> None:
+        self._is_ready = is_ready
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            ready = self._is_ready()
+        except Exception:  # /readyz answers such a readiness with its error, never 200
+            ready = False
+        yield GaugeMetricFamily(
+            "biometrics_ready",
+            "1 while /readyz answers 200, else 0",
+            value=1 if ready else 0,
+        )
+
+
 def probe_routes(registry: CollectorRegistry, is_ready: Callable[[], bool]) -> list[Route]:
-    """GET /metrics (Prometheus), /healthz (alive) and /readyz (200 or 503, as is_ready() says)."""
+    """GET /metrics (Prometheus: the registry's metrics, `biometrics_ready` and the process's
+    CPU and memory), /healthz (alive) and /readyz (200 or 503, as is_ready() says)."""
+    # A registry of the probes' own, so that the service's registry is only read, never changed.
+    own = CollectorRegistry()
+    own.register(_Readiness(is_ready))
+    ProcessCollector(registry=own)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry) + generate_latest(own)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
         return Response(_ALIVE, media_type="application/json")

@@ -1,5 +1,6 @@
 """The compose stack for real: `up --build`, events over HTTP into `logs consumer` and into the
-zone topic, two zone processors sharing the partitions, SIGTERM, down.
+zone topic, Prometheus of the `monitoring` profile scraping the three services, two zone
+processors sharing the partitions, SIGTERM, down.
 
 Runs once per compose client: `docker compose` (v2, what users have) and `docker-compose` (1.29,
 Debian's). Set COMPOSE_FILE=compose.yaml:compose.local.yaml where no registry can be reached.
@@ -13,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 
+import httpx2 as httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.docker import DockerError
 from devtools.processes import free_port
 from tests.support.compose_project import ComposeProject
-from tests.support.polling import eventually
+from tests.support.polling import eventually, eventually_blocking
 from tests.support.samples import event_body
 from tests.support.stack_client import (
     COMPOSE_CLIENTS,
@@ -61,7 +63,12 @@ _ZONE_INSTANCES = 2
 def stack(request: pytest.FixtureRequest, docker_engine: None) -> Iterator[ComposeProject]:
     """The whole stack up under a fresh project name, on free host ports; down -v afterwards."""
     command = compose_client(request.param)
-    variables = {"PRODUCER_HOST_PORT": str(free_port()), "KAFKA_HOST_PORT": str(free_port())}
+    variables = {
+        "PRODUCER_HOST_PORT": str(free_port()),
+        "KAFKA_HOST_PORT": str(free_port()),
+        "PROMETHEUS_HOST_PORT": str(free_port()),
+        "COMPOSE_PROFILES": "monitoring",
+    }
     name = f"biometrics-smoke-{request.param}-{uuid.uuid4().hex[:8]}"
     project = ComposeProject(command, name, variables)
     try:
@@ -89,6 +96,34 @@ def test_posted_events_appear_in_the_consumer_logs(stack: ComposeProject) -> Non
     consumed = wait_until_consumed(stack, set(accepted))
 
     assert {coordinates: consumed[coordinates] for coordinates in accepted} == accepted
+
+
+def test_prometheus_of_the_monitoring_profile_scrapes_the_three_services_with_the_rules(
+    stack: ComposeProject,
+) -> None:
+    api = f"http://127.0.0.1:{stack.variables['PROMETHEUS_HOST_PORT']}/api/v1"
+
+    def health() -> dict[str, list[str]]:
+        targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+        found: dict[str, list[str]] = {}
+        for target in targets:
+            found.setdefault(target["labels"]["job"], []).append(target["health"])
+        return found
+
+    eventually_blocking(
+        health,
+        lambda found: found == {"producer": ["up"], "consumer": ["up"], "zones": ["up"]},
+        timeout_s=_READY_TIMEOUT_S,
+        awaiting="Prometheus' targets producer, consumer and zones up",
+        ignoring=(httpx.TransportError, KeyError, ValueError),
+    )
+    groups = httpx.get(f"{api}/rules", timeout=5).json()["data"]["groups"]
+    assert {group["name"] for group in groups} == {
+        "biometrics-rates",
+        "biometrics-producer",
+        "biometrics-consumer",
+        "biometrics-zones",
+    }
 
 
 async def test_posted_events_become_zone_events_exactly_once(stack: ComposeProject) -> None:

@@ -15,6 +15,8 @@
 - `load`: HTTP load on a producer, and what became of the accepted events.
 - `stdout_writers`: a child process writing log and event lines to stdout at once.
 - `skips`: skip a test whose tool is missing, or fail it where CI requires the tool.
+- `monitoring`: the rule files, the dashboard, Debian's Prometheus tools, the metrics' names.
+- `prometheus`: Prometheus run for a test with a generated configuration, and its HTTP API.
 - `compose_project`, `stack_client`: a compose stack and what the Docker tests do to it.
 """
 

@@ -117,7 +117,43 @@ def test_compose_file_avoids_keys_docker_compose_1_29_rejects(name: str) -> None
 def test_compose_runs_exactly_the_kafka_nodes_producer_consumer_and_zones(
     compose: dict[str, Any], stack: _Stack
 ) -> None:
-    assert set(compose["services"]) == {*stack.nodes, *_APP_SERVICES}
+    services = {name for name, service in compose["services"].items() if "profiles" not in service}
+    assert services == {*stack.nodes, *_APP_SERVICES}
+
+
+def test_the_monitoring_profile_adds_prometheus_with_the_rules_scraping_the_three_services(
+    compose: dict[str, Any], settings: Settings
+) -> None:
+    profiled = {
+        name: service["profiles"]
+        for name, service in compose["services"].items()
+        if "profiles" in service
+    }
+    assert profiled == {"prometheus": ["monitoring"]}
+    prometheus = compose["services"]["prometheus"]
+    mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in prometheus["volumes"]}
+    config_path = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    config_path = config_path.removeprefix("--config.file=")
+    folder = Path(config_path).parent.as_posix()
+    assert mounted[folder] == "./deploy/prometheus"
+    config = yaml.safe_load((ROOT / "deploy/prometheus" / Path(config_path).name).read_text())
+    rule_files = {Path(path).name for path in config["rule_files"]}
+    assert rule_files == {"recording.yaml", "alerts.yaml"}
+    assert {Path(path).parent.as_posix() for path in config["rule_files"]} == {folder}
+    scraped = {
+        job["job_name"]: (sd["names"], sd["port"])
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+    }
+    assert scraped == {
+        "producer": (["producer"], settings.http.port),
+        "consumer": (["consumer"], settings.consumer.probe_port),
+        "zones": (["zones"], settings.zones.probe_port),
+    }
+    assert (
+        environment(compose["services"]["consumer"])["BIOMETRICS_CONSUMER__PROBE_HOST"]
+        == _ALL_INTERFACES
+    )
 
 
 def test_services_run_their_own_console_script_from_one_image(compose: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devtools.docker import PYTHON_IMAGE, kafka_image
+from devtools.docker import PROMETHEUS_IMAGE, PYTHON_IMAGE, kafka_image
 from tests.support import ROOT
 from tests.unit.compose_files import load_compose
 
@@ -90,6 +90,11 @@ def test_the_local_cluster_pulls_no_image() -> None:
     pulled = {
         name: service["image"]
         for name, service in services.items()
-        if "build" not in service and service["image"] != kafka_image()
+        if "build" not in service and service["image"] not in {kafka_image(), PROMETHEUS_IMAGE}
     }
     assert not pulled, f"these would be pulled from a registry: {pulled}"
+
+
+def test_the_local_stack_runs_prometheus_on_the_image_devtools_builds() -> None:
+    services = load_compose("compose.yaml", "compose.local.yaml")["services"]
+    assert services["prometheus"]["image"] == PROMETHEUS_IMAGE

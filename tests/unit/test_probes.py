@@ -32,3 +32,28 @@ def test_the_probes_answer_alive_readiness_and_metrics() -> None:
     assert (unavailable.status_code, unavailable.json()) == (503, {"status": "unavailable"})
     assert client.get("/healthz").status_code == 200
     assert "probe_test_things_total 3.0" in client.get("/metrics").text
+
+
+def test_metrics_carry_readiness_as_a_gauge_that_follows_readyz() -> None:
+    readiness = _Readiness()
+    client = TestClient(create_probe_app(CollectorRegistry(), readiness))
+
+    assert "biometrics_ready 1.0" in client.get("/metrics").text.splitlines()
+    readiness.ready = False
+    assert "biometrics_ready 0.0" in client.get("/metrics").text.splitlines()
+
+
+def test_a_readiness_that_raises_is_not_ready_on_metrics_either() -> None:
+    def raising() -> bool:
+        raise RuntimeError("the broker check broke")
+
+    client = TestClient(create_probe_app(CollectorRegistry(), raising))
+
+    assert "biometrics_ready 0.0" in client.get("/metrics").text.splitlines()
+
+
+def test_metrics_carry_the_process_cpu_and_memory() -> None:
+    client = TestClient(create_probe_app(CollectorRegistry(), _Readiness()))
+
+    names = {line.split(" ")[0] for line in client.get("/metrics").text.splitlines()}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from shared.kafka.batcher import Batch
 from shared.runtime.settings import Settings
 from tests.support.settings import with_changes
 from zones_service.loop import process_zones
+from zones_service.metrics import ZoneMetrics
 from zones_service.partitions import PartitionProducers
 from zones_service.transactions import AbortFailedError, FencedError, TransactionCounts
 from zones_service.transform import Output
@@ -157,7 +158,11 @@ async def _owning(
 
 
 async def _run(
-    source: FakeSource, owner: PartitionProducers, settings: Settings
+    source: FakeSource,
+    owner: PartitionProducers,
+    settings: Settings,
+    transform: Callable[[ConsumerRecord[Any, Any]], Output] = _echo,
+    metrics: ZoneMetrics | None = None,
 ) -> TransactionCounts:
     settings = with_changes(
         settings,
@@ -168,7 +173,9 @@ async def _run(
             "poll_timeout_ms": 1,
         },
     )
-    return await process_zones(source, owner, _echo, source._stop, settings=settings)
+    return await process_zones(
+        source, owner, transform, source._stop, settings=settings, metrics=metrics
+    )
 
 
 def _values(source: FakeSource, tp: TopicPartition) -> Sequence[bytes | None]:
@@ -335,3 +342,21 @@ async def test_an_assignment_is_owned_and_ready_only_once_it_is_taken_over() -> 
     assert (owner.assigned, owner.owned) == (True, {P0, P1})
     await owner.on_partitions_revoked([P1])
     assert owner.owned == {P0}
+
+
+async def test_dead_letters_are_counted_once_their_transaction_commits(settings: Settings) -> None:
+    dead_letter_topic = settings.kafka.dead_letter_topic
+
+    def odd_ones_dead(record: ConsumerRecord[Any, Any]) -> Output:
+        topic = dead_letter_topic if record.offset % 2 else "out"
+        return Output(topic, [(record.key, record.value)], [])
+
+    source = FakeSource({P0: 4}, asyncio.Event())
+    owner, producers = await _owning(source, P0)
+    producers.started[P0].fail_offsets = [RuntimeError("injected after producing")]
+    metrics = ZoneMetrics(lambda: {})
+    await _run(source, owner, settings, odd_ones_dead, metrics)
+
+    # Offsets 1 and 3; the first transaction's dead letter once, though it was made twice.
+    assert metrics.registry.get_sample_value("biometrics_records_dead_lettered_total") == 2
+    assert metrics.registry.get_sample_value("biometrics_zone_transactions_aborted_total") == 1
