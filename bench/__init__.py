@@ -1,5 +1,4 @@
-"""The benchmark: the pipeline's throughput and latency against its ceilings, in one run
-(`python -m bench --help`; docs/performance.md)."""
+"""The benchmark: the pipeline against its ceilings, in one run (docs/performance.md)."""
 
 from bench.options import Options, parse_options
 from bench.report import Report, Row, Target, judge

@@ -1,5 +1,4 @@
-"""`python -m bench`: one broker, every chosen row in turn, then the table, results.json,
-table.txt and chart.png."""
+"""`python -m bench`: one broker, every chosen row in turn, then the table, JSON and chart."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from bench import ceilings, consumption, decoding, end_to_end, http_load
+from bench import ceilings, consumption, end_to_end, http_load
 from bench.context import PLACEHOLDER_DEVICE_ID, Bench, Files, say, standard_body
 from bench.metering import ROOT, Pinning
 from bench.options import Options, parse_options
@@ -59,16 +58,9 @@ def run_benchmark(options: Options) -> tuple[Report, Path]:
         if pinning.load is not None:
             os.sched_setaffinity(0, {int(pinning.load)})
         processes = stack.enter_context(Processes(cwd=ROOT))
+        settings = load_settings(ROOT).with_bootstrap_servers(bootstrap)
         bench = Bench(
-            options,
-            processes,
-            pinning,
-            bootstrap,
-            broker_pid,
-            directory,
-            files,
-            load_settings(ROOT).with_bootstrap_servers(bootstrap),
-            report,
+            options, processes, pinning, bootstrap, broker_pid, directory, files, settings, report
         )
         with http_load.serving(bench) as services:
             topic = consumption.prefill(bench)
@@ -79,11 +71,10 @@ def run_benchmark(options: Options) -> tuple[Report, Path]:
                 ceilings.measure(bench)
                 http_load.measure(bench, services)
                 consumption.measure(bench, topic)
-                decoding.measure(bench)
+                consumption.measure_decoding(bench)
             http_load.measure_sustained(bench, services)
             consumption.profile(bench, topic)
         end_to_end.measure(bench)
-        end_to_end.measure_zones(bench)
     report.keep_best_rounds()
     report.meta["loadavg_end"] = os.getloadavg()
     return report, directory
@@ -105,18 +96,13 @@ def _meta(options: Options, pinning: Pinning, started: datetime) -> dict[str, ob
     return {
         "started": started.isoformat(timespec="seconds"),
         "command": " ".join(["python -m bench", *sys.argv[1:]]),
-        "cpus": os.cpu_count(),
-        "cores": pinning.describe(),
-        "kafka": kafka_version(),
+        "cpus": os.cpu_count(), "cores": pinning.describe(), "kafka": kafka_version(),
         "python": platform.python_version(),
         "event_bytes": len(standard_body(PLACEHOLDER_DEVICE_ID)),
-        "seconds": options.seconds,
-        "rounds": options.rounds,
-        "warmup_seconds": options.warmup_seconds,
-        "memory_seconds": options.memory_seconds,
-        "rows": list(options.rows),
-        "loadavg_start": os.getloadavg(),
-    }
+        "seconds": options.seconds, "rounds": options.rounds,
+        "warmup_seconds": options.warmup_seconds, "memory_seconds": options.memory_seconds,
+        "rows": list(options.rows), "loadavg_start": os.getloadavg(),
+    }  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,4 @@
-"""The bare aiokafka clients the services are held to, each a helper process configured by the
-BIOMETRICS_* variables that hands the driver one result line (emit, receive); docs/performance.md
-describes each: `python -m bench.clients produce|drain|minimal|arrivals --help`."""
+"""The bare aiokafka clients the services are held to, as helper processes (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -54,8 +52,6 @@ async def produce(
     trace_headers: bool = False,
 ) -> dict[str, float]:
     """Send records in turn until `seconds` have passed or `count` were sent; wait for acks."""
-    producer = AIOKafkaProducer(**producer_options(settings))
-    await producer.start()
     acked = failed = sent = 0
 
     def tally(future: asyncio.Future[object]) -> None:
@@ -65,7 +61,7 @@ async def produce(
         else:
             acked += 1
 
-    try:
+    async with AIOKafkaProducer(**producer_options(settings)) as producer:
         topic = settings.kafka.topic
         started = time.perf_counter()
         deadline = started + seconds if seconds is not None else float("inf")
@@ -79,22 +75,17 @@ async def produce(
             sent += 1
         await producer.flush()
         elapsed = time.perf_counter() - started
-    finally:
-        await producer.stop()
     return {"sent": sent, "acked": acked, "failed": failed, "seconds": elapsed}
 
 
 async def drain(
     settings: Settings, expect: int, min_seconds: float, handle: Handler | None = None
 ) -> dict[str, float]:
-    """Read (and handle) `expect` records, again and again until min_seconds; count those after
-    the first batch over the time since it was handled."""
-    consumer = AIOKafkaConsumer(settings.kafka.topic, **consumer_options(settings))
-    await consumer.start()
+    """Read (and handle) `expect` records, again until min_seconds; the rate after the first."""
     first_at: float | None = None
     counted = in_pass = passes = 0
     last_at = time.perf_counter()
-    try:
+    async with AIOKafkaConsumer(settings.kafka.topic, **consumer_options(settings)) as consumer:
         while True:
             batch = await consumer.getmany(
                 timeout_ms=settings.consumer.poll_timeout_ms,
@@ -117,15 +108,12 @@ async def drain(
                 if last_at - first_at >= min_seconds:
                     break
                 await consumer.seek_to_beginning()
-    finally:
-        await consumer.stop()
     assert first_at is not None
     return {"records": counted, "seconds": last_at - first_at, "passes": passes}
 
 
 class MinimalJob:
-    """The job's minimum for a batch: a JSON line per record (its place, key, trace headers and
-    decoded value) written and flushed, then last offset + 1 committed per partition."""
+    """The job's minimum for a batch: a JSON line per record written and flushed, then committed."""
 
     def __init__(self, sink: BinaryIO) -> None:
         self._sink = sink
@@ -158,8 +146,7 @@ class MinimalJob:
 
 
 async def arrivals(settings: Settings, out: BinaryIO) -> dict[str, Any]:
-    """Follow kafka.topic read_committed from its end until SIGTERM, writing each record's key and
-    the wall-clock time it became visible here (key<TAB>seconds since the epoch)."""
+    """Write each record of kafka.topic's end, read_committed, with the time it became visible."""
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     consumer = AIOKafkaConsumer(
@@ -172,9 +159,8 @@ async def arrivals(settings: Settings, out: BinaryIO) -> dict[str, Any]:
         # wait short, so aiokafka's 500 ms would be measured as the processor's latency.
         fetch_max_wait_ms=5,
     )
-    await consumer.start()
     records = 0
-    try:
+    async with consumer:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=100)
             now = time.time()
@@ -187,8 +173,6 @@ async def arrivals(settings: Settings, out: BinaryIO) -> dict[str, Any]:
                 out.write(b"".join(lines))
                 out.flush()
                 records += len(lines)
-    finally:
-        await consumer.stop()
     return {"records": records}
 
 
@@ -208,21 +192,18 @@ def main(argv: list[str] | None = None) -> None:
     limit.add_argument("--seconds", type=float)
     limit.add_argument("--count", type=int)
     produce_parser.add_argument("--trace-headers", action="store_true")
-    drain_options = argparse.ArgumentParser(add_help=False)
-    drain_options.add_argument("--expect", type=int, required=True)
-    drain_options.add_argument("--min-seconds", type=float, default=0.0)
-    commands.add_parser("drain", parents=[drain_options])
-    minimal_parser = commands.add_parser("minimal", parents=[drain_options])
-    minimal_parser.add_argument("--sink", type=Path, required=True)
-    arrivals_parser = commands.add_parser("arrivals")
-    arrivals_parser.add_argument("--out", type=Path, required=True)
+    for name in ("drain", "minimal"):
+        drain_parser = commands.add_parser(name)
+        drain_parser.add_argument("--expect", type=int, required=True)
+        drain_parser.add_argument("--min-seconds", type=float, default=0.0)
+    drain_parser.add_argument("--sink", type=Path, required=True)  # minimal's
+    commands.add_parser("arrivals").add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     settings = start_service(f"bench-{args.command}")
     if args.command == "produce":
         lines = args.records.read_bytes().splitlines()
         pairs = [(key, value) for key, _, value in (line.partition(b"\t") for line in lines)]
-        run = produce(settings, pairs, args.seconds, args.count, args.trace_headers)
-        emit(run_on_uvloop(run))
+        emit(run_on_uvloop(produce(settings, pairs, args.seconds, args.count, args.trace_headers)))
     elif args.command == "arrivals":
         with args.out.open("wb") as out:
             emit(run_on_uvloop(arrivals(settings, out)))

@@ -29,40 +29,27 @@ from shared.kafka.adapter import TopicSpec, committed_offsets, describe_topics
 from shared.kafka.topics import create_topics_and_wait
 from shared.runtime.settings import Settings
 
-READINGS = 10
 # A fixed, valid device id wrk replaces with a unique one per request (wrk.lua has it too).
 PLACEHOLDER_DEVICE_ID = "00000000-0000-4000-8000-000000000000"
+# 80 to 188 bpm against a maximum of 190: readings in every zone and below them, so the zone
+# processor has events to produce.
+STANDARD_HEART_RATES = tuple(80 + 12 * i for i in range(10))
 
 _START = datetime(2026, 11, 25, 10, 41, 16, 123000, tzinfo=UTC)
 _DISTINCT_EVENTS = 1000
 _DISTINCT_BATCHES = 20
 
 
-def standard_body(device_id: str) -> bytes:
-    """One event as a tracker posts it: 10 heart rates, 10 step counts, about 1 KB of JSON."""
-
-    def at(second: int) -> str:
-        return (_START + timedelta(seconds=second)).isoformat(timespec="milliseconds")
-
-    return orjson.dumps(
-        {
-            "deviceId": device_id,
-            # 80 to 188 bpm against a maximum of 190: readings in every zone and below them, so
-            # the zone processor has events to produce.
-            "heartRates": [{"dateTime": at(i), "value": 80 + 12 * i} for i in range(READINGS)],
-            "stepCounts": [{"dateTime": at(i), "value": 12 * i} for i in range(READINGS)],
-            "maxHeartRate": 190,
-        }
-    )
-
-
-def zone5_body(device_id: str) -> bytes:
-    """An event with one heart-rate reading, in Zone5: one HeartRateZoneReached."""
-    reading = {"dateTime": _START.isoformat(timespec="milliseconds"), "value": 180}
-    steps = {"dateTime": _START.isoformat(timespec="milliseconds"), "value": 12}
-    return orjson.dumps(
-        {"deviceId": device_id, "heartRates": [reading], "stepCounts": [steps], "maxHeartRate": 190}
-    )
+def standard_body(device_id: str, heart_rates: Sequence[int] = STANDARD_HEART_RATES) -> bytes:
+    """One event as a tracker posts it: by default 10 heart rates and 10 step counts, about 1 KB."""
+    at = [(_START + timedelta(seconds=i)).isoformat(timespec="milliseconds") for i in range(10)]
+    event = {
+        "deviceId": device_id,
+        "heartRates": [{"dateTime": at[i], "value": bpm} for i, bpm in enumerate(heart_rates)],
+        "stepCounts": [{"dateTime": at[i], "value": 12 * i} for i in range(len(heart_rates))],
+        "maxHeartRate": 190,
+    }
+    return orjson.dumps(event)
 
 
 @dataclass(frozen=True)
@@ -78,28 +65,24 @@ class Files:
     @classmethod
     def write(cls, directory: Path, events_per_batch: int) -> Files:
         """Write the files into directory, each event with a device id of its own."""
-
-        def body() -> bytes:
-            return standard_body(str(uuid.uuid4()))
-
-        bodies = [body() for _ in range(_DISTINCT_EVENTS)]
+        bodies = [standard_body(str(uuid.uuid4())) for _ in range(_DISTINCT_EVENTS)]
         batches = [
-            b"[%b]" % b",".join(body() for _ in range(events_per_batch))
+            b"[%b]" % b",".join(standard_body(str(uuid.uuid4())) for _ in range(events_per_batch))
             for _ in range(_DISTINCT_BATCHES)
         ]
         # Exactly the records the producer service would send for the bodies.
         records = [encode_key(e) + b"\t" + encode_value(e) for e in map(parse_event, bodies)]
-        return cls(
-            bodies=_write_lines(directory / "bodies.jsonl", bodies),
-            batches=_write_lines(directory / "batches.jsonl", batches),
-            records=_write_lines(directory / "records.tsv", records),
-            template=_write_lines(
-                directory / "template.json", [standard_body(PLACEHOLDER_DEVICE_ID)]
-            ),
-            zone_template=_write_lines(
-                directory / "zone-template.json", [zone5_body(PLACEHOLDER_DEVICE_ID)]
-            ),
-        )
+        template = standard_body(PLACEHOLDER_DEVICE_ID)
+        zone_template = standard_body(PLACEHOLDER_DEVICE_ID, [180])  # one Zone5 reading
+        # In the order of the fields.
+        files = {
+            "bodies.jsonl": bodies,
+            "batches.jsonl": batches,
+            "records.tsv": records,
+            "template.json": [template],
+            "zone-template.json": [zone_template],
+        }
+        return cls(*(_write_lines(directory / name, lines) for name, lines in files.items()))
 
 
 @dataclass
@@ -183,8 +166,7 @@ class Bench:
         self, module: str, args: Sequence[str], *, log: Path, env: dict[str, str],
         timeout_s: float, on_load_core: bool = False,
     ) -> tuple[dict[str, Any], float, CpuShares]:  # fmt: skip
-        """Run `python -m module args` to its end on the service core (or the load's); return its
-        result line, its own CPU over its whole life in % of one core, and the others' meter."""
+        """Run `python -m module args` to its end: its result, its own CPU %, the others' meter."""
         core = self.pinning.load if on_load_core else self.pinning.service
         with log.open("ab") as out, cpu_meter(self.cpu_pids()) as cpu:
             started = time.monotonic()
@@ -268,9 +250,5 @@ def _write_lines(path: Path, lines: list[bytes]) -> Path:
 async def _count(bootstrap: str, topic: str) -> int:
     [described] = await describe_topics({"bootstrap_servers": bootstrap}, [topic])
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False) as consumer:
         return sum((await consumer.end_offsets(partitions)).values())
-    finally:
-        await consumer.stop()

@@ -1,11 +1,4 @@
-"""How long the consumers take to rebuild their memory of idempotency keys (shared.kafka.dedupe)
-when partitions are assigned: at start, after a crash, after a rebalance.
-
-`python -m bench.dedupe_restore [--partitions 6] [--records 50000] [--bootstrap-servers B]`
-fills a topic of its own with `records` keyed events of the standard size per partition (on a
-local Kafka started for it when no bootstrap servers are given), then times three rebuilds of
-every partition and one of a single partition, and prints them.
-"""
+"""How long the consumers take to rebuild their memory of idempotency keys (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -30,25 +23,16 @@ async def measure(bootstrap: str, partitions: int, records: int) -> None:
     await create_topics_and_wait(
         {"bootstrap_servers": bootstrap}, [TopicSpec(topic, partitions, 1)]
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks="all"
-    )
-    await producer.start()
+    options = {"linger_ms": 20, "max_batch_size": 512 * 1024, "acks": "all"}
     started = time.perf_counter()
-    try:
+    async with AIOKafkaProducer(bootstrap_servers=bootstrap, **options) as producer:
         value = standard_body(str(uuid.uuid4()))
         sent = []
         for partition in range(partitions):
             for _ in range(records):
-                key = str(uuid.uuid4()).encode()
-                sent.append(
-                    await producer.send(
-                        topic, value, partition=partition, headers=[(IDEMPOTENCY_KEY, key)]
-                    )
-                )
+                headers = [(IDEMPOTENCY_KEY, str(uuid.uuid4()).encode())]
+                sent.append(await producer.send(topic, value, partition=partition, headers=headers))
         await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
     print(f"filled {partitions} x {records} records in {time.perf_counter() - started:.1f} s")
     everything = {TopicPartition(topic, p): records for p in range(partitions)}
     for _ in range(3):

@@ -1,5 +1,4 @@
-"""The HTTP rows under wrk (the references, POST /biometrics at each concurrency and with one
-thing on, the batch endpoint, the producer's RSS and profile), and run_wrk, run_paced_wrk."""
+"""The HTTP rows under wrk, the producer's RSS and profile, and run_wrk."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from subprocess import Popen
 
 from bench.context import Bench, say
 from bench.metering import cpu_meter, python_module, rss_sampler, rss_summary
-from bench.profiler import profile_under
+from bench.profiler import profiling
 from bench.report import Row
 from devtools.local_registry import LocalRegistry
 from devtools.processes import free_port, wait_until_serving
@@ -45,21 +44,15 @@ _VARIANT_ROWS = {
     "single_c64_keyed": ("producer_keyed", "an Idempotency-Key each", True),
 }
 _PRODUCER_ROWS = (*(f"single_c{c}" for c in SINGLE_CONCURRENCIES), "batch", "memory")
-# Each service: its command, and what its environment adds. Device limits on, high enough that
-# no request is refused: what the buckets cost.
-_SERVICES = {
-    "baseline": (python_module("bench.reference_apps", "baseline"), {}),
-    "http_ceiling": (python_module("bench.reference_apps", "noop"), {}),
-    "producer": (python_module("producer_service"), {}),
-    "producer_registry": (python_module("producer_service"), {}),
-    "producer_keyed": (python_module("producer_service"), {}),
-    "producer_limited": (
-        python_module("producer_service"),
-        {
-            "BIOMETRICS_HTTP__DEVICE_RATE_PER_S": "1000000",
-            "BIOMETRICS_HTTP__DEVICE_BURST": "1000000",
-        },
-    ),
+# The reference services' commands; every other service is the producer.
+_REFERENCE_APPS = {
+    "baseline": python_module("bench.reference_apps", "baseline"),
+    "http_ceiling": python_module("bench.reference_apps", "noop"),
+}
+# Device limits on, high enough that no request is refused: what the buckets cost.
+_LIMITED = {
+    "BIOMETRICS_HTTP__DEVICE_RATE_PER_S": "1000000",
+    "BIOMETRICS_HTTP__DEVICE_BURST": "1000000",
 }
 
 
@@ -73,15 +66,18 @@ class Load:
     path: str = "/biometrics"
     events_per_request: int = 1
     keyed: bool = False  # each request with an Idempotency-Key of its own
+    # Paced: `rate` events a second, each the template (bodies) with its own device id, each
+    # one's wall-clock send time written to `sent` (device id<TAB>seconds since the epoch).
+    rate: float | None = None
+    sent: Path | None = None
 
 
-Services = dict[str, tuple[str, Popen[bytes]]]
+Service = tuple[str, Popen[bytes]]  # its URL and its process
 
 
 @contextmanager
-def serving(bench: Bench) -> Iterator[Services]:
-    """Start every service the chosen HTTP rows need, each on the service core with a topic of
-    its own, all before waiting for any; warm each up; stop them together (SIGTERM) after."""
+def serving(bench: Bench) -> Iterator[dict[str, Service]]:
+    """Start and warm up every service the chosen HTTP rows need; stop them together after."""
     wanted = [
         r for r in bench.options.rows if r in (*_REFERENCE_ROWS, *_VARIANT_ROWS, *_PRODUCER_ROWS)
     ]
@@ -93,10 +89,11 @@ def serving(bench: Bench) -> Iterator[Services]:
     if bench.wants(*_PRODUCER_ROWS, *_VARIANT_ROWS) or bench.options.profile:
         needed.append("producer")
     needed += [_VARIANT_ROWS[row][0] for row in wanted if row in _VARIANT_ROWS]
-    services: Services = {}
+    services: dict[str, Service] = {}
     with ExitStack() as stack:
         for name in dict.fromkeys(needed):
-            argv, extra = _SERVICES[name]
+            argv = _REFERENCE_APPS.get(name, python_module("producer_service"))
+            extra = _LIMITED if name == "producer_limited" else {}
             if name == "producer_registry":
                 extra = {"BIOMETRICS_SCHEMA_REGISTRY__URL": _registry(bench, stack)}
             port = free_port()
@@ -125,9 +122,8 @@ def _registry(bench: Bench, stack: ExitStack) -> str:
     return stack.enter_context(LocalRegistry()).url
 
 
-def measure(bench: Bench, services: Services) -> None:
-    """One round of the throughput rows: the references, each concurrency of POST /biometrics,
-    each variant (against the c64 row, in slices that alternate with it) and the batch row."""
+def measure(bench: Bench, services: dict[str, Service]) -> None:
+    """One round of the throughput rows: references, concurrencies, variants, batch."""
     seconds, bodies = bench.options.seconds, bench.files.bodies
     for row, (service, what, connections) in _REFERENCE_ROWS.items():
         if service in services and bench.wants(row):
@@ -151,48 +147,43 @@ def measure(bench: Bench, services: Services) -> None:
         _append(bench, "batch", label, services["producer"], load)
 
 
-def _append(
-    bench: Bench, row: str, label: str, service: tuple[str, Popen[bytes]], load: Load
-) -> None:
+def _append(bench: Bench, row: str, label: str, service: Service, load: Load) -> None:
     say(label)
-    bench.report.rows.append(_measure(bench, row, label, *service, load))
+    bench.report.rows.append(_measure(bench, service, load, row, label))
 
 
-def measure_sustained(bench: Bench, services: Services) -> None:
+def measure_sustained(bench: Bench, services: dict[str, Service]) -> None:
     """After the rounds: the producer's RSS under a long load, then its profile."""
     if "producer" not in services:
         return
     url, service = services["producer"]
     c64 = Load(bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds)
     if bench.wants("memory"):
-        seconds = bench.options.memory_seconds
-        label = f"memory: POST /biometrics, c{REFERENCE_CONCURRENCY}, {seconds:g} s"
+        load = replace(c64, seconds=bench.options.memory_seconds)
+        label = f"memory: POST /biometrics, c{REFERENCE_CONCURRENCY}, {load.seconds:g} s"
         say(label)
         with rss_sampler(service.pid) as samples:
-            row = _measure(bench, "memory", label, url, service, replace(c64, seconds=seconds))
+            row = _measure(bench, services["producer"], load, "memory", label)
         row.details.update(rss_summary("rss", samples))
         bench.report.rows.append(row)
     if bench.options.profile:
         say(f"profiling the producer (py-spy) under POST /biometrics, c{REFERENCE_CONCURRENCY}")
         what = f"POST /biometrics, c{REFERENCE_CONCURRENCY}, under py-spy"
-        profile_under(
-            bench, "producer", service.pid, what, lambda: run_wrk(bench, url, c64).succeeded_per_s
-        )
+        with profiling(bench, "producer", service.pid, what) as profile:
+            profile["events_per_s"] = run_wrk(bench, url, c64).events_per_s
 
 
 def _paired(
-    bench: Bench, name: str, label: str, services: Services, service: str, keyed: bool
+    bench: Bench, name: str, label: str, services: dict[str, Service], service: str, keyed: bool
 ) -> Row:
-    """A variant row measured in slices that alternate with the same load on the producer
-    without it, so that a busy spell of the shared machine slows both sides of their ratio
-    alike: the row is its slices together; its details hold the slices without it ("paired")."""
+    """A variant row in slices alternating with the plain load, whose sum it holds as "paired"."""
     count = max(1, min(_PAIRED_SLICES, int(bench.options.seconds // 2)))
     plain = Load(bench.files.bodies, REFERENCE_CONCURRENCY, bench.options.seconds / count)
     variant = replace(plain, keyed=keyed)
     bases, slices = [], []
     for _ in range(count):
-        bases.append(_measure(bench, "single_c64", "", *services["producer"], plain))
-        slices.append(_measure(bench, name, label, *services[service], variant))
+        bases.append(_measure(bench, services["producer"], plain))
+        slices.append(_measure(bench, services[service], variant, name, label))
     row, base = _together(name, label, slices), _together("single_c64", "", bases)
     row.details["paired"] = {
         "row": base.name, "events": base.events, "seconds": base.seconds,
@@ -202,114 +193,53 @@ def _paired(
 
 
 def _together(name: str, label: str, slices: Sequence[Row]) -> Row:
-    """Slices of one load as one row: events and seconds summed, CPU shares weighted by time,
-    p50 and p90 the slices' median, p99 and max the slices' highest."""
+    """Slices of one load as one row: sums, medians, maxima, CPU weighted by time."""
     seconds = sum(row.seconds for row in slices)
     cpu = {
         process: round(sum(row.cpu.get(process, 0.0) * row.seconds for row in slices) / seconds, 1)
         for process in slices[0].cpu
     }
-
-    def middle(values: Sequence[float | None]) -> float | None:
-        known = [value for value in values if value is not None]
-        return statistics.median(known) if known else None
-
-    details = slices[0].details
+    details = {
+        **slices[0].details,
+        "requests": sum(row.details["requests"] for row in slices),
+        "p90_ms": statistics.median(row.details["p90_ms"] for row in slices),
+        "max_ms": max(row.details["max_ms"] for row in slices),
+        "slices": len(slices),
+    }
     return Row(
-        name,
-        label,
-        sum(row.events for row in slices),
-        seconds,
-        p50_ms=middle([row.p50_ms for row in slices]),
-        p99_ms=max((row.p99_ms for row in slices if row.p99_ms is not None), default=None),
-        errors=sum(row.errors or 0 for row in slices),
-        cpu=cpu,
-        details={
-            "connections": details["connections"],
-            "requests": sum(row.details["requests"] for row in slices),
-            "events_per_request": details["events_per_request"],
-            "p90_ms": middle([row.details["p90_ms"] for row in slices]),
-            "max_ms": max(row.details["max_ms"] for row in slices),
-            "slices": len(slices),
-        },
-    )
+        name, label, sum(row.events for row in slices), seconds,
+        p50_ms=statistics.median(row.p50_ms or 0.0 for row in slices),
+        p99_ms=max(row.p99_ms or 0.0 for row in slices),
+        errors=sum(row.errors or 0 for row in slices), cpu=cpu, details=details,
+    )  # fmt: skip
 
 
-def _measure(
-    bench: Bench, name: str, label: str, url: str, service: Popen[bytes], load: Load
-) -> Row:
-    with cpu_meter(bench.cpu_pids(service=service.pid)) as cpu:
-        result = run_wrk(bench, url, load)
-    return Row(
-        name,
-        label,
-        result.succeeded * load.events_per_request,
-        result.seconds,
-        p50_ms=result.p50_ms,
-        p99_ms=result.p99_ms,
-        errors=result.errors,
-        cpu=cpu.shares(wrk=result.cpu_percent),
-        details={
-            "connections": load.connections,
-            "requests": result.requests,
-            "events_per_request": load.events_per_request,
-            "p90_ms": result.p90_ms,
-            "max_ms": result.max_ms,
-        },
-    )
+def _measure(bench: Bench, service: Service, load: Load, name: str = "", label: str = "") -> Row:
+    """Run the load against the service: its row, with the CPU shares meanwhile."""
+    url, process = service
+    with cpu_meter(bench.cpu_pids(service=process.pid)) as cpu:
+        row = run_wrk(bench, url, load, name, label)
+    row.cpu = cpu.shares(wrk=row.cpu["wrk"])
+    return row
 
 
 class WrkError(RuntimeError):
     """wrk is missing, failed, or printed no summary."""
 
 
-@dataclass(frozen=True)
-class WrkResult:
-    """What one wrk run measured; latencies in milliseconds."""
-
-    requests: int
-    seconds: float
-    errors: int
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    max_ms: float
-    cpu_percent: float
-
-    @property
-    def succeeded(self) -> int:
-        """Requests answered with a status below 400."""
-        return max(self.requests - self.errors, 0)
-
-    @property
-    def succeeded_per_s(self) -> float:
-        """Requests answered with a status below 400, per second."""
-        return self.succeeded / self.seconds
-
-
-def run_wrk(bench: Bench, url: str, load: Load) -> WrkResult:
-    """POST the bodies in turn on `connections` keep-alive connections for `seconds`."""
-    mode = "keyed" if load.keyed else "cycle"
-    return _run(bench, url, load, [mode, load.path, str(load.bodies)])
-
-
-def run_paced_wrk(bench: Bench, url: str, load: Load, rate: float, sent: Path) -> WrkResult:
-    """POST `rate` events a second, each the template (load.bodies) with its own device id,
-    recording each one's wall-clock send time in `sent` (device id<TAB>seconds since the epoch)."""
-    prefix = str(uuid.uuid4())[:23]  # the first four groups; wrk appends 12 hex digits
-    return _run(
-        bench, url, load, ["paced", load.path, str(load.bodies), str(sent), f"{rate:.3f}", prefix]
-    )
-
-
-def _run(bench: Bench, url: str, load: Load, script_args: list[str]) -> WrkResult:
+def run_wrk(bench: Bench, url: str, load: Load, name: str = "", label: str = "") -> Row:
+    """POST the load's bodies with wrk; the row of what it measured, its own CPU as "wrk"."""
     if shutil.which("wrk") is None:
         raise WrkError(_NO_WRK)
+    script = ["keyed" if load.keyed else "cycle", load.path, str(load.bodies)]
+    if load.rate is not None:
+        prefix = str(uuid.uuid4())[:23]  # the first four groups; wrk appends 12 hex digits
+        script = ["paced", load.path, str(load.bodies), str(load.sent), f"{load.rate:.3f}", prefix]
     # wrk's -d counts whole seconds: a shorter load stops at its first response after its time.
     stop = [f"--stop-after={load.seconds}"] if load.seconds < 1 else []
     argv = [
         *("wrk", "-t1", f"-c{load.connections}", f"-d{max(round(load.seconds), 1)}s"),
-        *("--timeout", "10s", "-s", str(_SCRIPT), url, "--", *stop, *script_args),
+        *("--timeout", "10s", "-s", str(_SCRIPT), url, "--", *stop, *script),
     ]
     with tempfile.TemporaryFile() as out:
         process = bench.processes.start(argv, bench.pinning.load, stdout=out, stderr=out)
@@ -320,14 +250,16 @@ def _run(bench: Bench, url: str, load: Load, script_args: list[str]) -> WrkResul
     if code != 0 or not lines:
         raise WrkError(f"wrk exited with {code}, printed no summary or both:\n{output}")
     summary = json.loads(lines[-1].removeprefix(_MARKER))
-    seconds_run = summary["duration_us"] / 1e6
-    return WrkResult(
-        requests=summary["requests"],
-        seconds=seconds_run,
-        errors=sum(summary[kind] for kind in ("connect", "read", "write", "status", "timeout")),
-        p50_ms=summary["p50_us"] / 1000,
-        p90_ms=summary["p90_us"] / 1000,
-        p99_ms=summary["p99_us"] / 1000,
-        max_ms=summary["max_us"] / 1000,
-        cpu_percent=round(100 * cpu_s / max(seconds_run, 1e-9), 1),
-    )
+    seconds, requests = summary["duration_us"] / 1e6, summary["requests"]
+    errors = sum(summary[kind] for kind in ("connect", "read", "write", "status", "timeout"))
+    events = max(requests - errors, 0) * load.events_per_request  # those answered below 400
+    return Row(
+        name, label, events, seconds,
+        p50_ms=summary["p50_us"] / 1000, p99_ms=summary["p99_us"] / 1000, errors=errors,
+        cpu={"wrk": round(100 * cpu_s / max(seconds, 1e-9), 1)},
+        details={
+            "connections": load.connections, "requests": requests,
+            "events_per_request": load.events_per_request,
+            "p90_ms": summary["p90_us"] / 1000, "max_ms": summary["max_us"] / 1000,
+        },
+    )  # fmt: skip

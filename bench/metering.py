@@ -1,5 +1,4 @@
-"""Which core each side of a row runs on (Pinning), and what processes cost while a row runs (CPU
-shares, RSS over time), measured with psutil; devtools.processes.Processes starts and stops them."""
+"""Which core each side runs on (Pinning), and what processes cost: CPU shares, RSS (psutil)."""
 
 from __future__ import annotations
 
@@ -58,8 +57,7 @@ class CpuShares:
     machine_percent: float = 0.0
 
     def shares(self, **measured_elsewhere: float) -> dict[str, float]:
-        """The named processes, those measured elsewhere (e.g. from their rusage), and "other":
-        the rest of the machine's busy time, which is noise from outside the benchmark."""
+        """The named processes, those measured elsewhere, and "other": the rest of the machine."""
         named = {**self.percent, **measured_elsewhere}
         other = max(self.machine_percent - sum(named.values()), 0.0)
         return {**named, "other": round(other, 1)}
@@ -67,8 +65,7 @@ class CpuShares:
 
 @contextmanager
 def cpu_meter(pids: dict[str, int | None]) -> Iterator[CpuShares]:
-    """Meter the named processes and the machine from enter to exit; the shares are filled in
-    on exit."""
+    """Meter the named processes and the machine from enter to exit (filled in on exit)."""
     processes = {name: psutil.Process(pid) for name, pid in pids.items() if pid is not None}
     # Each cpu_percent() call measures from the one before: these set the window's start.
     psutil.cpu_percent()
@@ -83,8 +80,7 @@ def cpu_meter(pids: dict[str, int | None]) -> Iterator[CpuShares]:
 
 @contextmanager
 def rss_sampler(pid: int, interval_s: float = 1.0) -> Iterator[list[tuple[float, int]]]:
-    """Sample the process's RSS every interval_s on a thread, from enter to exit, into the list
-    yielded: (seconds since enter, bytes)."""
+    """Sample the process's RSS on a thread into the list yielded: (seconds since enter, bytes)."""
     process = psutil.Process(pid)
     samples: list[tuple[float, int]] = []
     stop = threading.Event()
@@ -109,8 +105,7 @@ def rss_sampler(pid: int, interval_s: float = 1.0) -> Iterator[list[tuple[float,
 
 
 def rss_summary(prefix: str, samples: list[tuple[float, int]]) -> dict[str, object]:
-    """A row's details of sampled RSS: start, max and end in MiB (None without samples), and
-    the samples themselves."""
+    """A row's details of sampled RSS: start, max and end in MiB, and the samples."""
     mib = [value / 2**20 for _, value in samples]
     return {
         f"{prefix}_start_mb": round(mib[0], 1) if mib else None,

@@ -21,21 +21,11 @@ GROUPS = {
 ROWS = (
     *_PRODUCER_REFERENCES,
     *GROUPS["single"],
-    # POST /biometrics, c64, with a local Schema Registry on: values framed in its wire format.
-    "single_c64_registry",
-    # POST /biometrics, c64, with device rate limits on (none reached): what they cost.
-    "single_c64_limited",
-    # POST /biometrics, c64, each request with its own Idempotency-Key: what remembering costs.
-    "single_c64_keyed",
-    "batch",
+    # POST /biometrics, c64, with one thing on (docs/performance.md), and the batch endpoint.
+    *("single_c64_registry", "single_c64_limited", "single_c64_keyed", "batch"),
     *GROUPS["consumers"],
     *GROUPS["zones"],
-    # A record's value decoded strictly and tolerantly: what tolerance costs the readers.
-    "decode_strict",
-    "decode_tolerant",
-    "memory",
-    "end_to_end",
-    "end_to_end_zones",
+    *("decode_strict", "decode_tolerant", "memory", "end_to_end", "end_to_end_zones"),
 )
 
 
@@ -68,10 +58,17 @@ def parse_options(argv: list[str] | None = None) -> Options:
     add = parser.add_argument
     add("--seconds", type=float, default=10, help="each row's load (10)")
     add("--rounds", type=int, default=3, help="times each throughput row runs; best kept (3)")
-    add("--warmup", type=float, default=2, help="unmeasured load first (2)")
+    add(
+        "--warmup",
+        dest="warmup_seconds",
+        metavar="WARMUP",
+        type=float,
+        default=2,
+        help="unmeasured load first (2)",
+    )
     add("--memory-seconds", type=float, default=60, help="RSS run (60)")
-    rows = f"comma-separated rows or groups ({', '.join(ROWS)}; {', '.join(GROUPS)}); all"
-    add("--rows", default="all", help=rows)
+    rows_help = f"comma-separated rows or groups ({', '.join(ROWS)}; {', '.join(GROUPS)}); all"
+    add("--rows", default="all", help=rows_help)
     add("--output", type=Path, default=ROOT / "bench" / "results")
     add("--profile", action="store_true", help="also py-spy the producer, consumer and zones")
     add("--bootstrap-servers", help="use this broker instead of starting a local Kafka")
@@ -83,21 +80,8 @@ def parse_options(argv: list[str] | None = None) -> Options:
     add("--e2e-rate", type=float, help="events/s (default: half the best single-event rate)")
     add("--consumer-events", type=int, help="records in the consumer topic (20000 x --seconds)")
     args = parser.parse_args(argv)
-    return Options(
-        seconds=args.seconds,
-        rounds=args.rounds,
-        warmup_seconds=args.warmup,
-        memory_seconds=args.memory_seconds,
-        rows=_select(parser, args.rows),
-        output=args.output,
-        profile=args.profile,
-        bootstrap_servers=args.bootstrap_servers,
-        schema_registry_url=args.schema_registry_url,
-        batch_concurrency=args.batch_concurrency,
-        events_per_batch=args.events_per_batch,
-        e2e_rate=args.e2e_rate,
-        consumer_events=args.consumer_events or int(20000 * args.seconds),
-    )
+    rows, events = _select(parser, args.rows), args.consumer_events or int(20000 * args.seconds)
+    return Options(**{**vars(args), "rows": rows, "consumer_events": events})
 
 
 def _select(parser: argparse.ArgumentParser, text: str) -> tuple[str, ...]:

@@ -1,8 +1,4 @@
-"""The two services the producer is compared with, served exactly as it is (uvicorn, uvloop,
-httptools): the baseline a user writes first, and the HTTP ceiling that does no Kafka work.
-
-`python -m bench.reference_apps baseline|noop`, configured by the BIOMETRICS_* variables.
-"""
+"""The baseline and the HTTP ceiling, served as the producer is (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -43,12 +39,8 @@ def create_baseline_app(settings: Settings) -> Starlette:
     async def post(request: Request) -> Response:
         body = await request.body()
         key = orjson.loads(body)["deviceId"].encode()
-        metadata = await request.state.producer.send_and_wait(settings.kafka.topic, body, key=key)
-        answer = {
-            "topic": metadata.topic,
-            "partition": metadata.partition,
-            "offset": metadata.offset,
-        }
+        sent = await request.state.producer.send_and_wait(settings.kafka.topic, body, key=key)
+        answer = {"topic": sent.topic, "partition": sent.partition, "offset": sent.offset}
         return Response(orjson.dumps(answer), 202, media_type="application/json")
 
     return _app(post, lifespan)
@@ -81,15 +73,9 @@ def main(argv: list[str] | None = None) -> None:
     settings = start_service(f"bench-{args.app}")
     app = create_baseline_app(settings) if args.app == "baseline" else create_noop_app()
     config = uvicorn.Config(
-        app,
-        host=settings.http.host,
-        port=settings.http.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-    )
+        app, host=settings.http.host, port=settings.http.port, loop="uvloop", http="httptools",
+        lifespan="on", access_log=False, log_config=None,
+    )  # fmt: skip
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
     uvicorn.Server(config).run()

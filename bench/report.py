@@ -1,11 +1,11 @@
-"""The report of one run: the measured rows, the targets judged from them (judge), and the
-report as the printed table (render_table) and as one PNG (draw_chart)."""
+"""One run's rows, its targets judged (judge), as a table (render_table) and a PNG (draw_chart)."""
 
 from __future__ import annotations
 
 import math
+import operator
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,55 +36,43 @@ class Row:
 
 @dataclass(frozen=True)
 class Goal:
-    """One target of the benchmark: what it holds, how it compares, its limit, the rows it
-    compares, and what the table's "from" column says of it."""
+    """One target: what it holds, its unit (_UNITS), its limit, the rows it compares."""
 
     name: str
-    # With rows (a, b): "ratio": a's events/s over b's, at least limit; "added_ms": a's p50 at
-    # most limit ms over b's; "ms": a's p99 below limit; "growth": the RSS a sampled (b: the
-    # prefix of its details) grows at most limit; "decode": what decoding tolerantly instead of
-    # strictly adds to the CPU per event of the reader in a (b: its process), at most limit.
     unit: str
     limit: float
-    rows: tuple[str, str]
-    basis: str
+    row: str
+    # "ratio", "added_ms": the other row; "ms": what is timed; "growth": the prefix of the RSS
+    # details; "decode": the process whose CPU per event it is held to.
+    other: str
+    basis: str = ""  # the table's "from" column, when not the unit's
 
 
-# The targets, in the order the table shows them: what, unit, limit, the rows compared, and what
-# the table's "from" column says. docs/performance.md explains each.
+# The targets, in the order the table shows them; docs/performance.md explains each.
 TARGETS = (
-    Goal("single-event c64 ≥ 70% of HTTP ceiling", "ratio", 0.7,
-         ("single_c64", "http_ceiling"), "single_c64 / http_ceiling events/s"),
-    Goal("batch ≥ 120% of the aiokafka ceiling", "ratio", 1.2,
-         ("batch", "ceiling"), "batch / ceiling events/s"),
+    Goal("single-event c64 ≥ 70% of HTTP ceiling", "ratio", 0.7, "single_c64", "http_ceiling"),
+    Goal("batch ≥ 120% of the aiokafka ceiling", "ratio", 1.2, "batch", "ceiling"),
     Goal("single-event c1 p50 ≤ baseline c1 p50 + 1 ms", "added_ms", 1.0,
-         ("single_c1", "baseline_c1"), "single_c1 p50 - baseline_c1 p50"),
-    Goal("consumer ≥ 60% of the minimal loop", "ratio", 0.6,
-         ("consumer", "consumer_minimum"), "consumer / consumer_minimum events/s"),
+         "single_c1", "baseline_c1"),
+    Goal("consumer ≥ 60% of the minimal loop", "ratio", 0.6, "consumer", "consumer_minimum"),
     Goal("zones transactional ≥ 80% of at-least-once", "ratio", 0.8,
-         ("zones_transactional", "zones_at_least_once"),
-         "zones_transactional / zones_at_least_once events/s"),
-    Goal("end-to-end p99 < 30 ms at half max", "ms", 30.0,
-         ("end_to_end", ""), "end_to_end p99, POST to log line"),
-    Goal("producer RSS flat (≤ 10% growth)", "growth", 0.1,
-         ("memory", "rss"), "memory: (end RSS - start RSS) / start RSS"),
+         "zones_transactional", "zones_at_least_once"),
+    Goal("end-to-end p99 < 30 ms at half max", "ms", 30.0, "end_to_end", "POST to log line"),
+    Goal("producer RSS flat (≤ 10% growth)", "growth", 0.1, "memory", "rss"),
     Goal("zones transactional ≥ 100% of single-event c64", "ratio", 1.0,
-         ("zones_transactional", "single_c64"), "zones_transactional / single_c64 events/s"),
+         "zones_transactional", "single_c64"),
     Goal("end-to-end through the zones p99 < 50 ms at half max", "ms", 50.0,
-         ("end_to_end_zones", ""), "end_to_end_zones p99, POST to committed zone event"),
-    Goal("zone processor RSS flat (≤ 10% growth)", "growth", 0.1,
-         ("end_to_end_zones", "zones_rss"),
+         "end_to_end_zones", "POST to committed zone event"),
+    Goal("zone processor RSS flat (≤ 10% growth)", "growth", 0.1, "end_to_end_zones", "zones_rss",
          "end_to_end_zones: zone processor (end RSS - start RSS) / start RSS"),
     Goal("single-event c64 with device limits ≥ 90% of without", "ratio", 0.9,
-         ("single_c64_limited", "single_c64"), "single_c64_limited / single_c64 events/s"),
+         "single_c64_limited", "single_c64"),
     Goal("single-event c64 with idempotency keys ≥ 90% of without", "ratio", 0.9,
-         ("single_c64_keyed", "single_c64"), "single_c64_keyed / single_c64 events/s"),
+         "single_c64_keyed", "single_c64"),
     Goal("tolerant decode adds ≤ 5% to consumer CPU per event", "decode", 0.05,
-         ("consumer", "consumer"),
-         "(1/decode_tolerant - 1/decode_strict) / (consumer consumer CPU s per event)"),
+         "consumer", "consumer"),
     Goal("tolerant decode adds ≤ 5% to zones_transactional CPU per event", "decode", 0.05,
-         ("zones_transactional", "zones"),
-         "(1/decode_tolerant - 1/decode_strict) / (zones_transactional zones CPU s per event)"),
+         "zones_transactional", "zones"),
 )  # fmt: skip
 
 
@@ -115,8 +103,7 @@ class Report:
         return next((row for row in self.rows if row.name == name), None)
 
     def keep_best_rounds(self) -> None:
-        """Keep one row per name, the round with the most events/s (a shared machine only ever
-        slows a row down); its details list every round's events/s."""
+        """Keep one row per name, its fastest round; its details list every round's events/s."""
         rounds: dict[str, list[Row]] = {}
         for row in self.rows:
             rounds.setdefault(row.name, []).append(row)
@@ -132,20 +119,12 @@ class Report:
                 ]
             self.rows.append(best)
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict; every row gains its events_per_s."""
-        rows = [{**asdict(row), "events_per_s": row.events_per_s} for row in self.rows]
-        return {
-            "meta": self.meta,
-            "rows": rows,
-            "targets": [asdict(target) for target in self.targets],
-            "skipped": self.skipped,
-            "profiles": self.profiles,
-        }
-
     def write_json(self, path: Path) -> Path:
-        """Write the report as indented JSON (orjson writes NaN as null); return the path."""
-        path.write_bytes(orjson.dumps(self.to_json(), option=orjson.OPT_INDENT_2))
+        """Write the report as indented JSON, each row with its events_per_s; return the path."""
+        rows = [{**asdict(row), "events_per_s": row.events_per_s} for row in self.rows]
+        targets = [asdict(target) for target in self.targets]
+        report = {**asdict(self), "rows": rows, "targets": targets}  # orjson writes NaN as null
+        path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         return path
 
 
@@ -153,47 +132,39 @@ def judge(report: Report) -> list[Target]:
     """Every target, met, missed or not measured (None) when a row it needs was not run."""
     targets = []
     for goal in TARGETS:
-        measured, basis = _MEASURES[goal.unit](report, goal)
-        if measured is None:
-            met = None
-        elif goal.unit == "ratio":
-            met = measured >= goal.limit
-        elif goal.unit == "ms":
-            met = measured < goal.limit
-        else:
-            met = measured <= goal.limit
+        unit = _UNITS[goal.unit]
+        measured, how = unit.measure(report, goal)
+        met = None if measured is None else unit.met(measured, goal.limit)
         shown = None if measured is None else round(measured, 4)
-        targets.append(Target(goal.name, shown, goal.limit, goal.unit, met, basis or goal.basis))
+        basis = (goal.basis or unit.basis.format(goal.row, goal.other)) + how
+        targets.append(Target(goal.name, shown, goal.limit, goal.unit, met, basis))
     return targets
 
 
 def _ratio(report: Report, goal: Goal) -> tuple[float | None, str]:
-    top, bottom = (report.row(name) for name in goal.rows)
-    paired = None if top is None else top.details.get("rounds_paired_ratio")
-    if paired:
+    top, bottom = report.row(goal.row), report.row(goal.other)
+    if top is not None and (paired := top.details.get("rounds_paired_ratio")):
         # Measured in slices alternating with the other's load: the median round's ratio.
-        basis = f"{goal.basis}, in alternating slices, the median round"
-        return statistics.median(paired), basis
+        return statistics.median(paired), ", in alternating slices, the median round"
     if top is None or bottom is None or bottom.events_per_s <= 0:
         return None, ""
     return top.events_per_s / bottom.events_per_s, ""
 
 
 def _added_ms(report: Report, goal: Goal) -> tuple[float | None, str]:
-    row, other = (report.row(name) for name in goal.rows)
+    row, other = report.row(goal.row), report.row(goal.other)
     if row is None or other is None or row.p50_ms is None or other.p50_ms is None:
         return None, ""
     return row.p50_ms - other.p50_ms, ""
 
 
 def _p99_ms(report: Report, goal: Goal) -> tuple[float | None, str]:
-    row = report.row(goal.rows[0])
+    row = report.row(goal.row)
     return (None if row is None else row.p99_ms), ""
 
 
 def _growth(report: Report, goal: Goal) -> tuple[float | None, str]:
-    name, rss = goal.rows
-    row = report.row(name)
+    row, rss = report.row(goal.row), goal.other
     if row is None or not row.details.get(f"{rss}_start_mb"):
         return None, ""
     start, end = row.details[f"{rss}_start_mb"], row.details[f"{rss}_end_mb"]
@@ -201,28 +172,40 @@ def _growth(report: Report, goal: Goal) -> tuple[float | None, str]:
 
 
 def _decode(report: Report, goal: Goal) -> tuple[float | None, str]:
-    name, process = goal.rows
-    strict, tolerant, row = (report.row(n) for n in ("decode_strict", "decode_tolerant", name))
+    strict, tolerant, row = map(report.row, ("decode_strict", "decode_tolerant", goal.row))
     if (
         strict is None
         or tolerant is None
         or row is None
         or min(strict.events_per_s, tolerant.events_per_s, row.events_per_s) <= 0
-        or not row.cpu.get(process)
+        or not row.cpu.get(goal.other)
     ):
         return None, ""
     added_s = 1 / tolerant.events_per_s - 1 / strict.events_per_s
-    per_event_s = row.cpu[process] / 100 / row.events_per_s
+    per_event_s = row.cpu[goal.other] / 100 / row.events_per_s
     return added_s / per_event_s, ""
 
 
-_MEASURES = {
-    "ratio": _ratio,
-    "added_ms": _added_ms,
-    "ms": _p99_ms,
-    "growth": _growth,
-    "decode": _decode,
-}
+@dataclass(frozen=True)
+class _Unit:
+    """How a unit's targets are measured (the value, and what the basis adds), met and written."""
+
+    measure: Callable[[Report, Goal], tuple[float | None, str]]
+    met: Callable[[float, float], bool]
+    basis: str  # formatted with the goal's row and other
+    goal: str
+    shown: str
+
+
+_DECODE_BASIS = "(1/decode_tolerant - 1/decode_strict) / ({} {} CPU s per event)"
+_UNITS = {
+    "ratio": _Unit(_ratio, operator.ge, "{} / {} events/s", "≥ {:.0%}", "{:.0%}"),
+    "added_ms": _Unit(_added_ms, operator.le, "{} p50 - {} p50", "≤ +{:g} ms", "{:+.1f} ms"),
+    "ms": _Unit(_p99_ms, operator.lt, "{} p99, {}", "< {:g} ms", "{:.1f} ms"),
+    "growth": _Unit(_growth, operator.le, "{}: (end RSS - start RSS) / start RSS", "≤ {:.0%}",
+                    "{:+.1%}"),
+    "decode": _Unit(_decode, operator.le, _DECODE_BASIS, "≤ {:.0%}", "{:+.1%}"),
+}  # fmt: skip
 
 
 def render_table(report: Report) -> str:
@@ -240,48 +223,44 @@ def render_table(report: Report) -> str:
         "",
         _format_targets(report.targets),
     ]
-    loaded = [row for row in report.rows if "wrk" in row.cpu]
-    if loaded:
+    notes = [f"skipped {name}: {why}" for name, why in report.skipped.items()]
+    blocks = [*(_format_profile(name, p) for name, p in report.profiles.items()), notes]
+    return "\n\n".join(["\n".join(lines), *_notes(report), *map("\n".join, filter(None, blocks))])
+
+
+def _notes(report: Report) -> list[str]:
+    """A paragraph each on wrk's headroom, the producer's RSS and the end-to-end rows."""
+    notes = []
+    if loaded := [row for row in report.rows if "wrk" in row.cpu]:
         busiest = max(loaded, key=lambda row: row.cpu["wrk"])
-        lines += [
-            "",
+        notes.append(
             f"load generator headroom: wrk used at most {busiest.cpu['wrk']:.0f}% of its core "
-            f"({busiest.label}, {busiest.events_per_s:,.0f} events/s)",
-        ]
-    memory = report.row("memory")
-    if memory is not None and memory.details.get("rss_start_mb"):
+            f"({busiest.label}, {busiest.events_per_s:,.0f} events/s)"
+        )
+    if (memory := report.row("memory")) is not None and memory.details.get("rss_start_mb"):
         d = memory.details
-        lines += [
-            "",
+        notes.append(
             f"producer RSS under c{d['connections']} load for {memory.seconds:.0f} s: "
             f"start {d['rss_start_mb']:.1f} MiB, max {d['rss_max_mb']:.1f} MiB, "
-            f"end {d['rss_end_mb']:.1f} MiB",
-        ]
-    e2e = report.row("end_to_end")
-    if e2e is not None:
+            f"end {d['rss_end_mb']:.1f} MiB"
+        )
+    if (e2e := report.row("end_to_end")) is not None:
         d = e2e.details
-        lines += [
-            "",
+        notes.append(
             f"end to end at {d['rate']:.0f} events/s ({d['rate_basis']}), "
             f"{d['achieved_rate']:.0f}/s achieved: HTTP p50 {d['http_p50_ms']:.1f} ms, "
-            f"p99 {d['http_p99_ms']:.1f} ms; {d['missing_in_log']} sent but not logged",
-        ]
-    zones = report.row("end_to_end_zones")
-    if zones is not None:
+            f"p99 {d['http_p99_ms']:.1f} ms; {d['missing_in_log']} sent but not logged"
+        )
+    if (zones := report.row("end_to_end_zones")) is not None:
         d = zones.details
-        lines += [
-            "",
+        notes.append(
             f"end to end through the zones at {d['rate']:.0f} events/s ({d['rate_basis']}) for "
             f"{zones.seconds:.0f} s, {d['achieved_rate']:.0f}/s achieved; "
             f"{d['missing_zone_events']} sent without a committed zone event; zone processor "
             f"RSS start {d['zones_rss_start_mb']} MiB, max {d['zones_rss_max_mb']} MiB, "
-            f"end {d['zones_rss_end_mb']} MiB",
-        ]
-    for name, profile in report.profiles.items():
-        lines += ["", *_format_profile(name, profile)]
-    if report.skipped:
-        lines += ["", *(f"skipped {name}: {why}" for name, why in report.skipped.items())]
-    return "\n".join(lines)
+            f"end {d['zones_rss_end_mb']} MiB"
+        )
+    return notes
 
 
 def _format_rows(rows: list[Row]) -> str:
@@ -297,23 +276,13 @@ def _format_rows(rows: list[Row]) -> str:
     return _columns(table, right=(1, 2, 3, 4))
 
 
-# How each unit's goal and measure are written.
-_FORMATS = {
-    "ms": ("< {:g} ms", "{:.1f} ms"),
-    "added_ms": ("≤ +{:g} ms", "{:+.1f} ms"),
-    "growth": ("≤ {:.0%}", "{:+.1%}"),
-    "decode": ("≤ {:.0%}", "{:+.1%}"),
-    "ratio": ("≥ {:.0%}", "{:.0%}"),
-}
-
-
 def _format_targets(targets: list[Target]) -> str:
     table = [("target", "measured", "goal", "result", "from")]
     for target in targets:
-        goal, measured = _FORMATS[target.unit]
-        shown = "" if target.measured is None else measured.format(target.measured)
+        unit = _UNITS[target.unit]
+        shown = "" if target.measured is None else unit.shown.format(target.measured)
         result = {True: "met", False: "MISSED", None: "not run"}[target.met]
-        table.append((target.name, shown, goal.format(target.goal), result, target.basis))
+        table.append((target.name, shown, unit.goal.format(target.goal), result, target.basis))
     return _columns(table, right=(1,))
 
 
@@ -372,14 +341,11 @@ def draw_chart(report: Report, path: Path) -> Path:
     )
 
     rows = [row for row in report.rows if row.events_per_s > 0]
-    labels = [row.label for row in rows]
     values = [row.events_per_s for row in rows]
-    bars = rate.barh(labels, values, color="tab:blue")
+    bars = rate.barh([row.label for row in rows], values, color="tab:blue")
     rate.bar_label(bars, labels=[f"{v:,.0f}" for v in values], padding=3, fontsize=8)
     rate.invert_yaxis()
-    rate.set_xscale("log")
-    rate.set_xlabel("events/s")
-    rate.set_title("throughput")
+    rate.set(xscale="log", xlabel="events/s", title="throughput")
 
     timed = [row for row in rows if row.p50_ms is not None and not math.isnan(row.p50_ms)]
     positions = range(len(timed))
@@ -389,8 +355,7 @@ def draw_chart(report: Report, path: Path) -> Path:
     latency.invert_yaxis()
     if timed:  # a log axis needs values above zero
         latency.set_xscale("log")
-    latency.set_xlabel("ms per request (end to end: POST to log line)")
-    latency.set_title("latency")
+    latency.set(xlabel="ms per request (end to end: POST to log line)", title="latency")
     latency.legend()
 
     measured = [t for t in report.targets if t.unit == "ratio" and t.measured is not None]
@@ -401,17 +366,14 @@ def draw_chart(report: Report, path: Path) -> Path:
         ratios.plot([target.goal] * 2, [bar.get_y(), bar.get_y() + bar.get_height()], "k-")
     ratios.bar_label(ratio_bars, labels=[f"{t.measured:.0%}" for t in measured], padding=3)
     ratios.invert_yaxis()
-    ratios.set_xlabel("ratio within this run (black line: the goal)")
-    ratios.set_title("targets")
+    ratios.set(xlabel="ratio within this run (black line: the goal)", title="targets")
 
     row = report.row("memory")
     if row is not None and row.details.get("rss_samples"):
         seconds, rss = zip(*row.details["rss_samples"], strict=True)
         memory.plot(seconds, [value / 2**20 for value in rss])
         memory.set_ylim(bottom=0)
-    memory.set_xlabel("seconds under load")
-    memory.set_ylabel("producer RSS, MiB")
-    memory.set_title("memory")
+    memory.set(xlabel="seconds under load", ylabel="producer RSS, MiB", title="memory")
 
     figure.tight_layout()
     figure.savefig(path, dpi=100)

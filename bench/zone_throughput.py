@@ -1,5 +1,4 @@
-"""The zone processor's events/s over a pre-filled topic, with transactions or with plain commits
-after the acknowledgements (docs/performance.md: `python -m bench.zone_throughput`)."""
+"""The zone processor's events/s, transactional or at-least-once (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -28,8 +27,7 @@ from zones_service.transform import ZoneTransform
 
 
 async def measure_zones(settings: Settings, expect: int, *, transactional: bool) -> dict[str, Any]:
-    """Process the first `expect` events of kafka.topic; time it from the first batch read to
-    the last batch committed."""
+    """Process the first `expect` events of kafka.topic, from the first batch to the last commit."""
     kafka = settings.kafka
     await ensure_topics(kafka, [kafka.topic, kafka.dead_letter_topic, settings.zones.topic])
     stop = asyncio.Event()
@@ -58,17 +56,14 @@ async def measure_zones(settings: Settings, expect: int, *, transactional: bool)
     seconds = finished - (source.first_batch_at or finished)
     return {
         "mode": "transactional" if transactional else "at-least-once",
-        "events": counts.records,
-        "produced": counts.produced,
-        "batches": counts.committed,
+        "events": counts.records, "produced": counts.produced, "batches": counts.committed,
         "seconds": round(seconds, 3),
         "events_per_s": round(counts.records / seconds, 1) if seconds else 0.0,
-    }
+    }  # fmt: skip
 
 
 class _StopAfter:
-    """The consumer, noting when the first batch came and setting stop once `expect` records
-    were handed out (the loop then commits the batch in hand and returns)."""
+    """The consumer, noting the first batch's time and setting stop after `expect` records."""
 
     def __init__(self, consumer: AIOKafkaConsumer, expect: int, stop: asyncio.Event) -> None:
         self._consumer = consumer
@@ -92,30 +87,23 @@ class _StopAfter:
 
 
 class _CommitAfterAcks:
-    """At-least-once through the same loop: no transaction; the loop has the acknowledgements
-    before it hands over the offsets, which the consumer then commits."""
+    """At-least-once through the same loop: the offsets committed by the consumer after the acks."""
 
     def __init__(self, producer: BatchingProducer, consumer: AIOKafkaConsumer) -> None:
         # Records go straight to the (idempotent, not transactional) producer's batches.
         self.append = producer.append
         self._consumer = consumer
 
-    async def begin_transaction(self) -> None:
-        pass
-
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str
     ) -> None:
         await self._consumer.commit(dict(offsets))
 
-    async def commit_transaction(self) -> None:
-        pass
-
-    async def abort_transaction(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass  # the shared producer is stopped once, by measure_zones
+    # No transaction to begin, commit or abort; the shared producer is stopped by measure_zones.
+    async def begin_transaction(self) -> None: ...
+    async def commit_transaction(self) -> None: ...
+    async def abort_transaction(self) -> None: ...
+    async def stop(self) -> None: ...
 
 
 def main(argv: list[str] | None = None) -> None:
