@@ -94,6 +94,8 @@ async def test_a_sigterm_with_a_node_frozen_exits_0_in_time_and_stays_exactly_on
         f"before it, left open: {[line['partitions'] for line in left_open]}, "
         f"{sent} input records sent"
     )
+    if code != 0:  # in full under "Captured stdout": an assertion message is cut short
+        print(b"".join(zones.other_output[-40:]).decode(errors="replace"))
     assert code == 0, (zones.lines[-10:], zones.other_output[-20:])
     assert left_open, "no transaction waited on the frozen node at the SIGTERM"
     assert took_s < SHUTDOWN_TIMEOUT_S + EXIT_MARGIN_S
